@@ -1,0 +1,51 @@
+/** Bit helpers shared by every layer. Addresses are bigint at API edges, number (< 2^53) inside. */
+
+export const KiB = 1024;
+export const MiB = 1024 * KiB;
+export const GiB = 1024 * MiB;
+
+export function isPowerOf2(n: bigint): boolean {
+  return n > 0n && (n & (n - 1n)) === 0n;
+}
+
+/** floor(log2(n)) for n > 0, like the kernel's ilog2(). */
+export function ilog2(n: bigint): number {
+  if (n <= 0n) throw new RangeError(`ilog2 of ${n}`);
+  return n.toString(2).length - 1;
+}
+
+/** ilog2() of a positive integer number (exact below 2^53). */
+export function ilog2n(n: number): number {
+  if (n <= 0) throw new RangeError(`ilog2 of ${n}`);
+  return n < 2 ** 32 ? 31 - Math.clz32(n) : ilog2(BigInt(Math.floor(n)));
+}
+
+/** The kernel's roundup_pow_of_two(). */
+export function roundupPow2(n: bigint): bigint {
+  if (n <= 1n) return 1n;
+  return 1n << BigInt(ilog2(n - 1n) + 1);
+}
+
+export function rounddownPow2(n: bigint): bigint {
+  return 1n << BigInt(ilog2(n));
+}
+
+export function alignUp(n: number, a: number): number {
+  return Math.ceil(n / a) * a;
+}
+
+export function alignUpBig(n: bigint, a: bigint): bigint {
+  return ((n + a - 1n) / a) * a;
+}
+
+export const U64_MAX = (1n << 64n) - 1n;
+
+export function hex(n: bigint | number): string {
+  return n.toString(16);
+}
+
+/** Exact conversion of a bigint below 2^53 to number; a model bug otherwise. */
+export function toNum(n: bigint): number {
+  if (n < 0n || n > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError(`${n} is not an exact number`);
+  return Number(n);
+}

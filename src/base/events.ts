@@ -1,0 +1,81 @@
+/**
+ * The one event stream every layer reports to. The checker, the CLI report and the conformance
+ * suite read it instead of poking at internals. Events carry no wall-clock time: the same
+ * machine, inputs and seed give the same stream.
+ */
+
+export type Layer = 'hw' | 'firmware' | 'kernel' | 'vfio' | 'uapi' | 'machine';
+
+export interface EventBase {
+  seq: number;
+  layer: Layer;
+}
+
+export type EventBody =
+  | { layer: 'kernel'; kind: 'printk'; text: string }
+  | { layer: 'kernel'; kind: 'ownership'; group: number; owner: 'kernel' | 'vfio' }
+  | { layer: 'kernel'; kind: 'dma-map'; device: string; dma: bigint; npages: number }
+  | { layer: 'kernel'; kind: 'dma-unmap'; device: string; dma: bigint; npages: number }
+  | { layer: 'kernel'; kind: 'table-base'; device: string; table: number | null }
+  | { layer: 'kernel'; kind: 'locked-vm'; pid: number; pages: number; delta: number }
+  | { layer: 'firmware'; kind: 'opal'; call: string; args: (number | bigint)[]; rc: number }
+  | { layer: 'hw'; kind: 'tce-write'; pa: number; value: number }
+  | { layer: 'hw'; kind: 'tce-kill'; phb: number; scope: 'pe' | 'pages' | 'all'; pe: number }
+  | { layer: 'hw'; kind: 'tve-write'; phb: number; tve: number }
+  | {
+      layer: 'hw';
+      kind: 'dma';
+      device: string;
+      bus: bigint;
+      len: number;
+      write: boolean;
+      ok: boolean;
+      pa?: number;
+      reason?: string;
+      stale?: boolean;
+    }
+  | { layer: 'hw'; kind: 'eeh-freeze'; phb: number; pe: number; reason: string }
+  | { layer: 'hw'; kind: 'eeh-clear'; phb: number; pe: number }
+  | { layer: 'hw'; kind: 'page-alloc'; pfn: number; order: number; owner: string }
+  | { layer: 'hw'; kind: 'page-free'; pfn: number; order: number; owner: string }
+  | { layer: 'vfio'; kind: 'ioctl'; pid: number; file: string; request: string; ret: number; errno: number }
+  | { layer: 'uapi'; kind: 'syscall'; pid: number; call: string; ret: number; errno: number }
+  | { layer: 'machine'; kind: 'note'; text: string };
+
+export type TcelabEvent = EventBase & EventBody;
+
+/** High-volume kinds are recorded only when a listener asks for them. */
+const VERBOSE_KINDS = new Set(['tce-write', 'page-alloc', 'page-free']);
+
+export type Listener = (e: TcelabEvent) => void;
+
+export class EventLog {
+  private nextSeq = 0;
+  private readonly listeners: Listener[] = [];
+  private verboseListeners = 0;
+  readonly counts = new Map<string, number>();
+
+  /** True when somebody wants the per-TCE and per-page events (they cost time). */
+  get verbose(): boolean {
+    return this.verboseListeners > 0;
+  }
+
+  subscribe(fn: Listener, opts: { verbose?: boolean } = {}): () => void {
+    this.listeners.push(fn);
+    if (opts.verbose) this.verboseListeners++;
+    return () => {
+      const i = this.listeners.indexOf(fn);
+      if (i >= 0) this.listeners.splice(i, 1);
+      if (opts.verbose) this.verboseListeners--;
+    };
+  }
+
+  emit(body: EventBody): void {
+    const key = `${body.layer}.${body.kind}`;
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+    if (this.listeners.length === 0) return;
+    if (VERBOSE_KINDS.has(body.kind) && !this.verbose) return;
+    const e = { seq: this.nextSeq++, ...body } as TcelabEvent;
+    for (const l of this.listeners) l(e);
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * How a model answer is held against a recorded one: ret, errno, the out fields, vmlck_kb and the
+ * kernel log. A WARNING splat compares as `WARNING: at FILE:LINE FUNCTION`; the devices' power
+ * management lines of bind_vfio_pci records are not compared.
+ */
+import type { OracleRecord } from './records.js';
+
+export interface Answer {
+  ret: number;
+  errno: string | null;
+  out: Record<string, unknown>;
+  vmlck_kb: number;
+  dmesg: string[];
+}
+
+export interface Mismatch {
+  scn: string;
+  seq: number;
+  op: string;
+  case: string;
+  field: string;
+  kernel: string;
+  model: string;
+}
+
+/** Fields of the environment record that name the kernel build or the CPU, not behaviour. */
+const ENV_EXCEPT = new Set(['release', 'version', 'cpu']);
+
+export function normalizeDmesg(lines: string[], op: string): string[] {
+  const out: string[] = [];
+  let inSplat = false;
+  let warning: string | null = null;
+  for (const l of lines) {
+    if (l === '------------[ cut here ]------------') {
+      inSplat = true;
+      warning = null;
+      continue;
+    }
+    if (inSplat) {
+      const m = /^WARNING: .*? at (\S+):(\d+) ([A-Za-z0-9_.]+?)(\+0x[0-9a-f]+\/0x[0-9a-f]+)?( .*)?$/.exec(l);
+      if (m && warning === null) warning = `WARNING: at ${m[1]}:${m[2]} ${m[3]}`;
+      if (/^---\[ end trace [0-9a-f]+ \]---$/.test(l)) {
+        out.push(warning ?? 'WARNING: (unparsed)');
+        inSplat = false;
+      }
+      continue;
+    }
+    if (op === 'bind_vfio_pci' && / Refused to change power state from /.test(l)) continue;
+    out.push(l);
+  }
+  if (inSplat) out.push(warning ?? 'WARNING: (unterminated)');
+  return out;
+}
+
+function show(v: unknown): string {
+  return v === undefined ? '(absent)' : JSON.stringify(v);
+}
+
+export function compareRecord(rec: OracleRecord, model: Answer): Mismatch[] {
+  const ms: Mismatch[] = [];
+  const add = (field: string, k: unknown, m: unknown) =>
+    ms.push({ scn: rec.scn, seq: rec.seq, op: rec.op, case: rec.case, field, kernel: show(k), model: show(m) });
+  if (rec.ret !== model.ret) add('ret', rec.ret, model.ret);
+  if ((rec.errno ?? null) !== (model.errno ?? null)) add('errno', rec.errno, model.errno);
+  const isEnv = rec.op === 'note' && rec.case === 'environment';
+  const keys = new Set([...Object.keys(rec.out ?? {}), ...Object.keys(model.out)]);
+  for (const k of keys) {
+    if (isEnv && ENV_EXCEPT.has(k)) continue;
+    if (show(rec.out?.[k]) !== show(model.out[k])) add(`out.${k}`, rec.out?.[k], model.out[k]);
+  }
+  if (rec.vmlck_kb !== model.vmlck_kb) add('vmlck_kb', rec.vmlck_kb, model.vmlck_kb);
+  const kd = normalizeDmesg(rec.dmesg ?? [], rec.op);
+  const md = normalizeDmesg(model.dmesg, rec.op);
+  const n = Math.max(kd.length, md.length);
+  for (let i = 0; i < n; i++) if (kd[i] !== md[i]) add(`dmesg[${i}]`, kd[i], md[i]);
+  return ms;
+}

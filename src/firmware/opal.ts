@@ -1,0 +1,143 @@
+/**
+ * OPAL (skiboot) calls the PowerNV kernel uses for DMA: map_pe_dma_window, map_pe_dma_window_real,
+ * pci_tce_kill and the EEH freeze controls. Arguments are validated as skiboot does and answered
+ * with OPAL's own return codes; a rejected call changes nothing.
+ */
+import type { EventLog } from '../base/events.js';
+import type { Phb } from '../hw/phb.js';
+
+export const OPAL_SUCCESS = 0;
+export const OPAL_PARAMETER = -1;
+export const OPAL_BUSY = -2;
+export const OPAL_HARDWARE = -6;
+export const OPAL_UNSUPPORTED = -7;
+
+export const OPAL_PCI_TCE_KILL_PAGES = 0;
+export const OPAL_PCI_TCE_KILL_PE = 1;
+export const OPAL_PCI_TCE_KILL_ALL = 2;
+
+/** OPAL_EEH freeze states (opal-api.h). */
+export const OPAL_EEH_STOPPED_NOT_FROZEN = 0;
+export const OPAL_EEH_STOPPED_MMIO_DMA_FREEZE = 4;
+export const OPAL_EEH_ACTION_CLEAR_FREEZE_MMIO = 1;
+export const OPAL_EEH_ACTION_CLEAR_FREEZE_DMA = 2;
+export const OPAL_EEH_ACTION_CLEAR_FREEZE_ALL = 3;
+
+const MAX_NO_TRANSLATE_END = 0x0003_ffff_ffff_ffffn;
+const SZ_16M = 1n << 24n;
+
+export class Opal {
+  constructor(
+    private readonly phbs: Phb[],
+    private readonly log: EventLog,
+  ) {}
+
+  private phb(id: number): Phb | undefined {
+    return this.phbs[id];
+  }
+
+  private done(call: string, args: (number | bigint)[], rc: number): number {
+    this.log.emit({ layer: 'firmware', kind: 'opal', call, args, rc });
+    return rc;
+  }
+
+  private checkPeWindow(phb: Phb, pe: number, windowId: number): boolean {
+    return pe >= 0 && pe < phb.gen.numPes && windowId >> 1 === pe;
+  }
+
+  /** OPAL_PCI_MAP_PE_DMA_WINDOW (44). tableSize is the size of one level. */
+  mapPeDmaWindow(phbId: number, pe: number, windowId: number, levels: number, tableAddr: number, tableSize: number, pageSize: number): number {
+    const args = [phbId, pe, windowId, levels, tableAddr, tableSize, pageSize];
+    const phb = this.phb(phbId);
+    if (!phb) return this.done('map_pe_dma_window', args, OPAL_PARAMETER);
+    if (!this.checkPeWindow(phb, pe, windowId)) return this.done('map_pe_dma_window', args, OPAL_PARAMETER);
+    if (tableSize === 0) {
+      phb.setTve(windowId, null);
+      return this.done('map_pe_dma_window', args, OPAL_SUCCESS);
+    }
+    if (levels < 1 || levels > 5 || tableSize < 0x1000 || (tableSize & (tableSize - 1)) !== 0) {
+      return this.done('map_pe_dma_window', args, OPAL_PARAMETER);
+    }
+    const tts = Math.log2(tableSize) - 11;
+    const pageShift = Math.log2(pageSize);
+    if (tts > 31 || !Number.isInteger(pageShift) || !phb.gen.tceShifts.includes(pageShift)) {
+      return this.done('map_pe_dma_window', args, OPAL_PARAMETER);
+    }
+    phb.setTve(windowId, { kind: 'xlate', tableAddr: tableAddr - (tableAddr % 4096), levels, levelBytes: tableSize, pageShift });
+    return this.done('map_pe_dma_window', args, OPAL_SUCCESS);
+  }
+
+  /** OPAL_PCI_MAP_PE_DMA_WINDOW_REAL (45): the no-translate (bypass) window. */
+  mapPeDmaWindowReal(phbId: number, pe: number, windowId: number, pciStart: bigint, size: bigint): number {
+    const args = [phbId, pe, windowId, pciStart, size];
+    const phb = this.phb(phbId);
+    if (!phb || !this.checkPeWindow(phb, pe, windowId)) return this.done('map_pe_dma_window_real', args, OPAL_PARAMETER);
+    if (size === 0n) {
+      phb.setTve(windowId, null);
+      return this.done('map_pe_dma_window_real', args, OPAL_SUCCESS);
+    }
+    if (pciStart >> 59n !== BigInt(windowId & 1)) return this.done('map_pe_dma_window_real', args, OPAL_PARAMETER);
+    const start = pciStart & ~(1n << 59n);
+    const end = start + size;
+    if (start % SZ_16M !== 0n || size % SZ_16M !== 0n || end > MAX_NO_TRANSLATE_END) {
+      return this.done('map_pe_dma_window_real', args, OPAL_PARAMETER);
+    }
+    phb.setTve(windowId, { kind: 'bypass', start, end });
+    return this.done('map_pe_dma_window_real', args, OPAL_SUCCESS);
+  }
+
+  /** OPAL_PCI_TCE_KILL (126). PHB3 has no OPAL kill; PHB4/5 turn page kills into PE kills (HW560152). */
+  pciTceKill(phbId: number, killType: number, pe: number, tceSize: number, dmaAddr: bigint, npages: number): number {
+    const args = [phbId, killType, pe, tceSize, dmaAddr, npages];
+    const phb = this.phb(phbId);
+    if (!phb) return this.done('pci_tce_kill', args, OPAL_PARAMETER);
+    if (!phb.gen.killViaOpal) return this.done('pci_tce_kill', args, OPAL_UNSUPPORTED);
+    switch (killType) {
+      case OPAL_PCI_TCE_KILL_PAGES: {
+        const shift = Math.log2(tceSize);
+        if (!phb.gen.tceShifts.includes(shift) || dmaAddr % BigInt(tceSize) !== 0n || dmaAddr >> 60n !== 0n) {
+          return this.done('pci_tce_kill', args, OPAL_PARAMETER);
+        }
+        if (pe < 0 || pe >= phb.gen.numPes) return this.done('pci_tce_kill', args, OPAL_PARAMETER);
+        phb.killPe(pe);
+        return this.done('pci_tce_kill', args, OPAL_SUCCESS);
+      }
+      case OPAL_PCI_TCE_KILL_PE:
+        if (pe < 0 || pe >= phb.gen.numPes) return this.done('pci_tce_kill', args, OPAL_PARAMETER);
+        phb.killPe(pe);
+        return this.done('pci_tce_kill', args, OPAL_SUCCESS);
+      case OPAL_PCI_TCE_KILL_ALL:
+        phb.killAll();
+        return this.done('pci_tce_kill', args, OPAL_SUCCESS);
+      default:
+        return this.done('pci_tce_kill', args, OPAL_PARAMETER);
+    }
+  }
+
+  /** OPAL_PCI_EEH_FREEZE_STATUS (23): the PE's freeze state. */
+  eehFreezeStatus(phbId: number, pe: number): { rc: number; state: number } {
+    const phb = this.phb(phbId);
+    if (!phb || pe < 0 || pe >= phb.gen.numPes) return { rc: OPAL_PARAMETER, state: 0 };
+    const s = phb.peState[pe]!;
+    const state = s.dmaFrozen || s.mmioFrozen ? OPAL_EEH_STOPPED_MMIO_DMA_FREEZE : OPAL_EEH_STOPPED_NOT_FROZEN;
+    this.done('eeh_freeze_status', [phbId, pe], OPAL_SUCCESS);
+    return { rc: OPAL_SUCCESS, state };
+  }
+
+  /** OPAL_PCI_EEH_FREEZE_CLEAR (26). */
+  eehFreezeClear(phbId: number, pe: number, action: number): number {
+    const args = [phbId, pe, action];
+    const phb = this.phb(phbId);
+    if (!phb || pe < 0 || pe >= phb.gen.numPes || action < 1 || action > 3) return this.done('eeh_freeze_clear', args, OPAL_PARAMETER);
+    phb.unfreeze(pe, (action & OPAL_EEH_ACTION_CLEAR_FREEZE_DMA) !== 0, (action & OPAL_EEH_ACTION_CLEAR_FREEZE_MMIO) !== 0);
+    return this.done('eeh_freeze_clear', args, OPAL_SUCCESS);
+  }
+
+  /** OPAL_PCI_EEH_FREEZE_SET (97): error injection freezes a PE. */
+  eehFreezeSet(phbId: number, pe: number): number {
+    const phb = this.phb(phbId);
+    if (!phb || pe < 0 || pe >= phb.gen.numPes) return this.done('eeh_freeze_set', [phbId, pe], OPAL_PARAMETER);
+    phb.freeze(pe, 'freeze set by OPAL_PCI_EEH_FREEZE_SET');
+    return this.done('eeh_freeze_set', [phbId, pe], OPAL_SUCCESS);
+  }
+}

@@ -1,0 +1,214 @@
+/**
+ * Physical memory: sparse, page-granular, with a buddy page allocator that hands out naturally
+ * aligned power-of-two blocks up to the kernel's largest block, 2^(PAGE_SHIFT + MAX_PAGE_ORDER).
+ * Every allocated block records its owner so the checker can tell a live page from a freed one.
+ * Page contents are allocated lazily: a page never written reads as zeros.
+ */
+import type { EventLog } from '../base/events.js';
+
+export interface PageOwner {
+  /** What holds the block: a kernel TCE table level, a user page, ... */
+  kind: 'tce-table' | 'tce-shadow' | 'user' | 'kernel';
+  label: string;
+}
+
+export interface Block {
+  pfn: number;
+  order: number;
+  owner: PageOwner;
+}
+
+export interface MemoryConfig {
+  ramBytes: number;
+  pageShift: number;
+  maxPageOrder: number;
+  numaNodes?: number;
+}
+
+export class PhysMemory {
+  readonly pageShift: number;
+  readonly pageSize: number;
+  readonly maxPageOrder: number;
+  readonly totalPages: number;
+  readonly numaNodes: number;
+  private readonly freeLists: Set<number>[] = [];
+  private readonly allocated = new Map<number, Block>();
+  private readonly data = new Map<number, Uint8Array>();
+  private freePageCount = 0;
+
+  constructor(
+    cfg: MemoryConfig,
+    private readonly log?: EventLog,
+  ) {
+    this.pageShift = cfg.pageShift;
+    this.pageSize = 2 ** cfg.pageShift;
+    this.maxPageOrder = cfg.maxPageOrder;
+    this.totalPages = Math.floor(cfg.ramBytes / this.pageSize);
+    this.numaNodes = cfg.numaNodes ?? 1;
+    for (let o = 0; o <= this.maxPageOrder; o++) this.freeLists.push(new Set());
+    // Seed the free lists with the largest aligned blocks that fit.
+    let pfn = 0;
+    while (pfn < this.totalPages) {
+      let o = this.maxPageOrder;
+      while (o > 0 && (pfn % 2 ** o !== 0 || pfn + 2 ** o > this.totalPages)) o--;
+      this.freeLists[o]!.add(pfn);
+      pfn += 2 ** o;
+    }
+    this.freePageCount = this.totalPages;
+  }
+
+  get ramBytes(): number {
+    return this.totalPages * this.pageSize;
+  }
+
+  get freeBytes(): number {
+    return this.freePageCount * this.pageSize;
+  }
+
+  /** The NUMA node of a page frame: RAM is split evenly between nodes. */
+  nodeOf(pfn: number): number {
+    return Math.min(this.numaNodes - 1, Math.floor((pfn * this.numaNodes) / this.totalPages));
+  }
+
+  /**
+   * alloc_pages(order): a naturally aligned block of 2^order pages, or null when the order is
+   * above MAX_PAGE_ORDER or no block is free. The block is zeroed.
+   */
+  allocPages(order: number, owner: PageOwner): number | null {
+    if (order < 0 || order > this.maxPageOrder) return null;
+    let o = order;
+    while (o <= this.maxPageOrder && this.freeLists[o]!.size === 0) o++;
+    if (o > this.maxPageOrder) return null;
+    // Lowest address first keeps allocation deterministic.
+    const pfn = minOf(this.freeLists[o]!);
+    this.freeLists[o]!.delete(pfn);
+    while (o > order) {
+      o--;
+      this.freeLists[o]!.add(pfn + 2 ** o);
+    }
+    this.allocated.set(pfn, { pfn, order, owner });
+    this.freePageCount -= 2 ** order;
+    for (let i = 0; i < 2 ** order; i++) this.data.delete(pfn + i);
+    this.log?.emit({ layer: 'hw', kind: 'page-alloc', pfn, order, owner: owner.label });
+    return pfn;
+  }
+
+  /** free_pages(): returns the block and merges buddies. Freeing an unknown block is a model bug. */
+  freePages(pfn: number, order: number): void {
+    const b = this.allocated.get(pfn);
+    if (!b || b.order !== order) throw new Error(`free of a block not allocated: pfn ${pfn} order ${order}`);
+    this.allocated.delete(pfn);
+    this.freePageCount += 2 ** order;
+    this.log?.emit({ layer: 'hw', kind: 'page-free', pfn, order, owner: b.owner.label });
+    let p = pfn;
+    let o = order;
+    while (o < this.maxPageOrder) {
+      const buddy = p ^ (2 ** o);
+      if (!this.freeLists[o]!.has(buddy)) break;
+      this.freeLists[o]!.delete(buddy);
+      p = Math.min(p, buddy);
+      o++;
+    }
+    this.freeLists[o]!.add(p);
+  }
+
+  /** The allocated block that contains a page frame, or null if the page is free. */
+  blockOf(pfn: number): Block | null {
+    for (let o = 0; o <= this.maxPageOrder; o++) {
+      const head = pfn - (pfn % 2 ** o);
+      const b = this.allocated.get(head);
+      if (b && b.order >= o && pfn < head + 2 ** b.order) return b;
+    }
+    return null;
+  }
+
+  blocks(): IterableIterator<Block> {
+    return this.allocated.values();
+  }
+
+  private page(pa: number, forWrite: boolean): Uint8Array | null {
+    const pfn = Math.floor(pa / this.pageSize);
+    if (pfn < 0 || pfn >= this.totalPages) throw new RangeError(`physical address 0x${pa.toString(16)} beyond RAM`);
+    let p = this.data.get(pfn);
+    if (!p && forWrite) {
+      p = new Uint8Array(this.pageSize);
+      this.data.set(pfn, p);
+    }
+    return p ?? null;
+  }
+
+  /** True when a physical address is backed by RAM. */
+  isRam(pa: number): boolean {
+    return pa >= 0 && pa < this.ramBytes;
+  }
+
+  /** Big-endian 64-bit read. Values must stay below 2^53 (real addresses plus permission bits do). */
+  readU64BE(pa: number): number {
+    const p = this.page(pa, false);
+    if (!p) return 0;
+    const off = pa % this.pageSize;
+    const hi = ((p[off]! << 24) | (p[off + 1]! << 16) | (p[off + 2]! << 8) | p[off + 3]!) >>> 0;
+    const lo = ((p[off + 4]! << 24) | (p[off + 5]! << 16) | (p[off + 6]! << 8) | p[off + 7]!) >>> 0;
+    return hi * 0x100000000 + lo;
+  }
+
+  writeU64BE(pa: number, value: number): void {
+    const p = this.page(pa, true)!;
+    const off = pa % this.pageSize;
+    const hi = Math.floor(value / 0x100000000);
+    const lo = value >>> 0;
+    p[off] = hi >>> 24;
+    p[off + 1] = (hi >>> 16) & 0xff;
+    p[off + 2] = (hi >>> 8) & 0xff;
+    p[off + 3] = hi & 0xff;
+    p[off + 4] = lo >>> 24;
+    p[off + 5] = (lo >>> 16) & 0xff;
+    p[off + 6] = (lo >>> 8) & 0xff;
+    p[off + 7] = lo & 0xff;
+  }
+
+  read(pa: number, len: number): Uint8Array {
+    const out = new Uint8Array(len);
+    let done = 0;
+    while (done < len) {
+      const a = pa + done;
+      const off = a % this.pageSize;
+      const n = Math.min(len - done, this.pageSize - off);
+      const p = this.page(a, false);
+      if (p) out.set(p.subarray(off, off + n), done);
+      done += n;
+    }
+    return out;
+  }
+
+  write(pa: number, bytes: Uint8Array): void {
+    let done = 0;
+    while (done < bytes.length) {
+      const a = pa + done;
+      const off = a % this.pageSize;
+      const n = Math.min(bytes.length - done, this.pageSize - off);
+      this.page(a, true)!.set(bytes.subarray(done, done + n), off);
+      done += n;
+    }
+  }
+
+  /** Zero a range (pages that were never written stay unallocated). */
+  zero(pa: number, len: number): void {
+    let done = 0;
+    while (done < len) {
+      const a = pa + done;
+      const off = a % this.pageSize;
+      const n = Math.min(len - done, this.pageSize - off);
+      const pfn = Math.floor(a / this.pageSize);
+      if (off === 0 && n === this.pageSize) this.data.delete(pfn);
+      else this.data.get(pfn)?.fill(0, off, off + n);
+      done += n;
+    }
+  }
+}
+
+function minOf(s: Set<number>): number {
+  let m = Number.POSITIVE_INFINITY;
+  for (const v of s) if (v < m) m = v;
+  return m;
+}

@@ -1,0 +1,240 @@
+/**
+ * A PowerNV PCIe host bridge (PHB3 on POWER8, PHB4 on POWER9, PHB5 on POWER10) as far as DMA
+ * goes: the RID→PE table, a TVT of two TVEs per PE (TVE#1 decodes bus addresses with bit 59 set),
+ * translated and no-translate (bypass) TVEs, the table walk through a TCE cache that only a TCE
+ * kill clears, and EEH freeze of a PE whose DMA fails.
+ */
+import type { EventLog } from '../base/events.js';
+import type { PhysMemory } from './memory.js';
+import { TCE_PCI_READ, TCE_PCI_WRITE, tceAddr, tcePerm } from './tce.js';
+
+export type PhbModel = 'PHB3' | 'PHB4' | 'PHB5';
+
+export interface PhbGeneration {
+  model: PhbModel;
+  /** Number of PEs; the last one is reserved. */
+  numPes: number;
+  /** IOMMU page shifts the PHB supports ("ibm,supported-tce-sizes"). */
+  tceShifts: number[];
+  /** PHB3 invalidates through its TCE kill register; PHB4/5 through OPAL. */
+  killViaOpal: boolean;
+  /** The CPU generation the PHB sits in, used for names. */
+  cpu: 'POWER8' | 'POWER9' | 'POWER10';
+}
+
+export const PHB_GENERATIONS: Record<PhbModel, PhbGeneration> = {
+  PHB3: { model: 'PHB3', numPes: 256, tceShifts: [12, 16, 24, 28], killViaOpal: false, cpu: 'POWER8' },
+  PHB4: { model: 'PHB4', numPes: 512, tceShifts: [12, 16, 21, 30], killViaOpal: true, cpu: 'POWER9' },
+  PHB5: { model: 'PHB5', numPes: 512, tceShifts: [12, 16, 21, 30], killViaOpal: true, cpu: 'POWER10' },
+};
+
+/** Bit 59 of a bus address selects TVE#1 of the PE. */
+export const TVE1_SELECT_BIT = 59n;
+const NO_TRANSLATE_MASK = 0x0003_ffff_ffff_ffffn;
+
+export type Tve =
+  | { kind: 'xlate'; tableAddr: number; levels: number; levelBytes: number; pageShift: number }
+  | { kind: 'bypass'; start: bigint; end: bigint };
+
+/** The TVE as the PHB stores it (TABLE_ADDR | NUM_LEVELS | TCE_TABLE_SIZE | IO_PSIZE). */
+export function encodeTve(t: Tve | null): bigint {
+  if (!t) return 0n;
+  if (t.kind === 'bypass') return (1n << 12n) | 0x80n; // no-translate marker bits; bounds kept decoded
+  const tts = BigInt(Math.log2(t.levelBytes) - 11);
+  const tps = BigInt(t.pageShift - 11);
+  return ((BigInt(t.tableAddr) >> 12n) << 16n) | (BigInt(t.levels - 1) << 13n) | (tts << 8n) | tps;
+}
+
+export interface PeState {
+  dmaFrozen: boolean;
+  mmioFrozen: boolean;
+  /** Why the PE froze (the PEST entry, roughly). */
+  reason?: string;
+}
+
+export interface DmaResult {
+  ok: boolean;
+  data?: Uint8Array;
+  reason?: string;
+}
+
+export class Phb {
+  readonly gen: PhbGeneration;
+  readonly reservedPe: number;
+  /** RID (bus<<8 | devfn) → PE number, as programmed by firmware for the kernel. */
+  readonly rtt = new Map<number, number>();
+  private readonly tvt: (Tve | null)[];
+  readonly peState: PeState[];
+  /** Cached leaf TCEs: key = tveIndex * 2^32 + (bus page index within the decoded bits). */
+  private readonly tceCache = new Map<string, number>();
+  tceCacheEnabled = true;
+  /** How many PE/page kills the PHB has processed (for reports). */
+  kills = 0;
+
+  constructor(
+    readonly index: number,
+    model: PhbModel,
+    readonly mem: PhysMemory,
+    private readonly log: EventLog,
+  ) {
+    this.gen = PHB_GENERATIONS[model];
+    this.reservedPe = this.gen.numPes - 1;
+    this.tvt = new Array(this.gen.numPes * 2).fill(null);
+    this.peState = Array.from({ length: this.gen.numPes }, () => ({ dmaFrozen: false, mmioFrozen: false }));
+  }
+
+  getTve(index: number): Tve | null {
+    return this.tvt[index] ?? null;
+  }
+
+  /** Written through the IODA table registers by firmware. The PHB does not flush its cache. */
+  setTve(index: number, tve: Tve | null): void {
+    this.tvt[index] = tve;
+    this.log.emit({ layer: 'hw', kind: 'tve-write', phb: this.index, tve: index });
+  }
+
+  killAll(): void {
+    this.tceCache.clear();
+    this.kills++;
+    this.log.emit({ layer: 'hw', kind: 'tce-kill', phb: this.index, scope: 'all', pe: -1 });
+  }
+
+  killPe(pe: number): void {
+    const prefixes = [`${pe * 2}:`, `${pe * 2 + 1}:`];
+    for (const k of this.tceCache.keys()) if (k.startsWith(prefixes[0]!) || k.startsWith(prefixes[1]!)) this.tceCache.delete(k);
+    this.kills++;
+    this.log.emit({ layer: 'hw', kind: 'tce-kill', phb: this.index, scope: 'pe', pe });
+  }
+
+  /** Invalidate `npages` TCEs of `pageShift` starting at bus address `bus` for one PE. */
+  killPages(pe: number, pageShift: number, bus: bigint, npages: number): void {
+    const tveIdx = pe * 2 + Number((bus >> TVE1_SELECT_BIT) & 1n);
+    const first = bus >> BigInt(pageShift);
+    for (let i = 0; i < npages; i++) this.tceCache.delete(`${tveIdx}:${first + BigInt(i)}`);
+    this.kills++;
+    this.log.emit({ layer: 'hw', kind: 'tce-kill', phb: this.index, scope: 'pages', pe });
+  }
+
+  /** Number of cached translations (for reports and the checker). */
+  get cachedTces(): number {
+    return this.tceCache.size;
+  }
+
+  freeze(pe: number, reason: string): void {
+    const s = this.peState[pe]!;
+    if (!s.dmaFrozen) this.log.emit({ layer: 'hw', kind: 'eeh-freeze', phb: this.index, pe, reason });
+    s.dmaFrozen = true;
+    s.mmioFrozen = true;
+    s.reason = reason;
+  }
+
+  unfreeze(pe: number, dma: boolean, mmio: boolean): void {
+    const s = this.peState[pe]!;
+    if (dma) s.dmaFrozen = false;
+    if (mmio) s.mmioFrozen = false;
+    if (!s.dmaFrozen && !s.mmioFrozen) {
+      delete s.reason;
+      this.log.emit({ layer: 'hw', kind: 'eeh-clear', phb: this.index, pe });
+    }
+  }
+
+  /**
+   * Translate one bus address for a device: TVE select, walk (through the cache), permission.
+   * Returns the real address or a fault reason. Does not freeze.
+   */
+  translate(pe: number, bus: bigint, write: boolean): { pa?: number; reason?: string; stale?: boolean; pageEnd: bigint } {
+    if (bus >> 60n !== 0n) return { reason: 'address outside the DMA space', pageEnd: bus + 1n };
+    const sel = Number((bus >> TVE1_SELECT_BIT) & 1n);
+    const tveIdx = pe * 2 + sel;
+    const tve = this.tvt[tveIdx];
+    if (!tve) return { reason: `access to invalid TVE#${sel}`, pageEnd: bus + 1n };
+    if (tve.kind === 'bypass') {
+      const a = bus & NO_TRANSLATE_MASK;
+      const pageEnd = (bus | 0xfffn) + 1n;
+      if (a < tve.start || a >= tve.end) return { reason: 'no-translate address out of range', pageEnd };
+      const pa = Number(a);
+      if (!this.mem.isRam(pa)) return { reason: 'no-translate address not in RAM', pageEnd };
+      return { pa, pageEnd };
+    }
+    const pageSize = 2n ** BigInt(tve.pageShift);
+    const pageEnd = (bus / pageSize + 1n) * pageSize;
+    const tblShift = Math.log2(tve.levelBytes) - 3;
+    const idxMask = (1n << BigInt(tblShift * tve.levels)) - 1n;
+    const pageIdx = (bus >> BigInt(tve.pageShift)) & idxMask;
+    const key = `${tveIdx}:${pageIdx}`;
+    const walked = this.walk(tve, pageIdx, tblShift);
+    let tce: number;
+    let stale = false;
+    const cached = this.tceCacheEnabled ? this.tceCache.get(key) : undefined;
+    if (cached !== undefined) {
+      tce = cached;
+      stale = walked.tce !== cached;
+    } else {
+      if (walked.reason) return { reason: walked.reason, pageEnd };
+      tce = walked.tce;
+    }
+    const perm = tcePerm(tce);
+    if (perm === 0) return { reason: 'TCE page fault (entry not valid)', pageEnd, stale };
+    if (write ? !(perm & TCE_PCI_WRITE) : !(perm & TCE_PCI_READ)) {
+      return { reason: `TCE access fault (${write ? 'write' : 'read'} to a ${perm === 1 ? 'read-only' : 'write-only'} TCE)`, pageEnd, stale };
+    }
+    if (cached === undefined && this.tceCacheEnabled) this.tceCache.set(key, tce);
+    const pa = tceAddr(tce) - (tceAddr(tce) % Number(pageSize)) + Number(bus % pageSize);
+    if (!this.mem.isRam(pa)) return { reason: 'TCE points outside RAM', pageEnd, stale };
+    return { pa, pageEnd, stale };
+  }
+
+  /** The hardware walk: `levels` reads, each indirect entry must carry a permission bit. */
+  private walk(tve: Extract<Tve, { kind: 'xlate' }>, pageIdx: bigint, tblShift: number): { tce: number; reason?: string } {
+    let base = tve.tableAddr;
+    const mask = (1n << BigInt(tblShift)) - 1n;
+    for (let lev = tve.levels - 1; lev >= 0; lev--) {
+      const slot = Number((pageIdx >> BigInt(tblShift * lev)) & mask);
+      const ea = base + slot * 8;
+      if (!this.mem.isRam(ea)) return { tce: 0, reason: 'TCE table read outside RAM' };
+      const tce = this.mem.readU64BE(ea);
+      if (lev === 0) return { tce };
+      if (tcePerm(tce) === 0) return { tce: 0, reason: 'invalid indirect TCE' };
+      base = tceAddr(tce) - (tceAddr(tce) % 4096);
+    }
+    return { tce: 0, reason: 'invalid TVE levels' };
+  }
+
+  /**
+   * A device DMA of `len` bytes at bus address `bus` on behalf of RID `rid`. Reads return the
+   * bytes; writes store `data`. A failed translation freezes the PE; a frozen PE moves no data.
+   */
+  dma(device: string, rid: number, bus: bigint, len: number, write: boolean, data?: Uint8Array): DmaResult {
+    const pe = this.rtt.get(rid);
+    const fail = (reason: string, stale = false): DmaResult => {
+      this.log.emit({ layer: 'hw', kind: 'dma', device, bus, len, write, ok: false, reason, stale });
+      return { ok: false, reason };
+    };
+    if (pe === undefined) return fail('RID has no PE');
+    if (this.peState[pe]!.dmaFrozen) return fail(`PE#${pe.toString(16)} is frozen`);
+    const pieces: { pa: number; n: number; off: number }[] = [];
+    let done = 0;
+    let anyStale = false;
+    while (done < len) {
+      const a = bus + BigInt(done);
+      const t = this.translate(pe, a, write);
+      if (t.stale) anyStale = true;
+      if (t.pa === undefined) {
+        this.freeze(pe, `${t.reason} at 0x${a.toString(16)}`);
+        return fail(t.reason!, anyStale);
+      }
+      const n = Math.min(len - done, Number(t.pageEnd - a));
+      pieces.push({ pa: t.pa, n, off: done });
+      done += n;
+    }
+    let out: Uint8Array | undefined;
+    if (write) {
+      for (const p of pieces) this.mem.write(p.pa, data!.subarray(p.off, p.off + p.n));
+    } else {
+      out = new Uint8Array(len);
+      for (const p of pieces) out.set(this.mem.read(p.pa, p.n), p.off);
+    }
+    this.log.emit({ layer: 'hw', kind: 'dma', device, bus, len, write, ok: true, pa: pieces[0]?.pa ?? 0, stale: anyStale });
+    return out ? { ok: true, data: out } : { ok: true };
+  }
+}

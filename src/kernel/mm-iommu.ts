@@ -1,0 +1,134 @@
+/**
+ * Preregistered IOMMU memory (arch/powerpc/mm/book3s64/iommu_api.c): per-mm regions of pinned
+ * user memory that VFIO v2 maps from, with their use and mapping counts.
+ */
+import type { EventLog } from '../base/events.js';
+import type { PhysMemory } from '../hw/memory.js';
+import { accountLockedVm, type Process, pinUserPages, unpinUserPage } from './process.js';
+
+export interface MmIommuRegion {
+  ua: bigint;
+  /** Number of kernel pages. */
+  entries: number;
+  /** Largest IOMMU page shift every page of the region supports. */
+  pageshift: number;
+  /** Physical address of each kernel page. */
+  hpas: number[];
+  /** References (mm_iommu_get / new). */
+  used: number;
+  /** 1 = live with no mappings; each TCE adds one; 0 = being released. */
+  mapped: number;
+}
+
+export interface MmIommuContext {
+  mem: PhysMemory;
+  log: EventLog;
+  /** Huge pages of this MMU cannot be pinned (the hash MMU's 16M hugepd pages under QEMU). */
+  hugetlbUnpinnable: boolean;
+}
+
+function ffs(n: bigint): number {
+  if (n === 0n) return 64;
+  let i = 0;
+  while (((n >> BigInt(i)) & 1n) === 0n) i++;
+  return i;
+}
+
+/** mm_iommu_new(): pin and account a new region; -EINVAL on overlap, -ENOMEM over the limit. */
+export function mmIommuNew(ctx: MmIommuContext, proc: Process, ua: bigint, entries: number): MmIommuRegion | number {
+  const { mem } = ctx;
+  const mm = proc.mm;
+  const shift = mem.pageShift;
+  let ret = accountLockedVm(proc, mm, entries, true, shift, ctx.log);
+  if (ret) return ret;
+  // vzalloc(entries * sizeof(hpa)): an empty region is a zero-byte vmalloc, which WARNs and fails.
+  if (entries === 0) {
+    accountLockedVm(proc, mm, entries, false, shift, ctx.log);
+    return -12;
+  }
+  let pageshift = ffs(ua | (BigInt(entries) << BigInt(shift)));
+  const hpas = pinUserPages(mm, mem, ua, entries, { write: true, hugetlbPinnable: !ctx.hugetlbUnpinnable });
+  if (typeof hpas === 'number') {
+    accountLockedVm(proc, mm, entries, false, shift, ctx.log);
+    return hpas;
+  }
+  const end = ua + (BigInt(entries) << BigInt(shift));
+  for (const r of mm.iommuGroupMemList) {
+    const rEnd = r.ua + (BigInt(r.entries) << BigInt(shift));
+    if (r.ua < end && ua < rEnd) {
+      ret = -22;
+      break;
+    }
+  }
+  if (ret) {
+    const vpn0 = Number(ua >> BigInt(shift));
+    for (let i = 0; i < entries; i++) unpinUserPage(mm, vpn0 + i);
+    accountLockedVm(proc, mm, entries, false, shift, ctx.log);
+    return ret;
+  }
+  for (let i = 0; i < entries; i++) {
+    const m = mm.findMapping(ua + BigInt(i) * BigInt(mem.pageSize));
+    const ps = m?.kind === 'hugetlb' && m.hugePageShift ? m.hugePageShift : shift;
+    pageshift = Math.min(pageshift, ps);
+  }
+  const region: MmIommuRegion = { ua, entries, pageshift, hpas, used: 1, mapped: 1 };
+  mm.iommuGroupMemList.unshift(region);
+  return region;
+}
+
+/** mm_iommu_get(): an exact (ua, entries) match, with a new reference. */
+export function mmIommuGet(proc: Process, ua: bigint, entries: number): MmIommuRegion | null {
+  const r = proc.mm.iommuGroupMemList.find((m) => m.ua === ua && m.entries === entries);
+  if (!r) return null;
+  r.used++;
+  return r;
+}
+
+/** mm_iommu_put(): drops a reference; the last one unpins and unaccounts unless mapped (-EBUSY). */
+export function mmIommuPut(ctx: MmIommuContext, proc: Process, mem: MmIommuRegion): number {
+  if (mem.used === 0) return -2;
+  mem.used--;
+  if (mem.used > 0) return 0;
+  if (mem.mapped !== 1) {
+    mem.used++;
+    return -16;
+  }
+  mem.mapped = 0;
+  const list = proc.mm.iommuGroupMemList;
+  list.splice(list.indexOf(mem), 1);
+  const shift = ctx.mem.pageShift;
+  const vpn0 = Number(mem.ua >> BigInt(shift));
+  for (let i = 0; i < mem.entries; i++) unpinUserPage(proc.mm, vpn0 + i);
+  accountLockedVm(proc, proc.mm, mem.entries, false, shift, ctx.log);
+  return 0;
+}
+
+/** mm_iommu_lookup(): the first region that fully contains [ua, ua+size). */
+export function mmIommuLookup(proc: Process, kernelPageShift: number, ua: bigint, size: bigint): MmIommuRegion | null {
+  for (const r of proc.mm.iommuGroupMemList) {
+    const end = r.ua + (BigInt(r.entries) << BigInt(kernelPageShift));
+    if (ua >= r.ua && ua + size <= end) return r;
+  }
+  return null;
+}
+
+/** mm_iommu_ua_to_hpa(): physical address for a user address inside a region. */
+export function mmIommuUaToHpa(mem: MmIommuRegion, kernelPageShift: number, ua: bigint, pageshift: number): number | null {
+  const entry = Number((ua - mem.ua) >> BigInt(kernelPageShift));
+  if (entry >= mem.entries) return null;
+  if (pageshift > mem.pageshift) return null;
+  const off = Number(ua & ((1n << BigInt(kernelPageShift)) - 1n));
+  return mem.hpas[entry]! + off;
+}
+
+/** mm_iommu_mapped_inc(): fails (-ENXIO) once the region is being released. */
+export function mmIommuMappedInc(mem: MmIommuRegion): number {
+  if (mem.mapped === 0) return -6;
+  mem.mapped++;
+  return 0;
+}
+
+/** mm_iommu_mapped_dec(). */
+export function mmIommuMappedDec(mem: MmIommuRegion): void {
+  if (mem.mapped > 1) mem.mapped--;
+}

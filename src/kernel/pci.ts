@@ -1,0 +1,36 @@
+/** The kernel's view of a PCI function: struct pci_dev with its DMA state and driver binding. */
+import type { PciFunction } from '../hw/pci-device.js';
+import type { IommuTable } from './iommu-table.js';
+
+export type DriverName = 'vfio-pci' | 'kernel' | null;
+
+export class KPciDev {
+  /** set_iommu_table_base(): a plain pointer, not a reference. */
+  table: IommuTable | null = null;
+  /** dev.archdata.dma_offset. */
+  dmaOffset = 0n;
+  dmaMask: bigint;
+  /** dev.archdata.iommu_bypass: the DMA API maps directly (phys + dma_offset). */
+  iommuBypass = false;
+  driver: DriverName = null;
+  /** PCI_COMMAND as firmware left it (SERR enabled). */
+  command = 0x0100;
+  /** Open VFIO device files. */
+  openCount = 0;
+  /** The iommu_group number. */
+  group: number | null = null;
+  /** Removed by hotplug. */
+  removed = false;
+
+  constructor(readonly hw: PciFunction) {
+    this.dmaMask = hw.spec.dmaMask;
+  }
+
+  get name(): string {
+    return this.hw.name;
+  }
+
+  get isBridge(): boolean {
+    return this.hw.spec.isBridge ?? false;
+  }
+}

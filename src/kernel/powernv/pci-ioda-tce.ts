@@ -1,0 +1,223 @@
+/**
+ * Multi-level TCE tables stored in physical memory (powernv/pci-ioda-tce.c): the layout of
+ * pnv_pci_ioda2_table_alloc_pages, the pnv_tce() walk with on-demand levels, and the TCE
+ * build/xchg/free/get operations.
+ */
+import { ilog2 } from '../../base/bits.js';
+import type { PhysMemory } from '../../hw/memory.js';
+import {
+  DMA_NONE,
+  type DmaDirection,
+  directionToPerm,
+  TCE_PCI_READ,
+  TCE_PCI_WRITE,
+  tceAddr,
+  tceDirection,
+} from '../../hw/tce.js';
+import type { KernelLog } from '../printk.js';
+import type { IommuTable, XchgResult } from '../iommu-table.js';
+
+export const POWERNV_IOMMU_DEFAULT_LEVELS = 2;
+export const POWERNV_IOMMU_MAX_LEVELS = 5;
+
+export interface TceMemory {
+  mem: PhysMemory;
+  klog: KernelLog;
+}
+
+/** pnv_alloc_tce_level(): one zeroed block of 2^shift bytes, or null with the kernel's message. */
+export function pnvAllocTceLevel(ctx: TceMemory, tbl: IommuTable, shift: number, user: boolean): number | null {
+  const order = shift - ctx.mem.pageShift;
+  const pfn = ctx.mem.allocPages(order, { kind: user ? 'tce-shadow' : 'tce-table', label: `iommu_table#${tbl.id}${user ? ' userspace view' : ''}` });
+  if (pfn === null) {
+    ctx.klog.printk(`Failed to allocate a TCE memory, level shift=${shift}`);
+    return null;
+  }
+  const pa = pfn * ctx.mem.pageSize;
+  tbl.levelBlocks.set(pa, order);
+  return pa;
+}
+
+function freeLevel(ctx: TceMemory, tbl: IommuTable, pa: number): void {
+  const order = tbl.levelBlocks.get(pa);
+  if (order === undefined) throw new Error(`iommu_table#${tbl.id}: freeing an unknown level at 0x${pa.toString(16)}`);
+  tbl.levelBlocks.delete(pa);
+  ctx.mem.freePages(pa / ctx.mem.pageSize, order);
+}
+
+/**
+ * pnv_pci_ioda2_table_alloc_pages(): validates levels and size, allocates only the top level
+ * (and the same-shaped userspace view when asked), and fills the table fields.
+ */
+export function pnvPciIoda2TableAllocPages(
+  ctx: TceMemory,
+  tbl: IommuTable,
+  nid: number,
+  busOffset: bigint,
+  pageShift: number,
+  windowSize: bigint,
+  levels: number,
+  allocUserspaceCopy: boolean,
+): number {
+  if (levels === 0 || levels > POWERNV_IOMMU_MAX_LEVELS) return -22;
+  if (windowSize <= 0n || (windowSize & (windowSize - 1n)) !== 0n) return -22;
+  const windowShift = ilog2(windowSize);
+  // The kernel computes these shifts in unsigned int: a page larger than the window wraps.
+  let entriesShift = u32(windowShift - pageShift);
+  const tableShift = Math.max(u32(entriesShift + 3), ctx.mem.pageShift);
+  entriesShift = Math.floor(u32(entriesShift + levels - 1) / levels);
+  const levelShift = Math.max(u32(entriesShift + 3), ctx.mem.pageShift);
+  if ((levelShift - 3) * levels + pageShift >= 55) return -22;
+  const top = pnvAllocTceLevel(ctx, tbl, levelShift, false);
+  if (top === null) return -12;
+  let uas: number | null = null;
+  if (allocUserspaceCopy) {
+    uas = pnvAllocTceLevel(ctx, tbl, levelShift, true);
+    if (uas === null) {
+      freeLevel(ctx, tbl, top);
+      return -12;
+    }
+  }
+  tbl.itBlocksize = 16;
+  tbl.itBase = top;
+  tbl.itPageShift = pageShift;
+  tbl.itOffset = Number(busOffset >> BigInt(pageShift));
+  tbl.itIndex = 0;
+  tbl.itSize = 2 ** (tableShift - 3);
+  tbl.itLevelSize = 2 ** (levelShift - 3);
+  tbl.itIndirectLevels = levels - 1;
+  tbl.itUserspace = uas;
+  tbl.itNid = nid;
+  return 0;
+}
+
+/**
+ * pnv_tce(): physical address of the slot for entry `idx` (relative to it_offset) in the
+ * hardware table or its userspace view; levels are allocated on demand when `alloc`. Bits of
+ * idx above the table's reach are dropped and a flat table is not bounds-checked, as in the kernel.
+ */
+export function pnvTce(ctx: TceMemory, tbl: IommuTable, user: boolean, idx: number, alloc: boolean): number | null {
+  let base = user ? tbl.itUserspace! : tbl.itBase;
+  let level = tbl.itIndirectLevels;
+  const levelSize = tbl.itLevelSize;
+  let rest = idx;
+  while (level) {
+    const span = levelSize ** level;
+    const n = Math.floor(rest / span) % levelSize;
+    const slot = base + n * 8;
+    let tce = ctx.mem.readU64BE(slot);
+    if (!tce) {
+      if (!alloc) return null;
+      const next = pnvAllocTceLevel(ctx, tbl, Math.log2(levelSize) + 3, user);
+      if (next === null) return null;
+      tce = next + (TCE_PCI_READ | TCE_PCI_WRITE);
+      ctx.mem.writeU64BE(slot, tce);
+    }
+    base = tceAddr(tce);
+    rest %= span;
+    level--;
+  }
+  return base + rest * 8;
+}
+
+/** C unsigned int arithmetic. */
+function u32(n: number): number {
+  return n >>> 0;
+}
+
+function writeTce(ctx: TceMemory, slot: number, value: number): void {
+  // A flat table is not bounds-checked: an entry past its end lands in whatever memory follows.
+  if (!ctx.mem.isRam(slot)) return;
+  ctx.mem.writeU64BE(slot, value);
+}
+
+/** pnv_tce_build(): writes npages TCEs; READ is added whenever WRITE is set. */
+export function pnvTceBuild(ctx: TceMemory, tbl: IommuTable, index: number, npages: number, pa: number, dir: DmaDirection): number {
+  let perm = directionToPerm(dir);
+  if (perm & TCE_PCI_WRITE) perm |= TCE_PCI_READ;
+  const rpn = Math.floor(pa / tbl.pageSize);
+  for (let i = 0; i < npages; i++) {
+    const slot = pnvTce(ctx, tbl, false, index - tbl.itOffset + i, true);
+    if (slot === null) continue;
+    writeTce(ctx, slot, (rpn + i) * tbl.pageSize + perm);
+  }
+  return 0;
+}
+
+/** pnv_tce_xchg(): exchange one TCE, returning the old address and direction. */
+export function pnvTceXchg(ctx: TceMemory, tbl: IommuTable, index: number, hpa: number, dir: DmaDirection): XchgResult {
+  if (hpa % tbl.pageSize !== 0) throw new Error(`BUG: pnv_tce_xchg hpa 0x${hpa.toString(16)} not IOMMU-page aligned`);
+  const idx = index - tbl.itOffset;
+  let slot: number | null = null;
+  if (dir === DMA_NONE) {
+    slot = pnvTce(ctx, tbl, false, idx, false);
+    if (slot === null) return { ret: 0, hpa: 0, dir: DMA_NONE };
+  }
+  if (slot === null) {
+    slot = pnvTce(ctx, tbl, false, idx, true);
+    if (slot === null) return { ret: -12, hpa: 0, dir: DMA_NONE };
+  }
+  let newTce = hpa + directionToPerm(dir);
+  if (newTce % 4 === TCE_PCI_WRITE) newTce += TCE_PCI_READ;
+  const old = ctx.mem.isRam(slot) ? ctx.mem.readU64BE(slot) : 0;
+  writeTce(ctx, slot, newTce);
+  return { ret: 0, hpa: tceAddr(old), dir: tceDirection(old) };
+}
+
+/** pnv_tce_useraddrptr(): the userspace-view slot of an entry. */
+export function pnvTceUseraddrptr(ctx: TceMemory, tbl: IommuTable, index: number, alloc: boolean): number | null {
+  if (tbl.itUserspace === null) return null;
+  return pnvTce(ctx, tbl, true, index - tbl.itOffset, alloc);
+}
+
+/** pnv_tce_free(): zero TCEs, skipping the rest of an absent leaf level. */
+export function pnvTceFree(ctx: TceMemory, tbl: IommuTable, index: number, npages: number): void {
+  for (let i = 0; i < npages; i++) {
+    const slot = pnvTce(ctx, tbl, false, index - tbl.itOffset + i, false);
+    if (slot !== null) writeTce(ctx, slot, 0);
+    else i = i - (i % tbl.itLevelSize) + tbl.itLevelSize - 1;
+  }
+}
+
+/** pnv_tce_get(). */
+export function pnvTceGet(ctx: TceMemory, tbl: IommuTable, index: number): number {
+  const slot = pnvTce(ctx, tbl, false, index - tbl.itOffset, false);
+  if (slot === null || !ctx.mem.isRam(slot)) return 0;
+  return ctx.mem.readU64BE(slot);
+}
+
+/** pnv_pci_ioda2_table_free_pages(): free indirect levels (entries with R|W), then the tops. */
+export function pnvPciIoda2TableFreePages(ctx: TceMemory, tbl: IommuTable): void {
+  if (!tbl.itSize) return;
+  const size = tbl.itIndirectLevels ? tbl.itLevelSize : tbl.itSize;
+  const doFree = (pa: number, levels: number) => {
+    if (levels) {
+      for (let i = 0; i < size; i++) {
+        const e = ctx.mem.readU64BE(pa + i * 8);
+        if (!(e & (TCE_PCI_READ | TCE_PCI_WRITE))) continue;
+        doFree(tceAddr(e), levels - 1);
+      }
+    }
+    freeLevel(ctx, tbl, pa);
+  };
+  doFree(tbl.itBase, tbl.itIndirectLevels);
+  if (tbl.itUserspace !== null) doFree(tbl.itUserspace, tbl.itIndirectLevels);
+}
+
+/** pnv_pci_ioda2_get_table_size(): bytes VFIO charges, HW table plus userspace view. */
+export function pnvPciIoda2GetTableSize(kernelPageShift: number, pageShift: number, windowSize: bigint, levels: number): number {
+  if (!levels || levels > POWERNV_IOMMU_MAX_LEVELS || windowSize <= 0n || (windowSize & (windowSize - 1n)) !== 0n) return 0;
+  const windowShift = ilog2(windowSize);
+  let entriesShift = u32(windowShift - pageShift);
+  // 1UL << table_shift: POWER's sld gives 0 for shifts of 64 and more.
+  const tableShift = u32(entriesShift + 3);
+  let tceTableSize = Math.max(0x1000, tableShift < 64 ? 2 ** tableShift : 0);
+  entriesShift = Math.floor(u32(entriesShift + levels - 1) / levels);
+  const direct = 2 ** Math.max(u32(entriesShift + 3), kernelPageShift);
+  let bytes = 0;
+  for (let l = levels; l; l--) {
+    bytes += Math.ceil(tceTableSize / direct) * direct;
+    tceTableSize = Math.max((Math.floor(tceTableSize / direct)) * 8, direct);
+  }
+  return bytes * 2;
+}

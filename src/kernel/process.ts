@@ -1,0 +1,129 @@
+/**
+ * Processes as the VFIO paths see them: credentials, RLIMIT_MEMLOCK, the mm with its locked_vm
+ * counter (VmLck), its address space of mappings, page pinning, and the mm's list of
+ * preregistered IOMMU memory.
+ */
+import type { EventLog } from '../base/events.js';
+import type { PhysMemory } from '../hw/memory.js';
+import type { MmIommuRegion } from './mm-iommu.js';
+
+export type MappingKind = 'anon' | 'readonly' | 'hugetlb' | 'thp';
+
+export interface Mapping {
+  start: bigint;
+  end: bigint;
+  kind: MappingKind;
+  /** Page size of a hugetlb mapping. */
+  hugePageShift?: number;
+}
+
+export class Mm {
+  /** locked_vm, in kernel pages. */
+  lockedVm = 0;
+  readonly mappings: Mapping[] = [];
+  /** mm->context.iommu_group_mem_list (newest first, like list_add). */
+  readonly iommuGroupMemList: MmIommuRegion[] = [];
+  /** user page (virtual page number) → physical page frame, allocated on first pin/touch. */
+  readonly pages = new Map<number, number>();
+  /** Outstanding pins per user virtual page number. */
+  readonly pins = new Map<number, number>();
+  /** mmgrab() count from VFIO containers; the mm outlives the process while held. */
+  grabs = 0;
+  destroyed = false;
+
+  constructor(readonly owner: number) {}
+
+  findMapping(addr: bigint): Mapping | undefined {
+    return this.mappings.find((m) => addr >= m.start && addr < m.end);
+  }
+}
+
+export class Process {
+  uid = 0;
+  /** CAP_IPC_LOCK (root has it until it drops its uid). */
+  capIpcLock = true;
+  /** RLIMIT_MEMLOCK in bytes (the kernel default is 8 MiB). */
+  rlimitMemlock = 8n * 1024n * 1024n;
+  readonly mm: Mm;
+  exited = false;
+
+  constructor(
+    readonly pid: number,
+    readonly comm: string,
+  ) {
+    this.mm = new Mm(pid);
+  }
+
+  setuid(uid: number): void {
+    this.uid = uid;
+    if (uid !== 0) this.capIpcLock = false;
+  }
+}
+
+/** account_locked_vm() (mm/util.c): charges or returns pages; -ENOMEM over RLIMIT_MEMLOCK. */
+export function accountLockedVm(proc: Process, mm: Mm, pages: number, inc: boolean, kernelPageShift: number, log?: EventLog): number {
+  if (pages === 0) return 0;
+  if (inc) {
+    const limit = Number(proc.rlimitMemlock >> BigInt(kernelPageShift));
+    if (mm.lockedVm + pages > limit && !proc.capIpcLock) return -12;
+    mm.lockedVm += pages;
+  } else {
+    mm.lockedVm -= Math.min(pages, mm.lockedVm);
+  }
+  log?.emit({ layer: 'kernel', kind: 'locked-vm', pid: mm.owner, pages: mm.lockedVm, delta: inc ? pages : -pages });
+  return 0;
+}
+
+/**
+ * pin_user_pages(): pins `npages` kernel pages from `addr`, allocating physical pages for
+ * untouched anonymous memory. Returns the physical addresses or -errno (-EFAULT for a hole or a
+ * read-only mapping when writing; hugetlb pages the MMU cannot pin also fail).
+ */
+export interface PinFlags {
+  /** FOLL_WRITE. */
+  write: boolean;
+  /** Huge pages of this MMU can be pinned (not the hash MMU's 16M hugepd pages under QEMU). */
+  hugetlbPinnable: boolean;
+}
+
+export function pinUserPages(mm: Mm, mem: PhysMemory, addr: bigint, npages: number, flags: PinFlags): number[] | number {
+  const pageSize = BigInt(mem.pageSize);
+  const out: number[] = [];
+  for (let i = 0; i < npages; i++) {
+    const va = addr + BigInt(i) * pageSize;
+    const m = mm.findMapping(va);
+    if (!m) return unpinAll(mm, out, addr, pageSize, -14);
+    if (m.kind === 'readonly' && flags.write) return unpinAll(mm, out, addr, pageSize, -14);
+    if (m.kind === 'hugetlb' && !flags.hugetlbPinnable) return unpinAll(mm, out, addr, pageSize, -14);
+    const vpn = Number(va / pageSize);
+    let pfn = mm.pages.get(vpn);
+    if (pfn === undefined) {
+      const p = mem.allocPages(0, { kind: 'user', label: `pid ${mm.owner} page 0x${(va - (va % pageSize)).toString(16)}` });
+      if (p === null) return unpinAll(mm, out, addr, pageSize, -12);
+      pfn = p;
+      mm.pages.set(vpn, pfn);
+    }
+    mm.pins.set(vpn, (mm.pins.get(vpn) ?? 0) + 1);
+    out.push(pfn * mem.pageSize);
+  }
+  return out;
+}
+
+function unpinAll(mm: Mm, pinned: number[], addr: bigint, pageSize: bigint, err: number): number {
+  for (let i = 0; i < pinned.length; i++) unpinUserPage(mm, Number((addr + BigInt(i) * pageSize) / pageSize));
+  return err;
+}
+
+/** unpin_user_page() by user virtual page number. */
+export function unpinUserPage(mm: Mm, vpn: number): void {
+  const n = mm.pins.get(vpn) ?? 0;
+  if (n <= 1) mm.pins.delete(vpn);
+  else mm.pins.set(vpn, n - 1);
+}
+
+/** The user virtual page number holding a physical page, for unpinning by hpa. */
+export function vpnOfPhys(mm: Mm, mem: PhysMemory, pa: number): number | undefined {
+  const pfn = Math.floor(pa / mem.pageSize);
+  for (const [vpn, p] of mm.pages) if (p === pfn) return vpn;
+  return undefined;
+}

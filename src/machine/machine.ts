@@ -1,0 +1,250 @@
+/**
+ * A whole modelled PowerNV system: physical memory, PHBs and devices, OPAL, the kernel's PEs,
+ * IOMMU groups and DMA layer, the VFIO driver and the system-call surface, booted from a preset.
+ */
+import { GiB } from '../base/bits.js';
+import { EventLog } from '../base/events.js';
+import { Opal } from '../firmware/opal.js';
+import { PhysMemory } from '../hw/memory.js';
+import { PciFunction } from '../hw/pci-device.js';
+import { Phb } from '../hw/phb.js';
+import { Eeh } from '../kernel/eeh.js';
+import { IommuGroup } from '../kernel/iommu-group.js';
+import { KPciDev } from '../kernel/pci.js';
+import { PnvIoda2 } from '../kernel/powernv/pci-ioda.js';
+import { PNV_IODA_PE_BUS, PNV_IODA_PE_BUS_ALL, Pe, PnvPhb } from '../kernel/powernv/pe.js';
+import { KernelLog } from '../kernel/printk.js';
+import { Process } from '../kernel/process.js';
+import { defaultQuirks, type Quirks } from '../kernel/quirks.js';
+import { Syscalls } from '../uapi/syscalls.js';
+import { VfioContainer } from '../vfio/container.js';
+import { VfioDevice } from '../vfio/device.js';
+import { vfioEehOps } from '../vfio/eeh.js';
+import { VfioGroup } from '../vfio/group.js';
+import { SpaprTceDriver } from '../vfio/spapr-tce.js';
+import { PRESETS, type PresetName } from './presets.js';
+import { qemuTopology, type Topology, tourTopology } from './topology.js';
+
+export interface MachineOptions {
+  preset: PresetName;
+  pageSize: '4k' | '64k';
+  mmu?: 'radix' | 'hash';
+  ramBytes?: number;
+  /** 'qemu' (the recorded machine), 'tour', or an explicit topology. */
+  topology?: 'qemu' | 'tour' | Topology;
+  quirks?: Partial<Quirks>;
+  /** Model the PHBs' TCE cache (on by default, so a missing kill is observable). */
+  tceCache?: boolean;
+}
+
+/** MAX_PAGE_ORDER of the Debian ppc64el kernels: 8 with 64K pages, 12 with 4K pages (16 MiB blocks). */
+const MAX_PAGE_ORDER = { '64k': 8, '4k': 12 } as const;
+/** Where the 32-bit MMIO window starts on the PHBs skiboot sets up (ioda.m32_pci_base). */
+const M32_PCI_BASE = 0x8000_0000;
+
+export class Machine {
+  readonly log = new EventLog();
+  readonly mem: PhysMemory;
+  readonly phbs: Phb[] = [];
+  readonly opal: Opal;
+  readonly klog: KernelLog;
+  readonly pnvPhbs: PnvPhb[] = [];
+  readonly ioda: PnvIoda2;
+  readonly devices: KPciDev[] = [];
+  readonly groups: IommuGroup[] = [];
+  readonly vfioGroups = new Map<number, VfioGroup>();
+  readonly eeh: Eeh;
+  readonly driver: SpaprTceDriver;
+  readonly sys: Syscalls;
+  readonly quirks: Quirks;
+  readonly mmu: 'radix' | 'hash';
+  readonly topology: Topology;
+  /** Deferred kernel work (runtime PM) run at the next kernel entry. */
+  private readonly deferred: (() => void)[] = [];
+  /** WARN_ON_ONCE sites that already fired this boot. */
+  readonly warnedOnce = new Set<string>();
+  private current: Process | null = null;
+
+  constructor(readonly opts: MachineOptions) {
+    const preset = PRESETS[opts.preset];
+    const pageShift = opts.pageSize === '64k' ? 16 : 12;
+    this.mmu = opts.mmu ?? preset.mmu;
+    this.quirks = { ...defaultQuirks(), ...opts.quirks };
+    this.mem = new PhysMemory({ ramBytes: opts.ramBytes ?? 2 * GiB, pageShift, maxPageOrder: MAX_PAGE_ORDER[opts.pageSize] }, this.log);
+    this.klog = new KernelLog(this.log);
+    const topo = opts.topology ?? 'qemu';
+    this.topology = topo === 'qemu' ? qemuTopology(preset.phbs) : topo === 'tour' ? tourTopology(preset.phbs) : topo;
+    for (let i = 0; i < this.topology.phbs; i++) this.phbs.push(new Phb(i, preset.phb, this.mem, this.log));
+    for (const p of this.phbs) p.tceCacheEnabled = opts.tceCache ?? true;
+    this.opal = new Opal(this.phbs, this.log);
+    this.eeh = new Eeh(this.opal, this.klog);
+    const ramTop = BigInt(this.mem.ramBytes);
+    this.ioda = new PnvIoda2({
+      mem: this.mem,
+      klog: this.klog,
+      opal: this.opal,
+      log: this.log,
+      memoryHotplugMax: ramTop,
+      dramEnd: ramTop,
+      bypassDisabled: false,
+      staleTablePointer: this.quirks['stale-table-pointer'],
+      busDevices: (pe) => this.busDevices(pe),
+    });
+    this.driver = new SpaprTceDriver({
+      mem: this.mem,
+      klog: this.klog,
+      log: this.log,
+      quirks: this.quirks,
+      mmIommu: { mem: this.mem, log: this.log, hugetlbUnpinnable: this.mmu === 'hash' },
+      eeh: vfioEehOps(this.eeh),
+      current: () => this.current!,
+    });
+    this.sys = new Syscalls(
+      {
+        klog: this.klog,
+        log: this.log,
+        pageSize: this.mem.pageSize,
+        newContainer: () => new VfioContainer(this.driver),
+        vfioGroup: (id) => this.vfioGroups.get(id),
+        deviceOpened: (d) => this.deviceOpened(d),
+        deviceClosed: (d) => this.deviceClosed(d),
+        runDeferred: () => this.runDeferred(),
+        mmTeardown: (p) => this.mmTeardown(p),
+        setCurrent: (p) => {
+          this.current = p;
+        },
+      },
+      (pid, comm) => new Process(pid, comm),
+    );
+    this.boot();
+  }
+
+  get pageShift(): number {
+    return this.mem.pageShift;
+  }
+
+  /** The huge page size the MMU offers to hugetlbfs (0 when none: QEMU radix has none). */
+  get hugePageShift(): number {
+    return this.mmu === 'hash' ? 24 : 0;
+  }
+
+  private busDevices(pe: Pe): KPciDev[] {
+    return this.devices.filter((d) => {
+      if (d.hw.phb.index !== pe.phb.globalNumber) return false;
+      if (d.hw.spec.addr.bus === pe.pbus) return true;
+      return (pe.flags & PNV_IODA_PE_BUS_ALL) !== 0 && d.hw.spec.addr.bus > (pe.pbus ?? 0);
+    });
+  }
+
+  /** PCI probe and PowerNV DMA setup, in the order the kernel does it at boot. */
+  private boot(): void {
+    for (const spec of this.topology.devices) this.devices.push(new KPciDev(new PciFunction(spec, this.phbs[spec.addr.domain]!)));
+    for (const hw of this.phbs) {
+      const pphb = new PnvPhb(hw, M32_PCI_BASE);
+      this.pnvPhbs.push(pphb);
+      const onPhb = this.devices.filter((d) => d.hw.phb === hw);
+      if (!onPhb.length) continue;
+      // The root bus (holding the root port) gets a PE first; it carries no DMA.
+      pphb.allocPe();
+      const buses = [...new Set(onPhb.map((d) => d.hw.spec.addr.bus))].sort((a, b) => a - b);
+      const covered = new Set<number>();
+      for (const bus of buses) {
+        if (covered.has(bus)) continue;
+        const devs = onPhb.filter((d) => d.hw.spec.addr.bus === bus);
+        // Behind a PCIe-to-PCI bridge the secondary bus and everything below form one PE.
+        const bridge = devs.find((d) => d.isBridge);
+        const all = bridge !== undefined;
+        const members = all ? onPhb.filter((d) => d.hw.spec.addr.bus >= bus) : devs;
+        if (all) for (const d of members) covered.add(d.hw.spec.addr.bus);
+        let num: number | null;
+        if (members.some((d) => d.hw.spec.m64)) {
+          num = pphb.nextM64Segment++;
+          pphb.reservePe(num);
+        } else {
+          num = pphb.allocPe();
+        }
+        if (num === null) continue;
+        const pe = new Pe(pphb, num, all ? PNV_IODA_PE_BUS_ALL : PNV_IODA_PE_BUS, null, bus, this.ioda);
+        pphb.pes.set(num, pe);
+        for (const d of members) {
+          hw.rtt.set(d.hw.rid, num);
+          pe.devices.push(d);
+        }
+      }
+    }
+    // pnv_pci_ioda_dma_dev_setup() for each function.
+    for (const d of this.devices) {
+      const pe = this.peOf(d);
+      if (!pe) continue;
+      if (d.isBridge) continue;
+      if (!pe.dmaSetupDone) {
+        this.ioda.setupDmaPe(pe);
+        if (pe.dmaSetupDone) {
+          const g = new IommuGroup(this.groups.length, pe, pe.devices.filter((x) => !x.isBridge), this.log);
+          pe.groupId = g.id;
+          this.groups.push(g);
+          const vg = new VfioGroup(g, g.devices.map((x) => new VfioDevice(x, this.mem.pageSize)));
+          this.vfioGroups.set(g.id, vg);
+        }
+      }
+      d.dmaOffset = pe.tceBypassBase;
+      this.ioda.setTableBase(d, pe.tables[0]);
+      d.group = pe.groupId;
+      d.driver = 'kernel';
+    }
+  }
+
+  peOf(d: KPciDev): Pe | undefined {
+    const num = d.hw.phb.rtt.get(d.hw.rid);
+    return num === undefined ? undefined : this.pnvPhbs[d.hw.phb.index]!.pes.get(num);
+  }
+
+  device(name: string): KPciDev | undefined {
+    return this.devices.find((d) => d.name === name);
+  }
+
+  /** Bind a function to vfio-pci through driver_override, as the recording kit's init does. */
+  bindVfioPci(name: string): { ret: number; group: number | null } {
+    const d = this.device(name);
+    if (!d) return { ret: -19, group: null };
+    d.driver = 'vfio-pci';
+    // vfio-pci leaves an idle device in D3hot; QEMU's emulated devices refuse it.
+    if (d.hw.spec.refusesD3hot) this.klog.printk(`vfio-pci ${d.name}: Refused to change power state from D0 to D3hot`);
+    return { ret: 0, group: d.group };
+  }
+
+  private deviceOpened(d: VfioDevice): void {
+    const k = d.kdev;
+    if (k.openCount++ === 0) {
+      // vfio_pci_core_enable(): pci_enable_device() turns on memory decoding.
+      const old = k.command;
+      k.command |= 0x0002;
+      if (old !== k.command) this.klog.printk(`vfio-pci ${k.name}: enabling device (${hex4(old)} -> ${hex4(k.command)})`);
+    }
+  }
+
+  private deviceClosed(d: VfioDevice): void {
+    const k = d.kdev;
+    if (--k.openCount === 0 && k.hw.spec.refusesD3hot) {
+      this.deferred.push(() => this.klog.printk(`vfio-pci ${k.name}: Refused to change power state from D0 to D3hot`));
+    }
+  }
+
+  private runDeferred(): void {
+    while (this.deferred.length) this.deferred.shift()!();
+  }
+
+  /** The final mmdrop(): destroy_context() warns once per boot if IOMMU memory is still listed. */
+  private mmTeardown(p: Process): void {
+    if (p.mm.grabs > 0 || p.mm.destroyed) return;
+    p.mm.destroyed = true;
+    if (p.mm.iommuGroupMemList.length && !this.warnedOnce.has('destroy_context')) {
+      this.warnedOnce.add('destroy_context');
+      this.klog.warn('arch/powerpc/mm/book3s64/mmu_context.c', 276, 'destroy_context', p);
+    }
+  }
+}
+
+function hex4(n: number): string {
+  return n.toString(16).padStart(4, '0');
+}

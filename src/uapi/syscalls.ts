@@ -1,0 +1,258 @@
+/**
+ * The system-call surface a VFIO program sees: open/close/dup/ioctl/read on /dev/vfio/vfio,
+ * /dev/vfio/N and /dev/kmsg, /proc/<pid>/status, setrlimit/setuid, fork and exit. Every call
+ * returns {ret, errno} as libc would: ret -1 with an errno, or the kernel's non-negative result.
+ */
+import { errno } from '../base/errno.js';
+import type { EventLog } from '../base/events.js';
+import type { KernelLog } from '../kernel/printk.js';
+import type { Process } from '../kernel/process.js';
+import type { IoctlArg } from '../kernel/uaccess.js';
+import { copyFromUser } from '../kernel/uaccess.js';
+import { VFIO_GROUP_GET_DEVICE_FD, VFIO_GROUP_GET_STATUS, VFIO_GROUP_SET_CONTAINER, VFIO_GROUP_UNSET_CONTAINER, VFIO_IOCTL_NAMES } from '../uapi/linux/vfio.js';
+import type { VfioContainer } from '../vfio/container.js';
+import type { VfioDevice } from '../vfio/device.js';
+import type { VfioGroup } from '../vfio/group.js';
+import { FdTable, OpenFile } from './files.js';
+
+export interface SysResult {
+  ret: number;
+  errno: number;
+}
+
+export interface KernelServices {
+  klog: KernelLog;
+  log: EventLog;
+  pageSize: number;
+  newContainer(): VfioContainer;
+  vfioGroup(id: number): VfioGroup | undefined;
+  /** vfio-pci's first open of a device enables it; the last close disables it. */
+  deviceOpened(d: VfioDevice): void;
+  deviceClosed(d: VfioDevice): void;
+  /** Deferred kernel work (runtime PM and the like) that runs at the next kernel entry. */
+  runDeferred(): void;
+  /** The mm of an exiting process is torn down once nothing holds it. */
+  mmTeardown(p: Process): void;
+  setCurrent(p: Process): void;
+}
+
+const ok = (ret: number): SysResult => ({ ret, errno: 0 });
+const err = (e: number): SysResult => ({ ret: -1, errno: e });
+/** A kernel return value: negative is an errno, anything else is passed through. */
+const kret = (r: number): SysResult => (r < 0 ? err(-r) : ok(r));
+
+export class Syscalls {
+  readonly processes = new Map<number, Process>();
+  private readonly fdTables = new Map<number, FdTable>();
+  private nextPid = 100;
+
+  constructor(
+    private readonly k: KernelServices,
+    private readonly makeProcess: (pid: number, comm: string) => Process,
+  ) {}
+
+  spawn(comm: string): Process {
+    const p = this.makeProcess(this.nextPid++, comm);
+    this.processes.set(p.pid, p);
+    this.fdTables.set(p.pid, new FdTable());
+    return p;
+  }
+
+  private enter(pid: number): Process | null {
+    const p = this.processes.get(pid);
+    if (!p || p.exited) return null;
+    this.k.runDeferred();
+    this.k.setCurrent(p);
+    return p;
+  }
+
+  private table(pid: number): FdTable {
+    return this.fdTables.get(pid)!;
+  }
+
+  open(pid: number, path: string): SysResult {
+    if (!this.enter(pid)) return err(errno.ESRCH);
+    let file: OpenFile;
+    if (path === '/dev/vfio/vfio') file = new OpenFile(path, { kind: 'container', container: this.k.newContainer() });
+    else if (path === '/dev/kmsg') file = new OpenFile(path, { kind: 'kmsg', pos: this.k.klog.lines.length });
+    else if (/^\/proc\/(self|\d+)\/status$/.test(path)) file = new OpenFile(path, { kind: 'status', pid });
+    else {
+      const m = /^\/dev\/vfio\/(\d+)$/.exec(path);
+      if (!m) return err(errno.ENOENT);
+      const g = this.k.vfioGroup(Number(m[1]));
+      if (!g) return err(errno.ENOENT);
+      if (g.opened) return err(errno.EBUSY);
+      g.opened = true;
+      file = new OpenFile(path, { kind: 'group', group: g });
+    }
+    return ok(this.table(pid).install(file));
+  }
+
+  dup(pid: number, fd: number): SysResult {
+    if (!this.enter(pid)) return err(errno.ESRCH);
+    const f = this.table(pid).get(fd);
+    if (!f) return err(errno.EBADF);
+    f.refs++;
+    return ok(this.table(pid).install(f, 0));
+  }
+
+  close(pid: number, fd: number): SysResult {
+    if (!this.enter(pid)) return err(errno.ESRCH);
+    const t = this.table(pid);
+    const f = t.get(fd);
+    if (!f) return err(errno.EBADF);
+    t.fds.delete(fd);
+    this.fput(f);
+    return ok(0);
+  }
+
+  /** The last reference to a file releases it (vfio_*_fops_release). */
+  private fput(f: OpenFile): void {
+    if (--f.refs > 0) return;
+    switch (f.f.kind) {
+      case 'container':
+        f.f.container.put();
+        break;
+      case 'group':
+        f.f.group.release();
+        break;
+      case 'device': {
+        const d = f.f.device;
+        d.group!.containerUsers--;
+        this.k.deviceClosed(d);
+        this.fput(f.f.groupFile);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  ioctl(pid: number, fd: number, request: number, arg: IoctlArg): SysResult {
+    const p = this.enter(pid);
+    if (!p) return err(errno.ESRCH);
+    const f = this.table(pid).get(fd);
+    if (!f) return err(errno.EBADF);
+    const r = this.dispatch(p, f, request, arg);
+    this.k.log.emit({ layer: 'vfio', kind: 'ioctl', pid, file: f.path, request: VFIO_IOCTL_NAMES[request] ?? `0x${request.toString(16)}`, ret: r.ret, errno: r.errno });
+    return r;
+  }
+
+  private dispatch(p: Process, f: OpenFile, request: number, arg: IoctlArg): SysResult {
+    switch (f.f.kind) {
+      case 'container':
+        return kret(f.f.container.ioctl(request, arg));
+      case 'device':
+        return kret(f.f.device.ioctl(request, arg));
+      case 'group':
+        return this.groupIoctl(p, f, f.f.group, request, arg);
+      default:
+        return err(errno.ENOTTY);
+    }
+  }
+
+  private groupIoctl(p: Process, gf: OpenFile, g: VfioGroup, request: number, arg: IoctlArg): SysResult {
+    switch (request) {
+      case VFIO_GROUP_GET_STATUS:
+        return kret(g.getStatus(arg));
+      case VFIO_GROUP_SET_CONTAINER: {
+        const b = copyFromUser(arg, 4);
+        if (!b) return err(errno.EFAULT);
+        const cfd = new DataView(b.buffer, b.byteOffset).getInt32(0, true);
+        if (cfd < 0) return err(errno.EINVAL);
+        const cf = this.table(p.pid).get(cfd);
+        if (!cf) return err(errno.EBADF);
+        return kret(g.setContainer(cf.f.kind === 'container' ? cf.f.container : null));
+      }
+      case VFIO_GROUP_UNSET_CONTAINER:
+        return kret(g.unsetContainer());
+      case VFIO_GROUP_GET_DEVICE_FD: {
+        if (typeof arg === 'bigint') return err(errno.EFAULT);
+        const nul = arg.indexOf(0);
+        const name = new TextDecoder().decode(nul >= 0 ? arg.subarray(0, nul) : arg);
+        const d = g.lookupDevice(name);
+        if (typeof d === 'number') return err(-d);
+        d.group = g;
+        g.containerUsers++;
+        gf.refs++;
+        this.k.deviceOpened(d);
+        return ok(this.table(p.pid).install(new OpenFile(`vfio-device:${name}`, { kind: 'device', device: d, groupFile: gf })));
+      }
+      default:
+        return err(errno.ENOTTY);
+    }
+  }
+
+  /** read(): /dev/kmsg returns one record per call ("pri,seq,ts,-;text"); EAGAIN when drained. */
+  read(pid: number, fd: number): { ret: number; errno: number; text?: string } {
+    if (!this.enter(pid)) return err(errno.ESRCH);
+    const f = this.table(pid).get(fd);
+    if (!f) return err(errno.EBADF);
+    if (f.f.kind === 'kmsg') {
+      const lines = this.k.klog.lines;
+      if (f.f.pos >= lines.length) return err(errno.EAGAIN);
+      const seq = f.f.pos++;
+      const text = `6,${seq},0,-;${lines[seq]}\n`;
+      return { ret: text.length, errno: 0, text };
+    }
+    if (f.f.kind === 'status') {
+      const text = this.statusText(f.f.pid);
+      return { ret: text.length, errno: 0, text };
+    }
+    return err(errno.EINVAL);
+  }
+
+  /** /proc/<pid>/status as far as a VFIO program reads it. */
+  statusText(pid: number): string {
+    const p = this.processes.get(pid);
+    if (!p) return '';
+    const kb = (p.mm.lockedVm * this.k.pageSize) / 1024;
+    return `Name:\t${p.comm.slice(0, 15)}\nPid:\t${pid}\nUid:\t${p.uid}\t${p.uid}\t${p.uid}\t${p.uid}\nVmLck:\t${String(kb).padStart(8)} kB\n`;
+  }
+
+  /** VmLck in kB, as the status file shows it. */
+  vmlckKb(pid: number): number {
+    const p = this.processes.get(pid);
+    return p ? (p.mm.lockedVm * this.k.pageSize) / 1024 : 0;
+  }
+
+  setrlimitMemlock(pid: number, bytes: bigint): SysResult {
+    const p = this.enter(pid);
+    if (!p) return err(errno.ESRCH);
+    if (bytes > p.rlimitMemlock && !p.capIpcLock && p.uid !== 0) return err(errno.EPERM);
+    p.rlimitMemlock = bytes;
+    return ok(0);
+  }
+
+  setuid(pid: number, uid: number): SysResult {
+    const p = this.enter(pid);
+    if (!p) return err(errno.ESRCH);
+    if (p.uid !== 0 && uid !== p.uid) return err(errno.EPERM);
+    p.setuid(uid);
+    return ok(0);
+  }
+
+  /** fork(): a new process with its own mm; inherited fds share their file objects. */
+  fork(pid: number): SysResult {
+    const parent = this.enter(pid);
+    if (!parent) return err(errno.ESRCH);
+    const child = this.makeProcess(this.nextPid++, parent.comm);
+    child.uid = parent.uid;
+    child.capIpcLock = parent.capIpcLock;
+    child.rlimitMemlock = parent.rlimitMemlock;
+    for (const m of parent.mm.mappings) child.mm.mappings.push({ ...m });
+    this.processes.set(child.pid, child);
+    this.fdTables.set(child.pid, this.table(pid).clone());
+    return ok(child.pid);
+  }
+
+  /** exit(): closes every descriptor (lowest first), then tears the mm down. */
+  exit(pid: number): void {
+    const p = this.enter(pid);
+    if (!p) return;
+    const t = this.table(pid);
+    for (const fd of [...t.fds.keys()].sort((a, b) => a - b)) this.close(pid, fd);
+    p.exited = true;
+    this.k.mmTeardown(p);
+  }
+}

@@ -1,0 +1,91 @@
+/** The VFIO container (drivers/vfio/container.c): SET_IOMMU, CHECK_EXTENSION and group attach. */
+import { errno } from '../base/errno.js';
+import type { IoctlArg } from '../kernel/uaccess.js';
+import { argValue } from '../kernel/uaccess.js';
+import { VFIO_API_VERSION, VFIO_CHECK_EXTENSION, VFIO_GET_API_VERSION, VFIO_SET_IOMMU } from '../uapi/linux/vfio.js';
+import type { VfioGroup } from './group.js';
+import { SpaprTceDriver, type TceContainer } from './spapr-tce.js';
+
+export class VfioContainer {
+  /** Groups in the container, oldest first. */
+  readonly groups: VfioGroup[] = [];
+  iommuData: TceContainer | null = null;
+  /** References: the container file plus one per attached group. */
+  refs = 1;
+
+  constructor(readonly driver: SpaprTceDriver) {}
+
+  /** vfio_fops_unl_ioctl(). */
+  ioctl(cmd: number, arg: IoctlArg): number {
+    switch (cmd) {
+      case VFIO_GET_API_VERSION:
+        return VFIO_API_VERSION;
+      case VFIO_CHECK_EXTENSION:
+        if (this.iommuData) return this.driver.ioctl(this.iommuData, cmd, arg);
+        return Math.max(0, SpaprTceDriver.checkExtension(argValue(arg), this.driver.eehEnabled()));
+      case VFIO_SET_IOMMU:
+        return this.setIommu(argValue(arg));
+      default:
+        if (this.iommuData) return this.driver.ioctl(this.iommuData, cmd, arg);
+        return -errno.EINVAL;
+    }
+  }
+
+  /** vfio_ioctl_set_iommu(). */
+  private setIommu(type: bigint): number {
+    if (!this.groups.length || this.iommuData) return -errno.EINVAL;
+    if (SpaprTceDriver.checkExtension(type, this.driver.eehEnabled()) <= 0) return -errno.ENODEV;
+    const data = this.driver.open(type);
+    if (typeof data === 'number') return data;
+    // __vfio_container_attach_groups(): unwind the groups already attached on failure.
+    const done: VfioGroup[] = [];
+    for (const g of this.groups) {
+      const ret = this.driver.attachGroup(data, g.iommuGroup);
+      if (ret) {
+        for (const d of done) this.driver.detachGroup(data, d.iommuGroup);
+        this.driver.release(data);
+        return ret;
+      }
+      done.push(g);
+    }
+    this.iommuData = data;
+    return 0;
+  }
+
+  /** vfio_container_attach_group(). */
+  attachGroup(g: VfioGroup): number {
+    const ret = g.iommuGroup.claimDmaOwner(g);
+    if (ret) return ret;
+    if (this.iommuData) {
+      const r = this.driver.attachGroup(this.iommuData, g.iommuGroup);
+      if (r) {
+        g.iommuGroup.releaseDmaOwner();
+        return r;
+      }
+    }
+    g.container = this;
+    g.containerUsers = 1;
+    this.groups.push(g);
+    this.refs++;
+    return 0;
+  }
+
+  /** vfio_group_detach_container(). */
+  detachGroup(g: VfioGroup): void {
+    if (this.iommuData) this.driver.detachGroup(this.iommuData, g.iommuGroup);
+    g.iommuGroup.releaseDmaOwner();
+    g.container = null;
+    g.containerUsers = 0;
+    this.groups.splice(this.groups.indexOf(g), 1);
+    if (this.iommuData && !this.groups.length) {
+      this.driver.release(this.iommuData);
+      this.iommuData = null;
+    }
+    this.put();
+  }
+
+  /** vfio_container_put(): the last reference releases an unused container. */
+  put(): void {
+    this.refs--;
+  }
+}

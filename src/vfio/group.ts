@@ -1,0 +1,69 @@
+/** /dev/vfio/N (drivers/vfio/group.c): the group file, its container link and device fds. */
+import { errno } from '../base/errno.js';
+import type { IommuGroup } from '../kernel/iommu-group.js';
+import { type IoctlArg, copyFromUser, copyToUser } from '../kernel/uaccess.js';
+import {
+  decode,
+  encode,
+  offsetofend,
+  VFIO_GROUP_FLAGS_CONTAINER_SET,
+  VFIO_GROUP_FLAGS_VIABLE,
+} from '../uapi/linux/vfio.js';
+import type { VfioContainer } from './container.js';
+import type { VfioDevice } from './device.js';
+
+export class VfioGroup {
+  container: VfioContainer | null = null;
+  /** 1 while attached, +1 per open device file. */
+  containerUsers = 0;
+  /** The one open file of the group (a second open is -EBUSY). */
+  opened = false;
+
+  constructor(
+    readonly iommuGroup: IommuGroup,
+    readonly devices: VfioDevice[],
+  ) {}
+
+  /** VFIO_GROUP_GET_STATUS. */
+  getStatus(arg: IoctlArg): number {
+    const minsz = offsetofend('vfio_group_status', 'flags');
+    const inb = copyFromUser(arg, minsz);
+    if (!inb) return -errno.EFAULT;
+    const p = decode('vfio_group_status', inb);
+    if (p.argsz < BigInt(minsz)) return -errno.EINVAL;
+    let flags = 0;
+    if (this.container) flags |= VFIO_GROUP_FLAGS_CONTAINER_SET | VFIO_GROUP_FLAGS_VIABLE;
+    else if (!this.iommuGroup.ownerCnt && this.iommuGroup.viable) flags |= VFIO_GROUP_FLAGS_VIABLE;
+    if (!copyToUser(arg, encode('vfio_group_status', { argsz: p.argsz, flags }))) return -errno.EFAULT;
+    return 0;
+  }
+
+  /** VFIO_GROUP_SET_CONTAINER, once the fd argument has been resolved to a container. */
+  setContainer(container: VfioContainer | null): number {
+    if (this.container) return -errno.EINVAL;
+    if (!container) return -errno.EBADFD;
+    return container.attachGroup(this);
+  }
+
+  /** VFIO_GROUP_UNSET_CONTAINER. */
+  unsetContainer(): number {
+    if (!this.container) return -errno.EINVAL;
+    if (this.containerUsers !== 1) return -errno.EBUSY;
+    this.container.detachGroup(this);
+    return 0;
+  }
+
+  /** VFIO_GROUP_GET_DEVICE_FD: the device by name; the caller opens the file. */
+  lookupDevice(name: string): VfioDevice | number {
+    const dev = this.devices.find((d) => d.kdev.name === name && !d.kdev.removed);
+    if (!dev) return -errno.ENODEV;
+    if (!this.container) return -errno.EINVAL;
+    return dev;
+  }
+
+  /** vfio_group_fops_release(). */
+  release(): void {
+    if (this.container) this.container.detachGroup(this);
+    this.opened = false;
+  }
+}

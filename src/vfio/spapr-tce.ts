@@ -1,0 +1,647 @@
+/**
+ * The VFIO sPAPR TCE IOMMU driver (drivers/vfio/vfio_iommu_spapr_tce.c), v1 and v2: container
+ * state, window creation and removal, map/unmap through the platform's table ops, memory
+ * preregistration and locked_vm accounting, with the real kernel's quirks (see kernel/quirks.ts).
+ */
+import { errno } from '../base/errno.js';
+import type { EventLog } from '../base/events.js';
+import type { PhysMemory } from '../hw/memory.js';
+import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE, type DmaDirection } from '../hw/tce.js';
+import type { IommuGroup } from '../kernel/iommu-group.js';
+import { type IommuTable, iommuTceTablePut } from '../kernel/iommu-table.js';
+import {
+  type MmIommuContext,
+  type MmIommuRegion,
+  mmIommuGet,
+  mmIommuLookup,
+  mmIommuMappedDec,
+  mmIommuMappedInc,
+  mmIommuNew,
+  mmIommuPut,
+  mmIommuUaToHpa,
+} from '../kernel/mm-iommu.js';
+import { accountLockedVm, type Mm, type Process, pinUserPages, unpinUserPage, vpnOfPhys } from '../kernel/process.js';
+import type { KernelLog } from '../kernel/printk.js';
+import type { Quirks } from '../kernel/quirks.js';
+import { type IoctlArg, copyFromUser, copyToUser, argValue } from '../kernel/uaccess.js';
+import type { TableGroup } from '../kernel/table-group.js';
+import {
+  decode,
+  offsetofend,
+  setField,
+  structs,
+  VFIO_CHECK_EXTENSION,
+  VFIO_DMA_MAP_FLAG_READ,
+  VFIO_DMA_MAP_FLAG_WRITE,
+  VFIO_EEH,
+  VFIO_EEH_PE_OP,
+  VFIO_IOMMU_DISABLE,
+  VFIO_IOMMU_ENABLE,
+  VFIO_IOMMU_MAP_DMA,
+  VFIO_IOMMU_SPAPR_INFO_DDW,
+  VFIO_IOMMU_SPAPR_REGISTER_MEMORY,
+  VFIO_IOMMU_SPAPR_TCE_CREATE,
+  VFIO_IOMMU_SPAPR_TCE_GET_INFO,
+  VFIO_IOMMU_SPAPR_TCE_REMOVE,
+  VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY,
+  VFIO_IOMMU_UNMAP_DMA,
+  VFIO_SPAPR_TCE_IOMMU,
+  VFIO_SPAPR_TCE_v2_IOMMU,
+} from '../uapi/linux/vfio.js';
+import type { EehOps } from './eeh.js';
+
+const { EPERM, EINVAL, ENXIO, ENOTTY, EBUSY, ENODEV, EFAULT, ENOENT, ENOSPC } = errno;
+const IOMMU_PAGE_SHIFT_4K = 12;
+
+export interface SpaprTceContext {
+  mem: PhysMemory;
+  klog: KernelLog;
+  log: EventLog;
+  quirks: Quirks;
+  mmIommu: MmIommuContext;
+  eeh: EehOps;
+  /** The process making the current call. */
+  current(): Process;
+}
+
+/** struct tce_container. */
+export class TceContainer {
+  enabled = false;
+  defWindowPending = false;
+  lockedPages = 0;
+  /** The owning mm (mmgrab) and its process, set by the first ENABLE/REGISTER/CREATE/REMOVE. */
+  mm: Mm | null = null;
+  owner: Process | null = null;
+  readonly tables: [IommuTable | null, IommuTable | null] = [null, null];
+  /** Attached groups, newest first (list_add). */
+  readonly groupList: IommuGroup[] = [];
+  /** Preregistered regions this container references, newest first. */
+  readonly preregList: MmIommuRegion[] = [];
+
+  constructor(readonly v2: boolean) {}
+}
+
+const u64 = (n: bigint) => BigInt.asUintN(64, n);
+
+export class SpaprTceDriver {
+  constructor(private readonly ctx: SpaprTceContext) {}
+
+  private get pageShift(): number {
+    return this.ctx.mem.pageShift;
+  }
+
+  eehEnabled(): boolean {
+    return this.ctx.eeh.enabled();
+  }
+
+  /** tce_iommu_open(): only the two sPAPR types. */
+  open(type: bigint): TceContainer | number {
+    if (type !== BigInt(VFIO_SPAPR_TCE_IOMMU) && type !== BigInt(VFIO_SPAPR_TCE_v2_IOMMU)) return -EINVAL;
+    return new TceContainer(type === BigInt(VFIO_SPAPR_TCE_v2_IOMMU));
+  }
+
+  /** CHECK_EXTENSION with no container (driver probe). */
+  static checkExtension(arg: bigint, eehEnabled: boolean): number {
+    if (arg === BigInt(VFIO_SPAPR_TCE_IOMMU) || arg === BigInt(VFIO_SPAPR_TCE_v2_IOMMU)) return 1;
+    if (arg === BigInt(VFIO_EEH)) return eehEnabled ? 1 : 0;
+    return 0;
+  }
+
+  private mmSet(c: TceContainer): number {
+    const cur = this.ctx.current();
+    if (c.mm) return c.mm === cur.mm ? 0 : -EPERM;
+    c.mm = cur.mm;
+    c.owner = cur;
+    cur.mm.grabs++;
+    return 0;
+  }
+
+  private account(c: TceContainer, pages: number, inc: boolean): number {
+    return accountLockedVm(c.owner!, c.mm!, pages, inc, this.pageShift, this.ctx.log);
+  }
+
+  /** tce_iommu_ioctl(). */
+  ioctl(c: TceContainer, cmd: number, arg: IoctlArg): number {
+    if (cmd === VFIO_CHECK_EXTENSION) return SpaprTceDriver.checkExtension(argValue(arg), this.ctx.eeh.enabled());
+    if (c.mm && c.mm !== this.ctx.current().mm) return -EPERM;
+    switch (cmd) {
+      case VFIO_IOMMU_SPAPR_TCE_GET_INFO:
+        return this.getInfo(c, arg);
+      case VFIO_IOMMU_MAP_DMA:
+        return this.mapDma(c, arg);
+      case VFIO_IOMMU_UNMAP_DMA:
+        return this.unmapDma(c, arg);
+      case VFIO_IOMMU_SPAPR_REGISTER_MEMORY:
+        if (!c.v2) break;
+        return this.registerMemory(c, arg);
+      case VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY:
+        if (!c.v2) break;
+        return this.unregisterMemory(c, arg);
+      case VFIO_IOMMU_ENABLE:
+        if (c.v2) break;
+        return this.enable(c);
+      case VFIO_IOMMU_DISABLE:
+        if (c.v2) break;
+        if (c.enabled) {
+          c.enabled = false;
+          this.account(c, c.lockedPages, false);
+        }
+        return 0;
+      case VFIO_EEH_PE_OP: {
+        let ret = 0;
+        for (const g of c.groupList) {
+          ret = this.ctx.eeh.peOp(g, arg);
+          if (ret) break;
+        }
+        return ret;
+      }
+      case VFIO_IOMMU_SPAPR_TCE_CREATE:
+        if (!c.v2) break;
+        return this.tceCreate(c, arg);
+      case VFIO_IOMMU_SPAPR_TCE_REMOVE:
+        if (!c.v2) break;
+        return this.tceRemove(c, arg);
+    }
+    return -ENOTTY;
+  }
+
+  private firstTableGroup(c: TceContainer): TableGroup | null {
+    return c.groupList[0]?.tableGroup ?? null;
+  }
+
+  private getInfo(c: TceContainer, arg: IoctlArg): number {
+    if (!c.groupList.length) return -ENXIO;
+    const tg = this.firstTableGroup(c);
+    if (!tg) return -ENXIO;
+    let minsz = offsetofend('vfio_iommu_spapr_tce_info', 'dma32_window_size');
+    const inb = copyFromUser(arg, minsz);
+    if (!inb) return -EFAULT;
+    const argsz = decode('vfio_iommu_spapr_tce_info', inb).argsz;
+    if (argsz < BigInt(minsz)) return -EINVAL;
+    const out = new Uint8Array(structs.vfio_iommu_spapr_tce_info.size);
+    out.set(inb);
+    const f = structs.vfio_iommu_spapr_tce_info.fields;
+    setField(out, f.dma32_window_start, tg.tce32Start);
+    setField(out, f.dma32_window_size, tg.tce32Size);
+    setField(out, f.flags, 0);
+    if (tg.maxDynamicWindowsSupported && c.v2) {
+      setField(out, f.flags, VFIO_IOMMU_SPAPR_INFO_DDW);
+      setField(out, f['ddw.pgsizes'], tg.pgsizes);
+      setField(out, f['ddw.max_dynamic_windows_supported'], tg.maxDynamicWindowsSupported);
+      setField(out, f['ddw.levels'], tg.maxLevels);
+    }
+    const ddwsz = offsetofend('vfio_iommu_spapr_tce_info', 'ddw.levels');
+    if (argsz >= BigInt(ddwsz)) minsz = ddwsz;
+    if (!copyToUser(arg, out.subarray(0, minsz))) return -EFAULT;
+    return 0;
+  }
+
+  private enable(c: TceContainer): number {
+    if (c.enabled) return -EBUSY;
+    if (!c.groupList.length) return -ENODEV;
+    const tg = this.firstTableGroup(c);
+    if (!tg) return -ENODEV;
+    if (!tg.tce32Size) return -EPERM;
+    const ret = this.mmSet(c);
+    if (ret) return ret;
+    const locked = Math.floor(tg.tce32Size / this.ctx.mem.pageSize);
+    const r = this.account(c, locked, true);
+    if (r) return r;
+    c.lockedPages = locked;
+    c.enabled = true;
+    return 0;
+  }
+
+  /** tce_iommu_find_table(). */
+  findTable(c: TceContainer, ioba: bigint): { num: number; tbl: IommuTable } | null {
+    for (let i = 0; i < 2; i++) {
+      const tbl = c.tables[i];
+      if (!tbl) continue;
+      const entry = ioba >> BigInt(tbl.itPageShift);
+      if (BigInt(tbl.itOffset) <= entry && entry < BigInt(tbl.itOffset + tbl.itSize)) return { num: i, tbl };
+    }
+    return null;
+  }
+
+  /** iommu_tce_check_ioba() as the param-check macros use it: only the first page is checked. */
+  private paramCheck(tbl: IommuTable, ioba: bigint, gpa: bigint | null, npages: bigint): number {
+    const mask = BigInt(tbl.pageSize) - 1n;
+    let bad = (ioba & mask) !== 0n;
+    const first = ioba >> BigInt(tbl.itPageShift);
+    if (!bad && first < BigInt(tbl.itOffset)) bad = true;
+    if (!bad && first + 1n > BigInt(tbl.itOffset + tbl.itSize)) bad = true;
+    if (!bad && !this.ctx.quirks['no-end-of-window-check'] && first + npages > BigInt(tbl.itOffset + tbl.itSize)) bad = true;
+    if (!bad && gpa !== null && (gpa & mask) !== 0n) bad = true;
+    if (!bad) return 0;
+    return this.ctx.quirks['unaligned-iova-returns-1'] ? 1 : -EINVAL;
+  }
+
+  private mapDma(c: TceContainer, arg: IoctlArg): number {
+    if (!c.enabled) return -EPERM;
+    const minsz = offsetofend('vfio_iommu_type1_dma_map', 'size');
+    const inb = copyFromUser(arg, minsz);
+    if (!inb) return -EFAULT;
+    const p = decode('vfio_iommu_type1_dma_map', inb);
+    if (p.argsz < BigInt(minsz)) return -EINVAL;
+    if (p.flags & ~BigInt(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)) return -EINVAL;
+    let ret = this.createDefaultWindow(c);
+    if (ret) return ret;
+    const found = this.findTable(c, p.iova);
+    if (!found) return -ENXIO;
+    const { tbl } = found;
+    const mask = BigInt(tbl.pageSize) - 1n;
+    if (p.size & mask || p.vaddr & mask) return -EINVAL;
+    let dir: DmaDirection;
+    if (p.flags & BigInt(VFIO_DMA_MAP_FLAG_READ)) dir = p.flags & BigInt(VFIO_DMA_MAP_FLAG_WRITE) ? DMA_BIDIRECTIONAL : DMA_TO_DEVICE;
+    else if (p.flags & BigInt(VFIO_DMA_MAP_FLAG_WRITE)) dir = DMA_FROM_DEVICE;
+    else return -EINVAL;
+    const npages = p.size >> BigInt(tbl.itPageShift);
+    ret = this.paramCheck(tbl, p.iova, p.vaddr, npages);
+    if (ret) return ret;
+    const entry = Number(p.iova >> BigInt(tbl.itPageShift));
+    return c.v2 ? this.buildV2(c, tbl, entry, p.vaddr, Number(npages), dir) : this.buildV1(c, tbl, entry, p.vaddr, Number(npages), dir);
+  }
+
+  private unmapDma(c: TceContainer, arg: IoctlArg): number {
+    if (!c.enabled) return -EPERM;
+    const minsz = offsetofend('vfio_iommu_type1_dma_unmap', 'size');
+    const inb = copyFromUser(arg, minsz);
+    if (!inb) return -EFAULT;
+    const p = decode('vfio_iommu_type1_dma_unmap', inb);
+    if (p.argsz < BigInt(minsz)) return -EINVAL;
+    if (p.flags) return -EINVAL;
+    let ret = this.createDefaultWindow(c);
+    if (ret) return ret;
+    const found = this.findTable(c, p.iova);
+    if (!found) return -ENXIO;
+    const { tbl } = found;
+    if (p.size & (BigInt(tbl.pageSize) - 1n)) return -EINVAL;
+    const npages = p.size >> BigInt(tbl.itPageShift);
+    ret = this.paramCheck(tbl, p.iova, null, npages);
+    if (ret) return ret;
+    return this.clear(c, tbl, Number(p.iova >> BigInt(tbl.itPageShift)), Number(npages));
+  }
+
+  // ---- map / unmap algorithms ----
+
+  private regionOf(c: TceContainer, ua: bigint, shift: number): { mem: MmIommuRegion; hpa: number } | null {
+    const mem = mmIommuLookup(c.owner!, this.pageShift, ua, 1n << BigInt(shift));
+    if (!mem) return null;
+    const hpa = mmIommuUaToHpa(mem, this.pageShift, ua, shift);
+    if (hpa === null) return null;
+    return { mem, hpa };
+  }
+
+  /** tce_page_is_contained(): the backing page must be at least one IOMMU page. */
+  private pageIsContained(c: TceContainer, ua: bigint, shift: number): boolean {
+    const m = c.mm!.findMapping(ua);
+    const backing = m?.kind === 'hugetlb' && m.hugePageShift ? m.hugePageShift : this.pageShift;
+    return backing >= shift;
+  }
+
+  /** tce_iommu_unuse_page_v2(). */
+  private unusePageV2(c: TceContainer, tbl: IommuTable, entry: number): void {
+    const pua = tbl.ops.useraddrptr!(tbl, entry, false);
+    if (pua === null) return;
+    const ua = BigInt(this.ctx.mem.readU64BE(pua));
+    const r = this.regionOf(c, ua, tbl.itPageShift);
+    if (r) mmIommuMappedDec(r.mem);
+    this.ctx.mem.writeU64BE(pua, 0);
+  }
+
+  /** tce_iommu_build_v2(). */
+  private buildV2(c: TceContainer, tbl: IommuTable, entry: number, tce: bigint, pages: number, dir: DmaDirection): number {
+    let ret = 0;
+    let i = 0;
+    const iomask = BigInt(tbl.pageSize) - 1n;
+    for (; i < pages; i++) {
+      const pua = tbl.ops.useraddrptr!(tbl, entry + i, true);
+      const r = this.regionOf(c, tce, tbl.itPageShift);
+      if (!r) {
+        ret = -EINVAL;
+        break;
+      }
+      if (!this.pageIsContained(c, tce, tbl.itPageShift)) {
+        ret = -EPERM;
+        break;
+      }
+      // mm_iommu_ua_to_hpa() keeps the offset of an IOMMU page inside a larger kernel page.
+      if (mmIommuMappedInc(r.mem)) break;
+      const x = tbl.ops.xchgNoKill(tbl, entry + i, r.hpa, dir);
+      if (x.ret) {
+        this.unusePageV2(c, tbl, entry + i);
+        ret = x.ret;
+        break;
+      }
+      if (x.dir !== DMA_NONE) this.unusePageV2(c, tbl, entry + i);
+      if (pua !== null && this.ctx.mem.isRam(pua)) this.ctx.mem.writeU64BE(pua, Number(tce));
+      tce += iomask + 1n;
+    }
+    if (ret) this.clear(c, tbl, entry, i);
+    else tbl.ops.tceKill?.(tbl, entry, pages);
+    return ret;
+  }
+
+  /** tce_iommu_build() (v1): pins each page directly. */
+  private buildV1(c: TceContainer, tbl: IommuTable, entry: number, tce: bigint, pages: number, dir: DmaDirection): number {
+    const { mem } = this.ctx;
+    const ksize = BigInt(mem.pageSize);
+    let ret = 0;
+    let i = 0;
+    const write = this.ctx.quirks['v1-pin-write'] || dir !== DMA_TO_DEVICE;
+    for (; i < pages; i++) {
+      const offset = Number((tce & ~(BigInt(tbl.pageSize) - 1n)) & (ksize - 1n));
+      const pinned = pinUserPages(c.mm!, mem, tce - (tce % ksize), 1, { write, hugetlbPinnable: !this.ctx.mmIommu.hugetlbUnpinnable });
+      if (typeof pinned === 'number') {
+        ret = -EFAULT;
+        break;
+      }
+      if (!this.pageIsContained(c, tce, tbl.itPageShift)) {
+        ret = -EPERM;
+        break;
+      }
+      const hpa = pinned[0]! + offset;
+      const x = tbl.ops.xchgNoKill(tbl, entry + i, hpa, dir);
+      if (x.ret) {
+        unpinUserPage(c.mm!, Number(tce / ksize));
+        ret = x.ret;
+        break;
+      }
+      if (x.dir !== DMA_NONE) this.unusePage(c, x.hpa);
+      tce += BigInt(tbl.pageSize);
+    }
+    if (ret) this.clear(c, tbl, entry, i);
+    else tbl.ops.tceKill?.(tbl, entry, pages);
+    return ret;
+  }
+
+  /** tce_iommu_unuse_page(): unpin the page behind an old v1 TCE. */
+  private unusePage(c: TceContainer, hpa: number): void {
+    const vpn = vpnOfPhys(c.mm!, this.ctx.mem, hpa);
+    if (vpn !== undefined) unpinUserPage(c.mm!, vpn);
+  }
+
+  /** tce_iommu_clear(): exchange out every valid TCE of a range, then one kill. Returns 0. */
+  clear(c: TceContainer, tbl: IommuTable, entry: number, pages: number): number {
+    const first = entry;
+    const last = entry + pages;
+    for (; entry < last; entry++) {
+      if (tbl.itIndirectLevels && tbl.itUserspace !== null) {
+        if (tbl.ops.useraddrptr!(tbl, entry, false) === null) {
+          entry = alignUpToLast(entry, tbl.itLevelSize);
+          continue;
+        }
+      }
+      const x = tbl.ops.xchgNoKill(tbl, entry, 0, DMA_NONE);
+      if (x.ret || x.dir === DMA_NONE) continue;
+      if (c.v2) this.unusePageV2(c, tbl, entry);
+      else this.unusePage(c, x.hpa);
+    }
+    tbl.ops.tceKill?.(tbl, first, pages);
+    return 0;
+  }
+
+  // ---- preregistration ----
+
+  private registerMemory(c: TceContainer, arg: IoctlArg): number {
+    const minsz = offsetofend('vfio_iommu_spapr_register_memory', 'size');
+    let ret = this.mmSet(c);
+    if (ret) return ret;
+    const inb = copyFromUser(arg, minsz);
+    if (!inb) return -EFAULT;
+    const p = decode('vfio_iommu_spapr_register_memory', inb);
+    if (p.argsz < BigInt(minsz)) return -EINVAL;
+    if (p.flags) return -EINVAL;
+    const kmask = BigInt(this.ctx.mem.pageSize) - 1n;
+    if (p.vaddr & kmask || p.size & kmask || u64(p.vaddr + p.size) < p.vaddr) return -EINVAL;
+    const entries = Number(p.size >> BigInt(this.pageShift));
+    const proc = c.owner!;
+    let mem = mmIommuGet(proc, p.vaddr, entries);
+    if (mem) {
+      if (c.preregList.includes(mem)) {
+        mmIommuPut(this.ctx.mmIommu, proc, mem);
+        return -EBUSY;
+      }
+    } else {
+      const r = mmIommuNew(this.ctx.mmIommu, proc, p.vaddr, entries);
+      if (typeof r === 'number') {
+        if (entries === 0) this.ctx.klog.warn('mm/vmalloc.c', 3790, '__vmalloc_node_range_noprof', proc);
+        return r;
+      }
+      mem = r;
+    }
+    c.preregList.unshift(mem);
+    c.enabled = true;
+    ret = 0;
+    return ret;
+  }
+
+  private unregisterMemory(c: TceContainer, arg: IoctlArg): number {
+    if (!c.mm) return -EPERM;
+    const minsz = offsetofend('vfio_iommu_spapr_register_memory', 'size');
+    const inb = copyFromUser(arg, minsz);
+    if (!inb) return -EFAULT;
+    const p = decode('vfio_iommu_spapr_register_memory', inb);
+    if (p.argsz < BigInt(minsz)) return -EINVAL;
+    if (p.flags) return -EINVAL;
+    const kmask = BigInt(this.ctx.mem.pageSize) - 1n;
+    if (p.vaddr & kmask || p.size & kmask) return -EINVAL;
+    const proc = c.owner!;
+    const mem = mmIommuGet(proc, p.vaddr, Number(p.size >> BigInt(this.pageShift)));
+    if (!mem) return -ENOENT;
+    let ret: number;
+    if (!c.preregList.includes(mem)) ret = -ENOENT;
+    else if (!this.ctx.quirks['unregister-while-mapped'] && mem.mapped !== 1 && mem.used === 2) ret = -EBUSY;
+    else ret = this.preregFree(c, mem);
+    mmIommuPut(this.ctx.mmIommu, proc, mem);
+    return ret;
+  }
+
+  /** tce_iommu_prereg_free(). */
+  private preregFree(c: TceContainer, mem: MmIommuRegion): number {
+    const ret = mmIommuPut(this.ctx.mmIommu, c.owner!, mem);
+    if (ret) return ret;
+    c.preregList.splice(c.preregList.indexOf(mem), 1);
+    return 0;
+  }
+
+  // ---- windows ----
+
+  /** tce_iommu_create_table(). */
+  private createTable(c: TceContainer, tg: TableGroup, num: number, pageShift: number, windowSize: bigint, levels: number): IommuTable | number {
+    const tableSize = tg.ops.getTableSize(pageShift, windowSize, levels);
+    if (!tableSize) return -EINVAL;
+    const pages = Math.floor(tableSize / this.ctx.mem.pageSize);
+    let ret = this.account(c, pages, true);
+    if (ret) return ret;
+    const r = tg.ops.createTable(tg, num, pageShift, windowSize, levels);
+    if (typeof r === 'number') {
+      ret = r;
+      if (!this.ctx.quirks['create-locked-vm-leak']) this.account(c, pages, false);
+      return ret;
+    }
+    return r;
+  }
+
+  /** tce_iommu_free_table(). */
+  private freeTable(c: TceContainer, tbl: IommuTable): void {
+    const pages = Math.floor(tbl.itAllocatedSize / this.ctx.mem.pageSize);
+    iommuTceTablePut(tbl);
+    this.account(c, pages, false);
+  }
+
+  /** tce_iommu_create_window(). */
+  private createWindow(c: TceContainer, pageShift: number, windowSize: bigint, levels: number): { ret: number; start?: bigint } {
+    const free = c.tables[0] === null ? 0 : c.tables[1] === null ? 1 : -1;
+    if (free < 0) return { ret: -ENOSPC };
+    const num = free as 0 | 1;
+    const tg = this.firstTableGroup(c);
+    if (!tg) return { ret: -EFAULT };
+    if (pageShift >= 64 || !(tg.pgsizes & (1n << BigInt(pageShift)))) return { ret: -EINVAL };
+    const tbl = this.createTable(c, tg, num, pageShift, windowSize, levels);
+    if (typeof tbl === 'number') return { ret: tbl };
+    for (const g of c.groupList) {
+      const ret = g.tableGroup.ops.setWindow(g.tableGroup, num, tbl);
+      if (ret) {
+        for (const g2 of c.groupList) g2.tableGroup.ops.unsetWindow(g2.tableGroup, num);
+        this.freeTable(c, tbl);
+        return { ret };
+      }
+    }
+    c.tables[num] = tbl;
+    return { ret: 0, start: tbl.start };
+  }
+
+  /** tce_iommu_create_default_window(): the lazily created 32-bit window of 4K pages. */
+  createDefaultWindow(c: TceContainer): number {
+    if (!c.defWindowPending) return 0;
+    if (!c.groupList.length) return -ENODEV;
+    const tg = this.firstTableGroup(c);
+    if (!tg) return -ENODEV;
+    const r = this.createWindow(c, IOMMU_PAGE_SHIFT_4K, BigInt(tg.tce32Size), 1);
+    if (!r.ret) c.defWindowPending = false;
+    return r.ret;
+  }
+
+  private tceCreate(c: TceContainer, arg: IoctlArg): number {
+    let ret = this.mmSet(c);
+    if (ret) return ret;
+    if (!c.groupList.length) return -ENXIO;
+    const minsz = offsetofend('vfio_iommu_spapr_tce_create', 'start_addr');
+    const inb = copyFromUser(arg, minsz);
+    if (!inb) return -EFAULT;
+    const p = decode('vfio_iommu_spapr_tce_create', inb);
+    if (p.argsz < BigInt(minsz)) return -EINVAL;
+    if (p.flags) return -EINVAL;
+    ret = this.createDefaultWindow(c);
+    let start = p.start_addr;
+    if (!ret) {
+      const r = this.createWindow(c, Number(p.page_shift), p.window_size, Number(p.levels));
+      ret = r.ret;
+      if (r.start !== undefined) start = r.start;
+    }
+    if (!ret) {
+      setField(inb, structs.vfio_iommu_spapr_tce_create.fields.start_addr, start);
+      if (!copyToUser(arg, inb)) ret = -EFAULT;
+    }
+    return ret;
+  }
+
+  private tceRemove(c: TceContainer, arg: IoctlArg): number {
+    const ret = this.mmSet(c);
+    if (ret) return ret;
+    if (!c.groupList.length) return -ENXIO;
+    const minsz = offsetofend('vfio_iommu_spapr_tce_remove', 'start_addr');
+    const inb = copyFromUser(arg, minsz);
+    if (!inb) return -EFAULT;
+    const p = decode('vfio_iommu_spapr_tce_remove', inb);
+    if (p.argsz < BigInt(minsz)) return -EINVAL;
+    if (p.flags) return -EINVAL;
+    if (c.defWindowPending && !p.start_addr) {
+      c.defWindowPending = false;
+      return 0;
+    }
+    return this.removeWindow(c, p.start_addr);
+  }
+
+  /** tce_iommu_remove_window(). */
+  private removeWindow(c: TceContainer, startAddr: bigint): number {
+    const found = this.findTable(c, startAddr);
+    if (!found) return -EINVAL;
+    const { num, tbl } = found;
+    if (!this.ctx.quirks['remove-any-address'] && tbl.start !== startAddr) return -EINVAL;
+    this.clear(c, tbl, tbl.itOffset, tbl.itSize);
+    for (const g of c.groupList) g.tableGroup.ops.unsetWindow(g.tableGroup, num);
+    this.freeTable(c, tbl);
+    c.tables[num] = null;
+    return 0;
+  }
+
+  // ---- groups ----
+
+  /** tce_iommu_attach_group(). */
+  attachGroup(c: TceContainer, g: IommuGroup): number {
+    const tg = g.tableGroup;
+    let ret = 0;
+    if (c.v2 && !tg.maxDynamicWindowsSupported) ret = -EINVAL;
+    else if (!c.v2 && c.groupList.length) ret = -EBUSY;
+    else if (c.groupList.includes(g)) ret = -EBUSY;
+    else if (c.groupList.some((o) => o.tableGroup.ops.createTable !== tg.ops.createTable)) ret = -EPERM;
+    else ret = this.takeOwnership(c, tg);
+    if (!c.groupList.length && !c.tables[0]) c.defWindowPending = true;
+    if (!ret) c.groupList.unshift(g);
+    return ret;
+  }
+
+  /** tce_iommu_take_ownership(): program every container table into the new PE. */
+  private takeOwnership(c: TceContainer, tg: TableGroup): number {
+    for (let i = 0; i < 2; i++) {
+      const tbl = c.tables[i];
+      if (!tbl) continue;
+      const ret = tg.ops.setWindow(tg, i, tbl);
+      if (ret) {
+        for (let j = 0; j < i; j++) tg.ops.unsetWindow(tg, j);
+        return ret;
+      }
+    }
+    return 0;
+  }
+
+  /** tce_iommu_detach_group(). */
+  detachGroup(c: TceContainer, g: IommuGroup): void {
+    const i = c.groupList.indexOf(g);
+    if (i < 0) return;
+    c.groupList.splice(i, 1);
+    for (let n = 0; n < 2; n++) {
+      const tbl = c.tables[n];
+      if (!tbl) continue;
+      this.clear(c, tbl, tbl.itOffset, tbl.itSize);
+      g.tableGroup.ops.unsetWindow(g.tableGroup, n);
+    }
+  }
+
+  /** tce_iommu_release(): free the container's tables and regions, undo ENABLE, drop the mm. */
+  release(c: TceContainer): void {
+    for (const g of [...c.groupList]) this.detachGroup(c, g);
+    for (let n = 0; n < 2; n++) {
+      const tbl = c.tables[n];
+      if (!tbl) continue;
+      c.tables[n] = null;
+      this.freeTable(c, tbl);
+    }
+    for (const mem of [...c.preregList]) {
+      const ret = this.preregFree(c, mem);
+      if (ret) this.ctx.klog.warn('drivers/vfio/vfio_iommu_spapr_tce.c', 0, 'tce_iommu_release', c.owner!);
+    }
+    if (c.enabled && !c.v2) {
+      c.enabled = false;
+      this.account(c, c.lockedPages, false);
+    }
+    if (c.mm) c.mm.grabs--;
+  }
+}
+
+/** `n |= size - 1` for a power-of-two size, on numbers above 2^32. */
+function alignUpToLast(n: number, size: number): number {
+  return n - (n % size) + size - 1;
+}
