@@ -20,12 +20,17 @@ export interface PhbGeneration {
   killViaOpal: boolean;
   /** The CPU generation the PHB sits in, used for names. */
   cpu: 'POWER8' | 'POWER9' | 'POWER10';
+  /**
+   * The kernel puts idle functions below this PHB's root port into D3hot (recorded: it does on
+   * QEMU's PHB4/PHB5, never on its PHB3).
+   */
+  idleD3hot: boolean;
 }
 
 export const PHB_GENERATIONS: Record<PhbModel, PhbGeneration> = {
-  PHB3: { model: 'PHB3', numPes: 256, tceShifts: [12, 16, 24, 28], killViaOpal: false, cpu: 'POWER8' },
-  PHB4: { model: 'PHB4', numPes: 512, tceShifts: [12, 16, 21, 30], killViaOpal: true, cpu: 'POWER9' },
-  PHB5: { model: 'PHB5', numPes: 512, tceShifts: [12, 16, 21, 30], killViaOpal: true, cpu: 'POWER10' },
+  PHB3: { model: 'PHB3', numPes: 256, tceShifts: [12, 16, 24, 28], killViaOpal: false, cpu: 'POWER8', idleD3hot: false },
+  PHB4: { model: 'PHB4', numPes: 512, tceShifts: [12, 16, 21, 30], killViaOpal: true, cpu: 'POWER9', idleD3hot: true },
+  PHB5: { model: 'PHB5', numPes: 512, tceShifts: [12, 16, 21, 30], killViaOpal: true, cpu: 'POWER10', idleD3hot: true },
 };
 
 /** Bit 59 of a bus address selects TVE#1 of the PE. */

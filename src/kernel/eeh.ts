@@ -35,13 +35,13 @@ export class Eeh {
     return 0;
   }
 
-  /** eeh_pe_reset(): a reset clears the freeze; the hot reset waits for the link as the kernel logs. */
+  /** eeh_pe_reset(): a reset clears the freeze; after a hot reset the emulated functions never report ready. */
   reset(pe: Pe, kind: EehReset): number {
     if (kind === 'deactivate') {
       this.opal.eehFreezeClear(pe.phb.opalId, pe.peNumber, OPAL_EEH_ACTION_CLEAR_FREEZE_ALL);
       return 0;
     }
-    for (const dev of pe.devices) this.klog.printk(`${dev.driver ?? 'pci'} ${dev.name}: not ready 1023ms after bus reset; waiting`);
+    for (const dev of pe.devices) this.klog.printk(`${dev.driver ?? 'pci'} ${dev.name}: not ready 1023ms after bus reset; giving up`);
     return 0;
   }
 

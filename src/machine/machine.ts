@@ -209,7 +209,7 @@ export class Machine {
     if (!d) return { ret: -19, group: null };
     d.driver = 'vfio-pci';
     // vfio-pci leaves an idle device in D3hot; QEMU's emulated devices refuse it.
-    if (d.hw.spec.refusesD3hot) this.klog.printk(`vfio-pci ${d.name}: Refused to change power state from D0 to D3hot`);
+    if (d.hw.spec.refusesD3hot && d.hw.phb.gen.idleD3hot) this.klog.printk(`vfio-pci ${d.name}: Refused to change power state from D0 to D3hot`);
     return { ret: 0, group: d.group };
   }
 
@@ -225,7 +225,7 @@ export class Machine {
 
   private deviceClosed(d: VfioDevice): void {
     const k = d.kdev;
-    if (--k.openCount === 0 && k.hw.spec.refusesD3hot) {
+    if (--k.openCount === 0 && k.hw.spec.refusesD3hot && k.hw.phb.gen.idleD3hot) {
       this.deferred.push(() => this.klog.printk(`vfio-pci ${k.name}: Refused to change power state from D0 to D3hot`));
     }
   }

@@ -145,6 +145,26 @@ export class PnvIoda2 implements TableGroupOps {
     this.ctx.log.emit({ layer: 'kernel', kind: 'table-base', device: dev.name, table: tbl ? tbl.id : null });
   }
 
+  /**
+   * dma_set_mask() on a PowerNV device: pnv_pci_ioda_iommu_bypass_supported() picks the 64-bit
+   * bypass window when the mask covers it, else the TCE window (dma_iommu_dma_supported()).
+   */
+  dmaSetMask(pe: Pe, dev: KPciDev, mask: bigint): number {
+    dev.dmaMask = mask;
+    if (pe.tceBypassEnabled && mask >= pe.tceBypassBase + this.ctx.dramEnd - 1n) {
+      dev.bypass = true;
+      return 0;
+    }
+    dev.bypass = false;
+    const tbl = dev.table;
+    if (!tbl) {
+      this.ctx.klog.printk(`${dev.driver ?? 'pci'} ${dev.name}: Warning: IOMMU dma not supported: mask 0x${mask.toString(16).padStart(8, '0')}, table unavailable`);
+      return -5;
+    }
+    if (BigInt(tbl.itOffset) > mask >> BigInt(tbl.itPageShift)) return -5;
+    return 0;
+  }
+
   /** pnv_pci_ioda2_set_bypass(). */
   setBypass(pe: Pe, enable: boolean): void {
     const windowId = (pe.peNumber << 1) + 1;
