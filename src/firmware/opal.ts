@@ -42,7 +42,7 @@ export class Opal {
   }
 
   private checkPeWindow(phb: Phb, pe: number, windowId: number): boolean {
-    return pe >= 0 && pe < phb.gen.numPes && windowId >> 1 === pe;
+    return pe >= 0 && pe < phb.numPes && windowId >> 1 === pe;
   }
 
   /** OPAL_PCI_MAP_PE_DMA_WINDOW (44). tableSize is the size of one level. */
@@ -98,12 +98,12 @@ export class Opal {
         if (!phb.gen.tceShifts.includes(shift) || dmaAddr % BigInt(tceSize) !== 0n || dmaAddr >> 60n !== 0n) {
           return this.done('pci_tce_kill', args, OPAL_PARAMETER);
         }
-        if (pe < 0 || pe >= phb.gen.numPes) return this.done('pci_tce_kill', args, OPAL_PARAMETER);
+        if (pe < 0 || pe >= phb.numPes) return this.done('pci_tce_kill', args, OPAL_PARAMETER);
         phb.killPe(pe);
         return this.done('pci_tce_kill', args, OPAL_SUCCESS);
       }
       case OPAL_PCI_TCE_KILL_PE:
-        if (pe < 0 || pe >= phb.gen.numPes) return this.done('pci_tce_kill', args, OPAL_PARAMETER);
+        if (pe < 0 || pe >= phb.numPes) return this.done('pci_tce_kill', args, OPAL_PARAMETER);
         phb.killPe(pe);
         return this.done('pci_tce_kill', args, OPAL_SUCCESS);
       case OPAL_PCI_TCE_KILL_ALL:
@@ -117,7 +117,7 @@ export class Opal {
   /** OPAL_PCI_EEH_FREEZE_STATUS (23): the PE's freeze state. */
   eehFreezeStatus(phbId: number, pe: number): { rc: number; state: number } {
     const phb = this.phb(phbId);
-    if (!phb || pe < 0 || pe >= phb.gen.numPes) return { rc: OPAL_PARAMETER, state: 0 };
+    if (!phb || pe < 0 || pe >= phb.numPes) return { rc: OPAL_PARAMETER, state: 0 };
     const s = phb.peState[pe]!;
     const state = s.dmaFrozen || s.mmioFrozen ? OPAL_EEH_STOPPED_MMIO_DMA_FREEZE : OPAL_EEH_STOPPED_NOT_FROZEN;
     this.done('eeh_freeze_status', [phbId, pe], OPAL_SUCCESS);
@@ -128,7 +128,7 @@ export class Opal {
   eehFreezeClear(phbId: number, pe: number, action: number): number {
     const args = [phbId, pe, action];
     const phb = this.phb(phbId);
-    if (!phb || pe < 0 || pe >= phb.gen.numPes || action < 1 || action > 3) return this.done('eeh_freeze_clear', args, OPAL_PARAMETER);
+    if (!phb || pe < 0 || pe >= phb.numPes || action < 1 || action > 3) return this.done('eeh_freeze_clear', args, OPAL_PARAMETER);
     phb.unfreeze(pe, (action & OPAL_EEH_ACTION_CLEAR_FREEZE_DMA) !== 0, (action & OPAL_EEH_ACTION_CLEAR_FREEZE_MMIO) !== 0);
     return this.done('eeh_freeze_clear', args, OPAL_SUCCESS);
   }
@@ -136,7 +136,7 @@ export class Opal {
   /** OPAL_PCI_EEH_FREEZE_SET (97): error injection freezes a PE. */
   eehFreezeSet(phbId: number, pe: number): number {
     const phb = this.phb(phbId);
-    if (!phb || pe < 0 || pe >= phb.gen.numPes) return this.done('eeh_freeze_set', [phbId, pe], OPAL_PARAMETER);
+    if (!phb || pe < 0 || pe >= phb.numPes) return this.done('eeh_freeze_set', [phbId, pe], OPAL_PARAMETER);
     phb.freeze(pe, 'freeze set by OPAL_PCI_EEH_FREEZE_SET');
     return this.done('eeh_freeze_set', [phbId, pe], OPAL_SUCCESS);
   }

@@ -12,8 +12,10 @@ export type PhbModel = 'PHB3' | 'PHB4' | 'PHB5';
 
 export interface PhbGeneration {
   model: PhbModel;
-  /** Number of PEs; the last one is reserved. */
+  /** Number of PEs of a small PHB; the last one is reserved. */
   numPes: number;
+  /** PHB indices that have twice as many PEs (QEMU's PHB4/PHB5: the first PHB of each PEC). */
+  bigPhbs: number[];
   /** IOMMU page shifts the PHB supports ("ibm,supported-tce-sizes"). */
   tceShifts: number[];
   /** PHB3 invalidates through its TCE kill register; PHB4/5 through OPAL. */
@@ -28,9 +30,9 @@ export interface PhbGeneration {
 }
 
 export const PHB_GENERATIONS: Record<PhbModel, PhbGeneration> = {
-  PHB3: { model: 'PHB3', numPes: 256, tceShifts: [12, 16, 24, 28], killViaOpal: false, cpu: 'POWER8', idleD3hot: false },
-  PHB4: { model: 'PHB4', numPes: 512, tceShifts: [12, 16, 21, 30], killViaOpal: true, cpu: 'POWER9', idleD3hot: true },
-  PHB5: { model: 'PHB5', numPes: 512, tceShifts: [12, 16, 21, 30], killViaOpal: true, cpu: 'POWER10', idleD3hot: true },
+  PHB3: { model: 'PHB3', numPes: 256, bigPhbs: [], tceShifts: [12, 16, 24, 28], killViaOpal: false, cpu: 'POWER8', idleD3hot: false },
+  PHB4: { model: 'PHB4', numPes: 256, bigPhbs: [0, 3], tceShifts: [12, 16, 21, 30], killViaOpal: true, cpu: 'POWER9', idleD3hot: true },
+  PHB5: { model: 'PHB5', numPes: 256, bigPhbs: [0, 3], tceShifts: [12, 16, 21, 30], killViaOpal: true, cpu: 'POWER10', idleD3hot: true },
 };
 
 /** Bit 59 of a bus address selects TVE#1 of the PE. */
@@ -66,6 +68,7 @@ export interface DmaResult {
 export class Phb {
   readonly gen: PhbGeneration;
   readonly reservedPe: number;
+  readonly numPes: number;
   /** RID (bus<<8 | devfn) → PE number, as programmed by firmware for the kernel. */
   readonly rtt = new Map<number, number>();
   private readonly tvt: (Tve | null)[];
@@ -83,9 +86,10 @@ export class Phb {
     private readonly log: EventLog,
   ) {
     this.gen = PHB_GENERATIONS[model];
-    this.reservedPe = this.gen.numPes - 1;
-    this.tvt = new Array(this.gen.numPes * 2).fill(null);
-    this.peState = Array.from({ length: this.gen.numPes }, () => ({ dmaFrozen: false, mmioFrozen: false }));
+    this.numPes = this.gen.bigPhbs.includes(index) ? this.gen.numPes * 2 : this.gen.numPes;
+    this.reservedPe = this.numPes - 1;
+    this.tvt = new Array(this.numPes * 2).fill(null);
+    this.peState = Array.from({ length: this.numPes }, () => ({ dmaFrozen: false, mmioFrozen: false }));
   }
 
   getTve(index: number): Tve | null {

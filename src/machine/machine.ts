@@ -6,7 +6,7 @@ import { GiB } from '../base/bits.js';
 import { EventLog } from '../base/events.js';
 import { Opal } from '../firmware/opal.js';
 import { PhysMemory } from '../hw/memory.js';
-import { PciFunction } from '../hw/pci-device.js';
+import { PciFunction, type PciFunctionSpec } from '../hw/pci-device.js';
 import { Phb } from '../hw/phb.js';
 import { Eeh } from '../kernel/eeh.js';
 import { IommuGroup } from '../kernel/iommu-group.js';
@@ -138,22 +138,27 @@ export class Machine {
 
   /** PCI probe and PowerNV DMA setup, in the order the kernel does it at boot. */
   private boot(): void {
-    for (const spec of this.topology.devices) this.devices.push(new KPciDev(new PciFunction(spec, this.phbs[spec.addr.domain]!)));
+    for (const spec of this.topology.devices) {
+      if (!this.phbs[spec.addr.domain]) throw new Error(`topology: device ${spec.addr.domain}:${spec.addr.bus} is on PHB ${spec.addr.domain}, but ${this.opts.preset} has ${this.phbs.length} PHBs`);
+    }
+    const order = (a: PciFunctionSpec) => ((a.addr.domain * 256 + a.addr.bus) * 32 + a.addr.dev) * 8 + a.addr.fn;
+    const specs = [...this.topology.devices].sort((a, b) => order(a) - order(b));
+    for (const spec of specs) this.devices.push(new KPciDev(new PciFunction(spec, this.phbs[spec.addr.domain]!)));
     for (const hw of this.phbs) {
       const pphb = new PnvPhb(hw, M32_PCI_BASE);
       this.pnvPhbs.push(pphb);
+      const dom = hw.index.toString(16).padStart(4, '0');
+      // pnv_pci_configure_bus(): the root bus (holding the root port) gets a PE; it carries no DMA.
+      const root = pphb.allocPe()!;
+      this.configureBusMessages(dom, 0, root, [`${dom}:00:00.0`]);
       const onPhb = this.devices.filter((d) => d.hw.phb === hw);
-      if (!onPhb.length) continue;
-      // The root bus (holding the root port) gets a PE first; it carries no DMA.
-      pphb.allocPe();
       const buses = [...new Set(onPhb.map((d) => d.hw.spec.addr.bus))].sort((a, b) => a - b);
       const covered = new Set<number>();
       for (const bus of buses) {
         if (covered.has(bus)) continue;
         const devs = onPhb.filter((d) => d.hw.spec.addr.bus === bus);
         // Behind a PCIe-to-PCI bridge the secondary bus and everything below form one PE.
-        const bridge = devs.find((d) => d.isBridge);
-        const all = bridge !== undefined;
+        const all = devs.some((d) => d.isBridge);
         const members = all ? onPhb.filter((d) => d.hw.spec.addr.bus >= bus) : devs;
         if (all) for (const d of members) covered.add(d.hw.spec.addr.bus);
         let num: number | null;
@@ -170,28 +175,37 @@ export class Machine {
           hw.rtt.set(d.hw.rid, num);
           pe.devices.push(d);
         }
+        this.configureBusMessages(dom, bus, num, members.map((d) => d.name));
+        for (const d of members) this.dmaDevSetup(d, pe);
       }
     }
-    // pnv_pci_ioda_dma_dev_setup() for each function.
-    for (const d of this.devices) {
-      const pe = this.peOf(d);
-      if (!pe) continue;
-      if (d.isBridge) continue;
-      if (!pe.dmaSetupDone) {
-        this.ioda.setupDmaPe(pe);
-        if (pe.dmaSetupDone) {
-          const g = new IommuGroup(this.groups.length, pe, pe.devices.filter((x) => !x.isBridge), this.log);
-          pe.groupId = g.id;
-          this.groups.push(g);
-          const vg = new VfioGroup(g, g.devices.map((x) => new VfioDevice(x, this.mem.pageSize)));
-          this.vfioGroups.set(g.id, vg);
-        }
+  }
+
+  /** What pnv_pci_configure_bus() and pnv_ioda_setup_bus_PE() print. */
+  private configureBusMessages(dom: string, bus: number, pe: number, devs: string[]): void {
+    const b = bus.toString(16).padStart(2, '0');
+    this.klog.printk(`pci_bus ${dom}:${b}: Configuring PE for bus`);
+    this.klog.printk(`pci ${dom}:${b}     : [PE# ${pe.toString(16).padStart(2, '0')}] Secondary bus 0x${bus.toString(16).padStart(16, '0')} associated with PE#${pe.toString(16)}`);
+    for (const d of devs) this.klog.printk(`pci ${d}: Configured PE#${pe.toString(16)}`);
+  }
+
+  /** pnv_pci_ioda_dma_dev_setup() for one function. */
+  private dmaDevSetup(d: KPciDev, pe: Pe): void {
+    if (d.isBridge) return;
+    if (!pe.dmaSetupDone) {
+      this.ioda.setupDmaPe(pe);
+      if (pe.dmaSetupDone) {
+        const g = new IommuGroup(this.groups.length, pe, pe.devices.filter((x) => !x.isBridge), this.log);
+        pe.groupId = g.id;
+        this.groups.push(g);
+        this.vfioGroups.set(g.id, new VfioGroup(g, g.devices.map((x) => new VfioDevice(x, this.mem.pageSize))));
       }
-      d.dmaOffset = pe.tceBypassBase;
-      this.ioda.setTableBase(d, pe.tables[0]);
-      d.group = pe.groupId;
-      d.driver = 'kernel';
     }
+    d.dmaOffset = pe.tceBypassBase;
+    this.ioda.setTableBase(d, pe.tables[0]);
+    d.group = pe.groupId;
+    d.driver = 'kernel';
+    if (pe.groupId !== null) this.klog.printk(`pci ${d.name}: Adding to iommu group ${pe.groupId}`);
   }
 
   peOf(d: KPciDev): Pe | undefined {

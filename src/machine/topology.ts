@@ -54,7 +54,7 @@ export function qemuTopology(phbs: number): Topology {
 
 /**
  * The tour: the recorded devices, plus on PHB 2 a PCIe-to-PCI bridge with two functions behind
- * it (one bus-all PE) and on PHB 3 an MPT3-like SAS adapter that does 32-bit and 64-bit DMA.
+ * it (one bus-all PE) and an MPT3-like SAS adapter that does 32-bit and 64-bit DMA.
  */
 export function tourTopology(phbs: number): Topology {
   const fn = (bus: number, f: number, model: string, device: number): PciFunctionSpec => ({
@@ -75,7 +75,8 @@ export function tourTopology(phbs: number): Topology {
       fn(2, 0, 'legacy-nic-a', 0x100e),
       fn(2, 1, 'legacy-nic-b', 0x100e),
       {
-        addr: { domain: 3, bus: 1, dev: 0, fn: 0 },
+        // PHB 3 where the machine has one (POWER8 has three PHBs: then a second bus of PHB 0).
+        addr: phbs > 3 ? { domain: 3, bus: 1, dev: 0, fn: 0 } : { domain: 0, bus: 2, dev: 0, fn: 0 },
         vendor: 0x1000,
         device: 0x0097,
         model: 'mpt3sas',

@@ -46,6 +46,8 @@ export interface PnvIodaContext {
 
 export class PnvIoda2 implements TableGroupOps {
   readonly tableOps: IommuTableOps;
+  /** iommu_init_table() greets once per boot. */
+  private welcomed = false;
 
   constructor(private readonly ctx: PnvIodaContext) {
     const c = ctx;
@@ -128,7 +130,12 @@ export class PnvIoda2 implements TableGroupOps {
       resEnd = Number(top >> BigInt(tbl.itPageShift));
     }
     tbl.itIndex = (pe.phb.globalNumber << 16) | pe.peNumber;
-    const rc = iommuInitTable(tbl, pe.phb.hw.mem.nodeOf(tbl.itBase / mem.pageSize), resStart, resEnd) ? this.setWindow(pe, 0, tbl) : -12;
+    const inited = iommuInitTable(tbl, pe.phb.hw.mem.nodeOf(tbl.itBase / mem.pageSize), resStart, resEnd);
+    if (inited && !this.welcomed) {
+      this.welcomed = true;
+      this.ctx.klog.printk('IOMMU table initialized, virtual merging enabled');
+    }
+    const rc = inited ? this.setWindow(pe, 0, tbl) : -12;
     if (rc) {
       this.ctx.klog.printk(pe.message(`Failed to configure 32-bit TCE table, err ${rc}`));
       iommuTceTablePut(tbl);

@@ -22,7 +22,7 @@ export class PnvPhb {
     /** Bus address where the 32-bit MMIO window starts (ioda.m32_pci_base). */
     readonly m32PciBase: number,
   ) {
-    this.peAlloc = new Array(hw.gen.numPes).fill(false);
+    this.peAlloc = new Array(hw.numPes).fill(false);
     this.peAlloc[hw.reservedPe] = true;
   }
 

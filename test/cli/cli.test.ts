@@ -1,0 +1,37 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { test } from 'node:test';
+
+const ROOT = join(import.meta.dirname, '../../..');
+const tcelab = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'dist/src/cli/main.js'), ...args], { encoding: 'utf8' });
+
+test('tcelab run: the tour succeeds and reports the windows of every PE', () => {
+  const r = tcelab('run');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /\[ok\] 32-bit DMA through the TCE window/);
+  assert.match(r.stdout, /\[ok\] EEH recovery/);
+  assert.match(r.stdout, /PHB0 PE#1fd .*\n {4}window#0 0x0\.\.0x7fffffff {2}pg=64 KiB levels=2/);
+});
+
+test('tcelab run --json gives the same report as data', () => {
+  const r = tcelab('run', '--json', '--machine', 'powernv8');
+  assert.equal(r.status, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.equal(j.report.machine, 'powernv8');
+  assert.equal(j.report.pes[0].pe, 'fd');
+  assert.ok(j.steps.every((s: { ok: boolean }) => s.ok));
+});
+
+test('bad options name the option and the accepted values', () => {
+  const r = tcelab('run', '--page-size', '16k');
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--page-size: expected 4k or 64k, got "16k"/);
+  assert.match(tcelab('run', '--fix', 'nope').stderr, /--fix: unknown quirk "nope"/);
+});
+
+test('tcelab conformance exits 0 with the closing count', () => {
+  const r = tcelab('conformance', join(ROOT, 'fixtures/oracle/p9-64k-edge.jsonl'));
+  assert.equal(r.status, 0, r.stdout);
+  assert.match(r.stdout, /^28 matched, 0 mismatched$/m);
+});

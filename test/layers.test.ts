@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { test } from 'node:test';
+
+/** Layers from the bottom up (docs/architecture.md). A module may import its own layer or lower ones. */
+const ORDER = ['base', 'uapi/linux', 'hw', 'firmware', 'kernel', 'vfio', 'uapi', 'machine', 'conformance', 'scenario', 'cli'];
+const SRC = join(import.meta.dirname, '../../src');
+
+function layerOf(file: string): number {
+  const rel = relative(SRC, file).replaceAll('\\', '/');
+  let best = -1;
+  ORDER.forEach((l, i) => {
+    if (rel.startsWith(`${l}/`) && (best < 0 || l.length > ORDER[best]!.length)) best = i;
+  });
+  return best;
+}
+
+function* walk(dir: string): Generator<string> {
+  for (const e of readdirSync(dir)) {
+    const p = join(dir, e);
+    if (statSync(p).isDirectory()) yield* walk(p);
+    else if (p.endsWith('.ts')) yield p;
+  }
+}
+
+test('imports only point down the layers', () => {
+  const bad: string[] = [];
+  for (const f of walk(SRC)) {
+    const from = layerOf(f);
+    assert.ok(from >= 0, `${f} is in no layer`);
+    for (const m of readFileSync(f, 'utf8').matchAll(/from '(\.[^']+)'/g)) {
+      const target = join(f, '..', m[1]!).replace(/\.js$/, '.ts');
+      const to = layerOf(target);
+      if (to > from) bad.push(`${relative(SRC, f)} imports ${relative(SRC, target)}`);
+    }
+  }
+  assert.deepEqual(bad, []);
+});
