@@ -118,8 +118,11 @@ export class Phb {
   /** Invalidate `npages` TCEs of `pageShift` starting at bus address `bus` for one PE. */
   killPages(pe: number, pageShift: number, bus: bigint, npages: number): void {
     const tveIdx = pe * 2 + Number((bus >> TVE1_SELECT_BIT) & 1n);
-    const first = bus >> BigInt(pageShift);
-    for (let i = 0; i < npages; i++) this.tceCache.delete(`${tveIdx}:${first + BigInt(i)}`);
+    const tve = this.tvt[tveIdx];
+    if (tve?.kind === 'xlate') {
+      const size = 1n << BigInt(pageShift);
+      for (let i = 0; i < npages; i++) this.tceCache.delete(cacheKey(tveIdx, tve, bus + BigInt(i) * size));
+    }
     this.kills++;
     this.log.emit({ layer: 'hw', kind: 'tce-kill', phb: this.index, scope: 'pages', pe });
   }
@@ -168,9 +171,8 @@ export class Phb {
     const pageSize = 2n ** BigInt(tve.pageShift);
     const pageEnd = (bus / pageSize + 1n) * pageSize;
     const tblShift = Math.log2(tve.levelBytes) - 3;
-    const idxMask = (1n << BigInt(tblShift * tve.levels)) - 1n;
-    const pageIdx = (bus >> BigInt(tve.pageShift)) & idxMask;
-    const key = `${tveIdx}:${pageIdx}`;
+    const pageIdx = decodedIndex(tve, bus);
+    const key = cacheKey(tveIdx, tve, bus);
     const walked = this.walk(tve, pageIdx, tblShift);
     let tce: number;
     let stale = false;
@@ -246,4 +248,14 @@ export class Phb {
     this.log.emit({ layer: 'hw', kind: 'dma', device, bus, len, write, ok: true, pa: pieces[0]?.pa ?? 0, stale: anyStale });
     return out ? { ok: true, data: out } : { ok: true };
   }
+}
+
+/** The page index a translated TVE decodes: bits above the table's reach are ignored. */
+function decodedIndex(tve: Extract<Tve, { kind: 'xlate' }>, bus: bigint): bigint {
+  const idxMask = (1n << BigInt((Math.log2(tve.levelBytes) - 3) * tve.levels)) - 1n;
+  return (bus >> BigInt(tve.pageShift)) & idxMask;
+}
+
+function cacheKey(tveIdx: number, tve: Extract<Tve, { kind: 'xlate' }>, bus: bigint): string {
+  return `${tveIdx}:${decodedIndex(tve, bus)}`;
 }
