@@ -35,9 +35,7 @@ export const errno = {
 
 export type ErrnoName = keyof typeof errno;
 
-const byNumber = new Map<number, ErrnoName>(
-  Object.entries(errno).map(([k, v]) => [v, k as ErrnoName]),
-);
+const byNumber = new Map<number, ErrnoName>(Object.entries(errno).map(([k, v]) => [v, k as ErrnoName]));
 
 /** The symbolic name of an errno value ("EINVAL"), or "E?<n>" for one the model never produces. */
 export function errnoName(n: number): string {

@@ -2,7 +2,12 @@
 import type { TourResult } from '../scenario/tour.js';
 
 function size(n: number): string {
-  for (const [u, s] of [['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 1024]] as const) if (n >= s && n % s === 0) return `${n / s} ${u}`;
+  for (const [u, s] of [
+    ['GiB', 2 ** 30],
+    ['MiB', 2 ** 20],
+    ['KiB', 1024],
+  ] as const)
+    if (n >= s && n % s === 0) return `${n / s} ${u}`;
   return `${n} B`;
 }
 
@@ -16,7 +21,10 @@ export function formatTour(t: TourResult): string {
     out.push(`  PHB${pe.phb} PE#${pe.pe}  group ${pe.group ?? '-'}  owner ${pe.owner}${pe.frozen ? '  FROZEN' : ''}  (${pe.devices.join(', ')})`);
     for (const w of pe.windows) {
       if (w.kind === 'bypass') out.push(`    window#${w.num} ${w.start}..${w.end}  64-bit bypass (no translation)`);
-      else out.push(`    window#${w.num} ${w.start}..${w.end}  pg=${size(w.pageSize!)} levels=${w.levels} table=${size(w.tableBytes!)} TCEs in use ${w.entriesInUse}/${w.entries}`);
+      else
+        out.push(
+          `    window#${w.num} ${w.start}..${w.end}  pg=${size(w.pageSize!)} levels=${w.levels} table=${size(w.tableBytes!)} TCEs in use ${w.entriesInUse}/${w.entries}`,
+        );
     }
   }
   out.push('', 'Events:');

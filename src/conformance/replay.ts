@@ -96,7 +96,11 @@ export class OracleReplay {
       case 'bind_vfio_pci': {
         const bdf = r.case.split(' ')[0]!;
         const b = this.machine.bindVfioPci(bdf);
-        return { ret: b.ret < 0 ? -1 : 0, errno: b.ret < 0 ? errnoName(-b.ret) : null, out: { driver: 'vfio-pci', iommu_group: String(b.group), probe_error: null } };
+        return {
+          ret: b.ret < 0 ? -1 : 0,
+          errno: b.ret < 0 ? errnoName(-b.ret) : null,
+          out: { driver: 'vfio-pci', iommu_group: String(b.group), probe_error: null },
+        };
       }
       case 'note':
         return { ret: 0, errno: null, out: r.case === 'environment' ? this.environment(r) : r.out };
@@ -131,7 +135,12 @@ export class OracleReplay {
       case 'VFIO_IOMMU_ENABLE':
       case 'VFIO_IOMMU_DISABLE':
       case 'VFIO_SET_IOMMU': {
-        const req = { VFIO_GET_API_VERSION: V.VFIO_GET_API_VERSION, VFIO_IOMMU_ENABLE: V.VFIO_IOMMU_ENABLE, VFIO_IOMMU_DISABLE: V.VFIO_IOMMU_DISABLE, VFIO_SET_IOMMU: V.VFIO_SET_IOMMU }[r.op];
+        const req = {
+          VFIO_GET_API_VERSION: V.VFIO_GET_API_VERSION,
+          VFIO_IOMMU_ENABLE: V.VFIO_IOMMU_ENABLE,
+          VFIO_IOMMU_DISABLE: V.VFIO_IOMMU_DISABLE,
+          VFIO_SET_IOMMU: V.VFIO_SET_IOMMU,
+        }[r.op];
         return { ...sysAnswer(this.ioctl(p, this.container(r.case), req, BigInt(Number(a.arg ?? 0)))), out: {} };
       }
       case 'VFIO_IOMMU_GET_INFO(type1)':
@@ -151,22 +160,29 @@ export class OracleReplay {
         dv.setUint32(4, 0x5a5a5a5a, true);
         const res = this.ioctl(p, this.container(r.case), V.VFIO_IOMMU_SPAPR_TCE_GET_INFO, buf);
         const f = V.decode('vfio_iommu_spapr_tce_info', buf);
-        const out = res.ret === 0
-          ? {
-              flags: Number(f.flags),
-              ddw_flag: Number(f.flags & 1n),
-              dma32_window_start: `0x${f.dma32_window_start.toString(16)}`,
-              dma32_window_size: `0x${f.dma32_window_size.toString(16)}`,
-              'ddw.pgsizes': `0x${f['ddw.pgsizes'].toString(16)}`,
-              'ddw.max_dynamic_windows_supported': Number(f['ddw.max_dynamic_windows_supported']),
-              'ddw.levels': Number(f['ddw.levels']),
-              raw_hex: Buffer.from(buf).toString('hex'),
-            }
-          : {};
+        const out =
+          res.ret === 0
+            ? {
+                flags: Number(f.flags),
+                ddw_flag: Number(f.flags & 1n),
+                dma32_window_start: `0x${f.dma32_window_start.toString(16)}`,
+                dma32_window_size: `0x${f.dma32_window_size.toString(16)}`,
+                'ddw.pgsizes': `0x${f['ddw.pgsizes'].toString(16)}`,
+                'ddw.max_dynamic_windows_supported': Number(f['ddw.max_dynamic_windows_supported']),
+                'ddw.levels': Number(f['ddw.levels']),
+                raw_hex: Buffer.from(buf).toString('hex'),
+              }
+            : {};
         return { ...sysAnswer(res), out };
       }
       case 'VFIO_IOMMU_MAP_DMA': {
-        const buf = V.encode('vfio_iommu_type1_dma_map', { argsz: Number(a.argsz), flags: Number(a.flags), vaddr: this.addr(a.vaddr), iova: big(a.iova), size: big(a.size) });
+        const buf = V.encode('vfio_iommu_type1_dma_map', {
+          argsz: Number(a.argsz),
+          flags: Number(a.flags),
+          vaddr: this.addr(a.vaddr),
+          iova: big(a.iova),
+          size: big(a.size),
+        });
         return { ...sysAnswer(this.ioctl(p, this.container(r.case), V.VFIO_IOMMU_MAP_DMA, buf)), out: {} };
       }
       case 'VFIO_IOMMU_UNMAP_DMA': {
@@ -176,7 +192,12 @@ export class OracleReplay {
       }
       case 'VFIO_IOMMU_SPAPR_REGISTER_MEMORY':
       case 'VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY': {
-        const buf = V.encode('vfio_iommu_spapr_register_memory', { argsz: Number(a.argsz), flags: Number(a.flags), vaddr: this.addr(a.vaddr), size: big(a.size) });
+        const buf = V.encode('vfio_iommu_spapr_register_memory', {
+          argsz: Number(a.argsz),
+          flags: Number(a.flags),
+          vaddr: this.addr(a.vaddr),
+          size: big(a.size),
+        });
         const req = r.op === 'VFIO_IOMMU_SPAPR_REGISTER_MEMORY' ? V.VFIO_IOMMU_SPAPR_REGISTER_MEMORY : V.VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY;
         return { ...sysAnswer(this.ioctl(p, this.container(r.case), req, buf)), out: {} };
       }

@@ -39,9 +39,7 @@ export const PHB_GENERATIONS: Record<PhbModel, PhbGeneration> = {
 export const TVE1_SELECT_BIT = 59n;
 const NO_TRANSLATE_MASK = 0x0003_ffff_ffff_ffffn;
 
-export type Tve =
-  | { kind: 'xlate'; tableAddr: number; levels: number; levelBytes: number; pageShift: number }
-  | { kind: 'bypass'; start: bigint; end: bigint };
+export type Tve = { kind: 'xlate'; tableAddr: number; levels: number; levelBytes: number; pageShift: number } | { kind: 'bypass'; start: bigint; end: bigint };
 
 /** The TVE as the PHB stores it (TABLE_ADDR | NUM_LEVELS | TCE_TABLE_SIZE | IO_PSIZE). */
 export function encodeTve(t: Tve | null): bigint {

@@ -108,9 +108,7 @@ function maskEntries(dev: DmaDevice, tbl: IommuTable): number {
  */
 function cpuPageAlignOrder(tbl: IommuTable, pa: number, size: number, kernelPageShift: number): number {
   const pageSize = 1 << kernelPageShift;
-  return tbl.itPageShift < kernelPageShift && size >= pageSize && pa % pageSize === 0
-    ? kernelPageShift - tbl.itPageShift
-    : 0;
+  return tbl.itPageShift < kernelPageShift && size >= pageSize && pa % pageSize === 0 ? kernelPageShift - tbl.itPageShift : 0;
 }
 
 function bugOnDmaNone(fn: string, dir: DmaDirection): void {
@@ -151,15 +149,7 @@ function emitUnmap(log: EventLog, dev: DmaDevice, dma: bigint, npages: number): 
  * (DMA_MAPPING_ERROR): no table, or no space under the mask. On the direct path the bus
  * address is pa + dma_offset.
  */
-export function dmaMapPage(
-  dev: DmaDevice,
-  pa: number,
-  size: number,
-  dir: DmaDirection,
-  kernelPageShift: number,
-  cpu: number,
-  log: EventLog,
-): bigint | null {
+export function dmaMapPage(dev: DmaDevice, pa: number, size: number, dir: DmaDirection, kernelPageShift: number, cpu: number, log: EventLog): bigint | null {
   bugOnDmaNone('iommu_map_page', dir);
   if (dev.bypass) {
     const dma = BigInt(pa) + dev.dmaOffset;
@@ -363,14 +353,7 @@ export function dmaAllocCoherent(
  * dma_free_coherent() → iommu_free_coherent(): unmap and free a buffer from dmaAllocCoherent.
  * Without a table nothing happens: the pages stay allocated, as in the kernel.
  */
-export function dmaFreeCoherent(
-  dev: DmaDevice,
-  size: number,
-  buf: CoherentBuffer,
-  pages: CoherentPages,
-  kernelPageShift: number,
-  log: EventLog,
-): void {
+export function dmaFreeCoherent(dev: DmaDevice, size: number, buf: CoherentBuffer, pages: CoherentPages, kernelPageShift: number, log: EventLog): void {
   const pageSize = 1 << kernelPageShift;
   const alignedSize = Math.ceil(size / pageSize) * pageSize;
   const order = getOrder(alignedSize, kernelPageShift);

@@ -128,15 +128,7 @@ function iommuIsSpanBoundary(index: number, nr: number, shift: number, boundaryS
  * model searches to the end of the bitmap's last long instead of past it), and a run longer
  * than boundary_size makes the kernel retry the same aligned index forever (the model fails).
  */
-export function iommuAreaAlloc(
-  map: Uint8Array,
-  size: number,
-  start: number,
-  nr: number,
-  shift: number,
-  boundarySize: number,
-  alignMask: number,
-): number {
+export function iommuAreaAlloc(map: Uint8Array, size: number, start: number, nr: number, shift: number, boundarySize: number, alignMask: number): number {
   if (nr > boundarySize) return -1;
   const bits = map.length * 8;
   // "We don't want the last of the limit"
@@ -264,10 +256,7 @@ export function iommuRangeAlloc(
   let pool: IommuPool = largealloc ? tbl.largePool : tbl.pools[poolNr]!;
 
   for (let pass = 0; ; pass++) {
-    let start =
-      pass === 0 && handle !== null && handle.value !== 0 && handle.value >= pool.start && handle.value < pool.end
-        ? handle.value
-        : pool.hint;
+    let start = pass === 0 && handle !== null && handle.value !== 0 && handle.value >= pool.start && handle.value < pool.end ? handle.value : pool.hint;
     let limit = pool.end;
     // A small segment appended to a large one, or the last alloc ended at the very end.
     if (start >= limit) start = pool.start;

@@ -139,7 +139,10 @@ export class Machine {
   /** PCI probe and PowerNV DMA setup, in the order the kernel does it at boot. */
   private boot(): void {
     for (const spec of this.topology.devices) {
-      if (!this.phbs[spec.addr.domain]) throw new Error(`topology: device ${spec.addr.domain}:${spec.addr.bus} is on PHB ${spec.addr.domain}, but ${this.opts.preset} has ${this.phbs.length} PHBs`);
+      if (!this.phbs[spec.addr.domain])
+        throw new Error(
+          `topology: device ${spec.addr.domain}:${spec.addr.bus} is on PHB ${spec.addr.domain}, but ${this.opts.preset} has ${this.phbs.length} PHBs`,
+        );
     }
     const order = (a: PciFunctionSpec) => ((a.addr.domain * 256 + a.addr.bus) * 32 + a.addr.dev) * 8 + a.addr.fn;
     const specs = [...this.topology.devices].sort((a, b) => order(a) - order(b));
@@ -175,7 +178,12 @@ export class Machine {
           hw.rtt.set(d.hw.rid, num);
           pe.devices.push(d);
         }
-        this.configureBusMessages(dom, bus, num, members.map((d) => d.name));
+        this.configureBusMessages(
+          dom,
+          bus,
+          num,
+          members.map((d) => d.name),
+        );
         for (const d of members) this.dmaDevSetup(d, pe);
       }
     }
@@ -185,7 +193,9 @@ export class Machine {
   private configureBusMessages(dom: string, bus: number, pe: number, devs: string[]): void {
     const b = bus.toString(16).padStart(2, '0');
     this.klog.printk(`pci_bus ${dom}:${b}: Configuring PE for bus`);
-    this.klog.printk(`pci ${dom}:${b}     : [PE# ${pe.toString(16).padStart(2, '0')}] Secondary bus 0x${bus.toString(16).padStart(16, '0')} associated with PE#${pe.toString(16)}`);
+    this.klog.printk(
+      `pci ${dom}:${b}     : [PE# ${pe.toString(16).padStart(2, '0')}] Secondary bus 0x${bus.toString(16).padStart(16, '0')} associated with PE#${pe.toString(16)}`,
+    );
     for (const d of devs) this.klog.printk(`pci ${d}: Configured PE#${pe.toString(16)}`);
   }
 
@@ -195,10 +205,21 @@ export class Machine {
     if (!pe.dmaSetupDone) {
       this.ioda.setupDmaPe(pe);
       if (pe.dmaSetupDone) {
-        const g = new IommuGroup(this.groups.length, pe, pe.devices.filter((x) => !x.isBridge), this.log);
+        const g = new IommuGroup(
+          this.groups.length,
+          pe,
+          pe.devices.filter((x) => !x.isBridge),
+          this.log,
+        );
         pe.groupId = g.id;
         this.groups.push(g);
-        this.vfioGroups.set(g.id, new VfioGroup(g, g.devices.map((x) => new VfioDevice(x, this.mem.pageSize))));
+        this.vfioGroups.set(
+          g.id,
+          new VfioGroup(
+            g,
+            g.devices.map((x) => new VfioDevice(x, this.mem.pageSize)),
+          ),
+        );
       }
     }
     d.dmaOffset = pe.tceBypassBase;

@@ -117,7 +117,8 @@ export function validateTopology(t: unknown, maxPhbs: number): Topology {
     seen.add(e.bdf as string);
     const num = (k: string, max: number) => {
       const v = e[k];
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) fail(`${p}.${k}`, `expected an integer from 0 to 0x${max.toString(16)}, got ${JSON.stringify(v)}`);
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max)
+        fail(`${p}.${k}`, `expected an integer from 0 to 0x${max.toString(16)}, got ${JSON.stringify(v)}`);
       return v as number;
     };
     const bits = e.dmaBits === undefined ? 64 : num('dmaBits', 64);

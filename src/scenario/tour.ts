@@ -41,13 +41,21 @@ export function runTour(opts: Partial<MachineOptions> = {}): TourResult {
   const payload = new TextEncoder().encode('written by the device through TCE window #0');
   const w = dma === null ? { ok: false, reason: 'mapping failed' } : sas.hw.dmaWrite(dma, payload);
   const landed = new TextDecoder().decode(m.mem.read(buf, payload.length));
-  note('32-bit DMA through the TCE window', w.ok && landed === new TextDecoder().decode(payload), `${sas.name}: dma_map_page → bus ${dma === null ? 'none' : hex(dma)}, device wrote ${payload.length} bytes to RAM ${hex(buf)}`);
+  note(
+    '32-bit DMA through the TCE window',
+    w.ok && landed === new TextDecoder().decode(payload),
+    `${sas.name}: dma_map_page → bus ${dma === null ? 'none' : hex(dma)}, device wrote ${payload.length} bytes to RAM ${hex(buf)}`,
+  );
 
   // 2. The same adapter with a 64-bit mask uses the bypass window at 1<<59.
   m.ioda.dmaSetMask(sasPe, sas, (1n << 64n) - 1n);
   const dma64 = dmaMapPage(sas, buf, 4096, DMA_TO_DEVICE, m.pageShift, cpu, m.log);
   const r = dma64 === null ? { ok: false } : sas.hw.dmaRead(dma64, payload.length);
-  note('64-bit DMA through the bypass window', r.ok && dma64 === (1n << 59n) + BigInt(buf), `${sas.name}: bus ${dma64 === null ? 'none' : hex(dma64)} = RAM + 1<<59, device read back ${payload.length} bytes`);
+  note(
+    '64-bit DMA through the bypass window',
+    r.ok && dma64 === (1n << 59n) + BigInt(buf),
+    `${sas.name}: bus ${dma64 === null ? 'none' : hex(dma64)} = RAM + 1<<59, device read back ${payload.length} bytes`,
+  );
   if (dma !== null) dmaUnmapPage(sas, dma, 4096, DMA_FROM_DEVICE, m.log);
 
   // 3. Two functions behind a PCIe-to-PCI bridge share one bus-all PE and its table.
@@ -57,7 +65,11 @@ export function runTour(opts: Partial<MachineOptions> = {}): TourResult {
     m.ioda.dmaSetMask(nicPe, d, (1n << 32n) - 1n);
     return dmaMapPage(d, pageAlloc(`${d.name} ring`), 8192, DMA_BIDIRECTIONAL, m.pageShift, cpu, m.log);
   });
-  note('bus PE: two functions, one table', shared.every((x) => x !== null) && nics.every((d) => d.table === nicPe.tables[0]), `${nics.map((d) => d.name).join(' and ')} share PE#${nicPe.peNumber.toString(16)}; mapped at ${shared.map((x) => (x === null ? 'none' : hex(x))).join(', ')}`);
+  note(
+    'bus PE: two functions, one table',
+    shared.every((x) => x !== null) && nics.every((d) => d.table === nicPe.tables[0]),
+    `${nics.map((d) => d.name).join(' and ')} share PE#${nicPe.peNumber.toString(16)}; mapped at ${shared.map((x) => (x === null ? 'none' : hex(x))).join(', ')}`,
+  );
 
   // 4. A DMA to a bus address nothing maps freezes the PE; the frozen PE moves no data.
   const e1000e = m.devices.find((d) => d.hw.spec.model === 'e1000e')!;
@@ -65,7 +77,11 @@ export function runTour(opts: Partial<MachineOptions> = {}): TourResult {
   const bad = e1000e.hw.dmaRead(0x7000_0000n, 64);
   const frozen = m.eeh.getState(pe0) !== 0;
   const blocked = e1000e.hw.dmaRead(0x7000_0000n, 64);
-  note('bad DMA freezes the PE (EEH)', !bad.ok && frozen && !blocked.ok, `${e1000e.name}: read at 0x70000000 → ${bad.reason}; PE#${pe0.peNumber.toString(16)} frozen, next DMA refused`);
+  note(
+    'bad DMA freezes the PE (EEH)',
+    !bad.ok && frozen && !blocked.ok,
+    `${e1000e.name}: read at 0x70000000 → ${bad.reason}; PE#${pe0.peNumber.toString(16)} frozen, next DMA refused`,
+  );
 
   // 5. Recovery: thaw DMA and MMIO through OPAL, then DMA works again.
   m.eeh.setOption(pe0, 'thaw-mmio');

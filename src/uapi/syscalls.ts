@@ -134,7 +134,15 @@ export class Syscalls {
     const f = this.table(pid).get(fd);
     if (!f) return err(errno.EBADF);
     const r = this.dispatch(p, f, request, arg);
-    this.k.log.emit({ layer: 'vfio', kind: 'ioctl', pid, file: f.path, request: VFIO_IOCTL_NAMES[request] ?? `0x${request.toString(16)}`, ret: r.ret, errno: r.errno });
+    this.k.log.emit({
+      layer: 'vfio',
+      kind: 'ioctl',
+      pid,
+      file: f.path,
+      request: VFIO_IOCTL_NAMES[request] ?? `0x${request.toString(16)}`,
+      ret: r.ret,
+      errno: r.errno,
+    });
     return r;
   }
 

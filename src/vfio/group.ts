@@ -2,13 +2,7 @@
 import { errno } from '../base/errno.js';
 import type { IommuGroup } from '../kernel/iommu-group.js';
 import { type IoctlArg, copyFromUser, copyToUser } from '../kernel/uaccess.js';
-import {
-  decode,
-  encode,
-  offsetofend,
-  VFIO_GROUP_FLAGS_CONTAINER_SET,
-  VFIO_GROUP_FLAGS_VIABLE,
-} from '../uapi/linux/vfio.js';
+import { decode, encode, offsetofend, VFIO_GROUP_FLAGS_CONTAINER_SET, VFIO_GROUP_FLAGS_VIABLE } from '../uapi/linux/vfio.js';
 import type { VfioContainer } from './container.js';
 import type { VfioDevice } from './device.js';
 

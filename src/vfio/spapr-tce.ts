@@ -350,7 +350,7 @@ export class SpaprTceDriver {
     let i = 0;
     const write = this.ctx.quirks['v1-pin-write'] || dir !== DMA_TO_DEVICE;
     for (; i < pages; i++) {
-      const offset = Number((tce & ~(BigInt(tbl.pageSize) - 1n)) & (ksize - 1n));
+      const offset = Number(tce & ~(BigInt(tbl.pageSize) - 1n) & (ksize - 1n));
       const pinned = pinUserPages(c.mm!, mem, tce - (tce % ksize), 1, { write, hugetlbPinnable: !this.ctx.mmIommu.hugetlbUnpinnable });
       if (typeof pinned === 'number') {
         ret = -EFAULT;

@@ -11,7 +11,10 @@ for (const f of readdirSync(FIXTURES).filter((x) => x.endsWith('.jsonl'))) {
   test(`real-kernel recording ${f} replays with 0 mismatched`, () => {
     const r = replayFile(join(FIXTURES, f));
     assert.ok(r.records > 20, 'the recording has records');
-    assert.deepEqual(r.mismatches.map((m) => formatMismatch(f, m)), []);
+    assert.deepEqual(
+      r.mismatches.map((m) => formatMismatch(f, m)),
+      [],
+    );
     assert.equal(r.matched, r.records);
   });
 }
@@ -34,7 +37,24 @@ test('power-management lines are ignored only in bind_vfio_pci records', () => {
 });
 
 test('a differing answer is reported field by field', () => {
-  const rec = { qemu_machine: 'powernv9', kernel: 'k-64k', kernel_cmdline: '', seq: 7, scn: 's', op: 'VFIO_SET_IOMMU', case: 'c', args: {}, ret: -1, errno: 'EINVAL', out: {}, vmlck_kb: 0, dmesg: [] };
+  const rec = {
+    qemu_machine: 'powernv9',
+    kernel: 'k-64k',
+    kernel_cmdline: '',
+    seq: 7,
+    scn: 's',
+    op: 'VFIO_SET_IOMMU',
+    case: 'c',
+    args: {},
+    ret: -1,
+    errno: 'EINVAL',
+    out: {},
+    vmlck_kb: 0,
+    dmesg: [],
+  };
   const ms = compareRecord(rec, { ret: 0, errno: null, out: {}, vmlck_kb: 64, dmesg: ['x'] });
-  assert.deepEqual(ms.map((m) => m.field), ['ret', 'errno', 'vmlck_kb', 'dmesg[0]']);
+  assert.deepEqual(
+    ms.map((m) => m.field),
+    ['ret', 'errno', 'vmlck_kb', 'dmesg[0]'],
+  );
 });

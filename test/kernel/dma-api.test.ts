@@ -153,14 +153,7 @@ test('dma_unmap_page outside the window prints iommu_free: invalid entry and cle
   assert.deepEqual(calls, []);
   assert.deepEqual(
     events.map((e) => (e.kind === 'printk' ? e.text : e.kind)),
-    [
-      'iommu_free: invalid entry',
-      '\tentry     = 0x1',
-      '\tdma_addr  = 0x1000',
-      '\tsize      = 0x400',
-      '\tstartOff  = 0x100',
-      '\tindex     = 0x0',
-    ],
+    ['iommu_free: invalid entry', '\tentry     = 0x1', '\tdma_addr  = 0x1000', '\tsize      = 0x400', '\tstartOff  = 0x100', '\tindex     = 0x0'],
   );
 });
 
@@ -171,7 +164,18 @@ test('bypass: bus address = pa + dma_offset, no table touched', () => {
   const dev = device(tbl, { bypass: true, dmaOffset: offset });
   assert.equal(dmaMapPage(dev, 0x1234_5678, 100, DMA_TO_DEVICE, 16, 0, log), offset + 0x1234_5678n);
   dmaUnmapPage(dev, offset + 0x1234_5678n, 100, DMA_TO_DEVICE, log);
-  const sg = dmaMapSg(dev, [{ pa: 0x1000, len: K4 }, { pa: 0x2000, len: K4 }], DMA_TO_DEVICE, true, 12, 0, log);
+  const sg = dmaMapSg(
+    dev,
+    [
+      { pa: 0x1000, len: K4 },
+      { pa: 0x2000, len: K4 },
+    ],
+    DMA_TO_DEVICE,
+    true,
+    12,
+    0,
+    log,
+  );
   assert.equal(sg.ret, 2, 'dma_direct_map_sg does not merge');
   assert.deepEqual(sg.sg, [
     { dmaAddress: offset + 0x1000n, dmaLength: K4 },
@@ -220,14 +224,22 @@ const sgCases: {
 }[] = [
   {
     name: 'contiguous pages merge into one segment',
-    segs: [{ pa: P, len: K4 }, { pa: P + 0x10000, len: K4 }, { pa: P + 0x5000, len: K4 }],
+    segs: [
+      { pa: P, len: K4 },
+      { pa: P + 0x10000, len: K4 },
+      { pa: P + 0x5000, len: K4 },
+    ],
     ret: 1,
     lens: [3 * K4, 0, 0],
     dmas: [0x1000n, null, null],
   },
   {
     name: 'iommu=novmerge',
-    segs: [{ pa: P, len: K4 }, { pa: P + 0x10000, len: K4 }, { pa: P + 0x5000, len: K4 }],
+    segs: [
+      { pa: P, len: K4 },
+      { pa: P + 0x10000, len: K4 },
+      { pa: P + 0x5000, len: K4 },
+    ],
     vmerge: false,
     ret: 3,
     lens: [K4, K4, K4],
@@ -235,7 +247,11 @@ const sgCases: {
   },
   {
     name: 'max_seg_size caps a merged segment',
-    segs: [{ pa: P, len: K4 }, { pa: P + 0x10000, len: K4 }, { pa: P + 0x5000, len: K4 }],
+    segs: [
+      { pa: P, len: K4 },
+      { pa: P + 0x10000, len: K4 },
+      { pa: P + 0x5000, len: K4 },
+    ],
     maxSegSize: 2 * K4,
     ret: 2,
     lens: [2 * K4, K4, 0],
@@ -243,28 +259,41 @@ const sgCases: {
   },
   {
     name: 'a zero-length element is skipped and breaks merging',
-    segs: [{ pa: P, len: K4 }, { pa: P + 0x9000, len: 0 }, { pa: P + 0x5000, len: K4 }],
+    segs: [
+      { pa: P, len: K4 },
+      { pa: P + 0x9000, len: 0 },
+      { pa: P + 0x5000, len: K4 },
+    ],
     ret: 2,
     lens: [K4, K4, 0],
     dmas: [0x1000n, 0x2000n, null],
   },
   {
     name: 'a partial first page merges when it ends on a page boundary',
-    segs: [{ pa: P + 0x800, len: 0x800 }, { pa: P + 0x7000, len: 0x2000 }],
+    segs: [
+      { pa: P + 0x800, len: 0x800 },
+      { pa: P + 0x7000, len: 0x2000 },
+    ],
     ret: 1,
     lens: [0x2800, 0],
     dmas: [0x1800n, null],
   },
   {
     name: 'a partial page that does not reach the boundary does not merge',
-    segs: [{ pa: P, len: 0x800 }, { pa: P + 0x7000, len: K4 }],
+    segs: [
+      { pa: P, len: 0x800 },
+      { pa: P + 0x7000, len: K4 },
+    ],
     ret: 2,
     lens: [0x800, K4],
     dmas: [0x1000n, 0x2000n],
   },
   {
     name: 'a leading zero-length element leaves DMA segment 0 empty (kernel quirk)',
-    segs: [{ pa: P, len: 0 }, { pa: P + 0x5000, len: K4 }],
+    segs: [
+      { pa: P, len: 0 },
+      { pa: P + 0x5000, len: K4 },
+    ],
     ret: 2,
     lens: [0, K4],
     dmas: [null, 0x1000n],
@@ -316,7 +345,18 @@ test('dma_unmap_sg frees every DMA segment', () => {
 test('dma_unmap_sg stops at an empty first segment: the leading-zero mapping leaks (kernel quirk)', () => {
   const { tbl } = fakeTable({ itSize: 4096 });
   const dev = device(tbl);
-  const m = dmaMapSg(dev, [{ pa: P, len: 0 }, { pa: P, len: K4 }], DMA_TO_DEVICE, true, 12, 0, new EventLog());
+  const m = dmaMapSg(
+    dev,
+    [
+      { pa: P, len: 0 },
+      { pa: P, len: K4 },
+    ],
+    DMA_TO_DEVICE,
+    true,
+    12,
+    0,
+    new EventLog(),
+  );
   dmaUnmapSg(dev, m.sg, DMA_TO_DEVICE, new EventLog());
   assert.equal(iommuTableInUse(tbl), true);
 });
@@ -325,7 +365,10 @@ test('dma_map_sg failure frees what was built and returns -EIO', () => {
   // 1 pool [0, 48), large pool [48, 64): 60 pages never fit.
   const { tbl, calls } = fakeTable({ itSize: 64 });
   const { log, events } = recorder();
-  const segs = [{ pa: P, len: 8 * K4 }, { pa: P + 0x100000, len: 60 * K4 }];
+  const segs = [
+    { pa: P, len: 8 * K4 },
+    { pa: P + 0x100000, len: 60 * K4 },
+  ];
   const m = dmaMapSg(device(tbl), segs, DMA_TO_DEVICE, true, 12, 0, log);
   assert.equal(m.ret, neg('EIO'));
   assert.equal(iommuTableInUse(tbl), false);
@@ -346,7 +389,18 @@ test('dma_map_sg failure frees what was built and returns -EIO', () => {
 test('dma_map_sg: a failing ops.set leaks that element (kernel quirk), the rest is freed', () => {
   const { tbl, setResults } = fakeTable({ itSize: 4096 });
   setResults.push(0, 1);
-  const m = dmaMapSg(device(tbl), [{ pa: P, len: K4 }, { pa: P + 0x10000, len: K4 }], DMA_TO_DEVICE, true, 12, 0, new EventLog());
+  const m = dmaMapSg(
+    device(tbl),
+    [
+      { pa: P, len: K4 },
+      { pa: P + 0x10000, len: K4 },
+    ],
+    DMA_TO_DEVICE,
+    true,
+    12,
+    0,
+    new EventLog(),
+  );
   assert.equal(m.ret, neg('EIO'));
   assert.deepEqual(setBits(tbl), [0, 2], 'entry 1 freed, entry 2 leaked');
 });
@@ -357,9 +411,7 @@ test('dma_alloc_coherent: get_order(size) ≥ IOMAP_MAX_ORDER is refused before 
   const pages = fakePages(12);
   assert.equal(dmaAllocCoherent(device(tbl), 32 << 20, pages, 12, 0, log), null);
   assert.deepEqual(pages.allocs, []);
-  assert.deepEqual(events, [
-    { layer: 'kernel', kind: 'printk', text: '0000:01:00.0: iommu_alloc_consistent size too large: 0x2000000' },
-  ]);
+  assert.deepEqual(events, [{ layer: 'kernel', kind: 'printk', text: '0000:01:00.0: iommu_alloc_consistent size too large: 0x2000000' }]);
   const buf = dmaAllocCoherent(device(tbl), 16 << 20, pages, 12, 0, log);
   assert.ok(buf !== null, 'order 12 is allowed');
   assert.equal(Number(buf.dma >> 12n) % 4096, 0, 'io_order 12: naturally aligned');

@@ -3,9 +3,7 @@ import type { DmaDirection } from '../../src/hw/tce.js';
 import { iommuInitTable } from '../../src/kernel/iommu.js';
 import { IommuTable, type IommuTableOps } from '../../src/kernel/iommu-table.js';
 
-export type OpCall =
-  | { op: 'set'; index: number; npages: number; pa: number; dir: DmaDirection }
-  | { op: 'clear'; index: number; npages: number };
+export type OpCall = { op: 'set'; index: number; npages: number; pa: number; dir: DmaDirection } | { op: 'clear'; index: number; npages: number };
 
 export interface FakeTable {
   tbl: IommuTable;

@@ -11,15 +11,7 @@ import { bit, fakeTable } from './fake-table.js';
 const NO_MASK = Number.MAX_SAFE_INTEGER;
 
 /** Linear-scan reference for iommu_area_alloc: the first aligned index whose run fits. */
-function refAreaAlloc(
-  used: boolean[],
-  size: number,
-  start: number,
-  nr: number,
-  shift: number,
-  boundary: number,
-  align: number,
-): number {
+function refAreaAlloc(used: boolean[], size: number, start: number, nr: number, shift: number, boundary: number, align: number): number {
   for (let idx = start; idx + nr <= size - 1; idx++) {
     if (idx % align !== 0 || ((shift + idx) % boundary) + nr > boundary) continue;
     let free = true;
@@ -133,9 +125,7 @@ class RefAllocator {
   }
 }
 
-type Op =
-  | { kind: 'alloc'; npages: number; cpu: number; alignOrder: number; maskOver: number | null; useHandle: boolean }
-  | { kind: 'free'; pick: number };
+type Op = { kind: 'alloc'; npages: number; cpu: number; alignOrder: number; maskOver: number | null; useHandle: boolean } | { kind: 'free'; pick: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   {

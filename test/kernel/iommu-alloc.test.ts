@@ -3,14 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { DMA_FROM_DEVICE } from '../../src/hw/tce.js';
-import {
-  hash32,
-  iommuAlloc,
-  iommuFree,
-  iommuPoolHash,
-  iommuRangeAlloc,
-  iommuTableInUse,
-} from '../../src/kernel/iommu.js';
+import { hash32, iommuAlloc, iommuFree, iommuPoolHash, iommuRangeAlloc, iommuTableInUse } from '../../src/kernel/iommu.js';
 import type { IommuTable } from '../../src/kernel/iommu-table.js';
 import { bit, fakeTable, occupy, setBits } from './fake-table.js';
 

@@ -48,7 +48,12 @@ test('bad MAP_DMA arguments get the kernel errno and leave locked_vm untouched',
   assert.equal(m.sys.ioctl(p.pid, c, V.VFIO_IOMMU_SPAPR_REGISTER_MEMORY, reg).ret, 0);
   const before = m.sys.vmlckKb(p.pid);
   const map = (o: Partial<Record<'argsz' | 'flags' | 'vaddr' | 'iova' | 'size', bigint | number>>) =>
-    m.sys.ioctl(p.pid, c, V.VFIO_IOMMU_MAP_DMA, V.encode('vfio_iommu_type1_dma_map', { argsz: 32, flags: 3, vaddr: 0x10000000n, iova: 0n, size: 0x10000n, ...o }));
+    m.sys.ioctl(
+      p.pid,
+      c,
+      V.VFIO_IOMMU_MAP_DMA,
+      V.encode('vfio_iommu_type1_dma_map', { argsz: 32, flags: 3, vaddr: 0x10000000n, iova: 0n, size: 0x10000n, ...o }),
+    );
   assert.deepEqual(map({ argsz: 16 }), { ret: -1, errno: 22 });
   assert.deepEqual(map({ flags: 0 }), { ret: -1, errno: 22 });
   assert.deepEqual(map({ flags: 7 }), { ret: -1, errno: 22 });

@@ -5,15 +5,7 @@
  */
 import { ilog2 } from '../../base/bits.js';
 import type { PhysMemory } from '../../hw/memory.js';
-import {
-  DMA_NONE,
-  type DmaDirection,
-  directionToPerm,
-  TCE_PCI_READ,
-  TCE_PCI_WRITE,
-  tceAddr,
-  tceDirection,
-} from '../../hw/tce.js';
+import { DMA_NONE, type DmaDirection, directionToPerm, TCE_PCI_READ, TCE_PCI_WRITE, tceAddr, tceDirection } from '../../hw/tce.js';
 import type { KernelLog } from '../printk.js';
 import type { IommuTable, XchgResult } from '../iommu-table.js';
 
@@ -217,7 +209,7 @@ export function pnvPciIoda2GetTableSize(kernelPageShift: number, pageShift: numb
   let bytes = 0;
   for (let l = levels; l; l--) {
     bytes += Math.ceil(tceTableSize / direct) * direct;
-    tceTableSize = Math.max((Math.floor(tceTableSize / direct)) * 8, direct);
+    tceTableSize = Math.max(Math.floor(tceTableSize / direct) * 8, direct);
   }
   return bytes * 2;
 }

@@ -165,7 +165,9 @@ export class PnvIoda2 implements TableGroupOps {
     dev.bypass = false;
     const tbl = dev.table;
     if (!tbl) {
-      this.ctx.klog.printk(`${dev.driver ?? 'pci'} ${dev.name}: Warning: IOMMU dma not supported: mask 0x${mask.toString(16).padStart(8, '0')}, table unavailable`);
+      this.ctx.klog.printk(
+        `${dev.driver ?? 'pci'} ${dev.name}: Warning: IOMMU dma not supported: mask 0x${mask.toString(16).padStart(8, '0')}, table unavailable`,
+      );
       return -5;
     }
     if (BigInt(tbl.itOffset) > mask >> BigInt(tbl.itPageShift)) return -5;
