@@ -223,17 +223,18 @@ export class SpaprTceDriver {
     return null;
   }
 
-  /** iommu_tce_check_ioba() as the param-check macros use it: only the first page is checked. */
+  /**
+   * iommu_tce_put/clear_param_check(): iova aligned with its first page inside the window, vaddr
+   * aligned. Only the first page is checked unless the end-of-window quirk is fixed.
+   */
   private paramCheck(tbl: IommuTable, ioba: bigint, gpa: bigint | null, npages: bigint): number {
     const mask = BigInt(tbl.pageSize) - 1n;
-    let bad = (ioba & mask) !== 0n;
     const first = ioba >> BigInt(tbl.itPageShift);
-    if (!bad && first < BigInt(tbl.itOffset)) bad = true;
-    if (!bad && first + 1n > BigInt(tbl.itOffset + tbl.itSize)) bad = true;
-    if (!bad && !this.ctx.quirks['no-end-of-window-check'] && first + npages > BigInt(tbl.itOffset + tbl.itSize)) bad = true;
-    if (!bad && gpa !== null && (gpa & mask) !== 0n) bad = true;
-    if (!bad) return 0;
-    return this.ctx.quirks['unaligned-iova-returns-1'] ? 1 : -EINVAL;
+    const end = BigInt(tbl.itOffset + tbl.itSize);
+    const bad = (ioba & mask) !== 0n || first < BigInt(tbl.itOffset) || first + 1n > end || (gpa !== null && (gpa & mask) !== 0n);
+    if (bad) return this.ctx.quirks['unaligned-iova-returns-1'] ? 1 : -EINVAL;
+    if (!this.ctx.quirks['no-end-of-window-check'] && first + npages > end) return -EINVAL;
+    return 0;
   }
 
   private mapDma(c: TceContainer, arg: IoctlArg): number {
