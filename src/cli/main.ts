@@ -7,10 +7,16 @@ import type { MachineOptions } from '../machine/machine.js';
 import { formatMismatch, replayFile } from '../conformance/run.js';
 import { runTour } from '../scenario/tour.js';
 import { formatTour } from './format.js';
+import { runScenarioFile } from './run-scenario.js';
 
 const HELP = `tcelab — an executable model of the POWER (ppc64) IOMMU stack
 
 Usage:
+  tcelab run FILE.yaml [--quirk NAME]... [--fix NAME]... [--json]
+      Run a scenario (see docs/scenarios.md): exit 0 when every expectation and invariant held,
+      1 when one failed (with the step, the invariant and the events that led there), 2 on a
+      bad file.
+
   tcelab run [machine options] [--json]
       Boot the default machine (PowerNV POWER9, 64K pages) and run the built-in tour: kernel
       DMA through the 32-bit TCE window and the 64-bit bypass, device DMA moving real bytes,
@@ -82,7 +88,8 @@ function main(argv: string[]): number {
   }
   switch (cmd) {
     case 'run': {
-      if (rest.length) throw new UsageError('run: scenario files are not supported yet; run the built-in tour with no file');
+      if (rest.length > 1) throw new UsageError('run: give at most one scenario file');
+      if (rest.length === 1) return runScenarioFile(rest[0]!, machineOptions(values).quirks ?? {}, values.json === true);
       const t = runTour(machineOptions(values));
       process.stdout.write(values.json ? `${JSON.stringify(t, null, 2)}\n` : formatTour(t));
       return t.steps.every((s) => s.ok) ? 0 : 1;

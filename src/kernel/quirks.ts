@@ -33,6 +33,11 @@ export const QUIRKS = {
     source: 'tce_iommu_use_page() derives the direction from the user address, which has no R/W bits',
     what: 'v1 MAP_DMA pins with FOLL_WRITE even for a read-only mapping, so it fails with -EFAULT (fixed: read-only maps pin read-only)',
   },
+  'missing-tce-kill': {
+    default: false,
+    source: 'not in 6.12: a kernel whose VFIO unmap path drops the iommu_tce_kill() after exchanging TCEs out',
+    what: 'UNMAP_DMA clears TCEs in memory but the PHB keeps serving the old translations from its TCE cache',
+  },
   'stale-table-pointer': {
     default: false,
     source: 'before db08e1d53034 (2017) ownership changes did not update the table pointer of bus-PE devices',

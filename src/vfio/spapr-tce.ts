@@ -398,7 +398,7 @@ export class SpaprTceDriver {
       if (c.v2) this.unusePageV2(c, tbl, entry);
       else this.unusePage(c, x.hpa);
     }
-    tbl.ops.tceKill?.(tbl, first, pages);
+    if (!this.ctx.quirks['missing-tce-kill']) tbl.ops.tceKill?.(tbl, first, pages);
     return 0;
   }
 

@@ -35,3 +35,15 @@ test('tcelab conformance exits 0 with the closing count', () => {
   assert.equal(r.status, 0, r.stdout);
   assert.match(r.stdout, /^28 matched, 0 mismatched$/m);
 });
+
+test('tcelab run FILE: 0 when the scenario holds, 1 with the invariant, 2 on a bad file', () => {
+  const ex = (f: string) => join(ROOT, 'examples', f);
+  assert.equal(tcelab('run', ex('stale-table-pointer.yaml')).status, 0);
+  const bad = tcelab('run', ex('stale-table-pointer.yaml'), '--quirk', 'stale-table-pointer');
+  assert.equal(bad.status, 1);
+  assert.match(bad.stdout, /invariant violated: device-table-pointer-current/);
+  assert.match(bad.stdout, /events that led there:/);
+  const missing = tcelab('run', join(ROOT, 'no-such.yaml'));
+  assert.equal(missing.status, 2);
+  assert.match(missing.stderr, /no-such\.yaml/);
+});

@@ -1,0 +1,163 @@
+/**
+ * The invariants tcelab checks while a scenario runs. State invariants are checked after every
+ * step; event invariants on every event as it happens. Each has a name and a one-line
+ * explanation; a violation names the event that revealed it.
+ */
+import type { TcelabEvent } from '../base/events.js';
+import type { IommuTable } from '../kernel/iommu-table.js';
+import { tceAddr, tcePerm } from '../hw/tce.js';
+import type { Machine } from '../machine/machine.js';
+
+export const INVARIANTS = {
+  'tce-points-at-owned-memory': 'a valid TCE never points at memory that is not pinned by its user or owned by the kernel',
+  'no-dma-through-freed-table': 'no TVE points at a TCE table that has been freed',
+  'device-table-pointer-current': "a device bound to a kernel driver never holds a pointer to a table that is not its PE's current one",
+  'no-stale-tce-cache-dma': 'no DMA is served from a TCE cache entry that a later write has made stale (a missing TCE kill)',
+  'single-owner': 'a PE has one owner: the kernel never maps into a PE that VFIO owns, and a VFIO-owned PE has no bypass window',
+  'locked-vm-accounted': "a process's locked_vm equals what its preregistered memory and its containers' tables account for",
+  'exit-unpins': 'after a process exits, nothing it pinned stays pinned',
+  'frozen-pe-moves-no-data': 'a frozen PE moves no data',
+} as const;
+
+export type InvariantName = keyof typeof INVARIANTS;
+
+export interface Violation {
+  invariant: InvariantName;
+  detail: string;
+  /** The event that revealed it (event invariants), or the last event before the check. */
+  eventSeq: number | null;
+}
+
+export class Checker {
+  readonly violations: Violation[] = [];
+  /** The most recent events, for the chain that led to a violation. */
+  readonly recent: TcelabEvent[] = [];
+  private lastSeq: number | null = null;
+  private readonly seen = new Set<string>();
+
+  constructor(private readonly m: Machine) {
+    m.log.subscribe((e) => this.onEvent(e));
+  }
+
+  private report(invariant: InvariantName, detail: string, eventSeq: number | null): void {
+    const key = `${invariant}:${detail}`;
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+    this.violations.push({ invariant, detail, eventSeq });
+  }
+
+  private onEvent(e: TcelabEvent): void {
+    this.recent.push(e);
+    if (this.recent.length > 16) this.recent.shift();
+    this.lastSeq = e.seq;
+    if (e.layer === 'hw' && e.kind === 'dma') {
+      if (e.stale)
+        this.report(
+          'no-stale-tce-cache-dma',
+          `${e.device} ${e.write ? 'write' : 'read'} at 0x${e.bus.toString(16)} used a cached TCE that memory no longer holds`,
+          e.seq,
+        );
+    }
+    if (e.layer === 'kernel' && e.kind === 'dma-map') {
+      const d = this.m.device(e.device);
+      const g = d?.group == null ? undefined : this.m.groups[d.group];
+      if (g?.domain === 'blocked') this.report('single-owner', `kernel DMA mapping for ${e.device} while VFIO owns group ${g.id}`, e.seq);
+    }
+  }
+
+  /** Every live table: the PEs' windows and the VFIO containers' tables. */
+  private liveTables(): Map<number, IommuTable> {
+    const out = new Map<number, IommuTable>();
+    for (const p of this.m.pnvPhbs) for (const pe of p.pes.values()) for (const t of pe.tables) if (t && !t.freed) out.set(t.id, t);
+    for (const g of this.m.vfioGroups.values()) for (const t of g.container?.iommuData?.tables ?? []) if (t && !t.freed) out.set(t.id, t);
+    return out;
+  }
+
+  /** State invariants, checked after each step. */
+  checkState(): void {
+    const m = this.m;
+    const seq = this.lastSeq;
+    const tables = this.liveTables();
+    const tops = new Set([...tables.values()].map((t) => t.itBase));
+    // no-dma-through-freed-table
+    for (const phb of m.phbs) {
+      for (let i = 0; i < phb.numPes * 2; i++) {
+        const tve = phb.getTve(i);
+        if (tve?.kind === 'xlate' && !tops.has(tve.tableAddr)) {
+          this.report(
+            'no-dma-through-freed-table',
+            `PHB${phb.index} TVE#${i} (PE#${(i >> 1).toString(16)}) points at 0x${tve.tableAddr.toString(16)}, which is no live table`,
+            seq,
+          );
+        }
+      }
+    }
+    // tce-points-at-owned-memory
+    const pinned = new Set<number>();
+    for (const p of m.sys.processes.values()) for (const [vpn, n] of p.mm.pins) if (n > 0) pinned.add(p.mm.pages.get(vpn)!);
+    const vfioTables = new Set<number>();
+    for (const g of m.vfioGroups.values()) for (const t of g.container?.iommuData?.tables ?? []) if (t) vfioTables.add(t.id);
+    for (const t of tables.values()) {
+      forEachTce(m, t, (idx, tce) => {
+        const pfn = Math.floor(tceAddr(tce) / m.mem.pageSize);
+        const owned = vfioTables.has(t.id) ? pinned.has(pfn) : m.mem.blockOf(pfn) !== null;
+        if (!owned)
+          this.report(
+            'tce-points-at-owned-memory',
+            `iommu_table#${t.id} entry 0x${(t.itOffset + idx).toString(16)} points at 0x${tceAddr(tce).toString(16)}, which is ${vfioTables.has(t.id) ? 'not pinned' : 'free'}`,
+            seq,
+          );
+      });
+    }
+    // device-table-pointer-current
+    for (const d of m.devices) {
+      if (d.driver !== 'kernel' || d.isBridge) continue;
+      const pe = m.peOf(d);
+      if (d.table && (d.table.freed || d.table !== pe?.tables[0])) {
+        this.report(
+          'device-table-pointer-current',
+          `${d.name} points at iommu_table#${d.table.id}${d.table.freed ? ' (freed)' : ''}, its PE's window #0 is ${pe?.tables[0] ? `#${pe.tables[0].id}` : 'none'}`,
+          seq,
+        );
+      }
+    }
+    // single-owner: a VFIO-owned PE has no bypass
+    for (const g of m.groups) {
+      const pe = m.peOf(g.devices[0]!);
+      if (g.domain === 'blocked' && pe?.tceBypassEnabled)
+        this.report('single-owner', `group ${g.id} is owned by VFIO but PE#${pe.peNumber.toString(16)} still has its bypass window`, seq);
+    }
+    // locked-vm-accounted and exit-unpins
+    for (const p of m.sys.processes.values()) {
+      if (p.exited) {
+        const left = [...p.mm.pins.values()].reduce((a, b) => a + b, 0);
+        if (left) this.report('exit-unpins', `pid ${p.pid} exited with ${left} page pins left`, seq);
+        continue;
+      }
+      let accounted = p.mm.iommuGroupMemList.reduce((s, r) => s + r.entries, 0);
+      for (const g of m.vfioGroups.values()) {
+        const c = g.container?.iommuData;
+        if (!c || c.mm !== p.mm || g.container!.groups[0] !== g) continue;
+        for (const t of c.tables) if (t) accounted += Math.floor(t.itAllocatedSize / m.mem.pageSize);
+        if (!c.v2 && c.enabled) accounted += c.lockedPages;
+      }
+      if (p.mm.lockedVm !== accounted) {
+        this.report('locked-vm-accounted', `pid ${p.pid}: locked_vm is ${p.mm.lockedVm} pages, ${accounted} are accounted for`, seq);
+      }
+    }
+  }
+}
+
+/** Visit every valid TCE of a table, walking only the levels that exist. */
+function forEachTce(m: Machine, t: IommuTable, fn: (idx: number, tce: number) => void): void {
+  const size = t.itIndirectLevels ? t.itLevelSize : t.itSize;
+  const walk = (base: number, level: number, first: number) => {
+    for (let i = 0; i < size; i++) {
+      const e = m.mem.readU64BE(base + i * 8);
+      if (!tcePerm(e)) continue;
+      if (level === 0) fn(first + i, e);
+      else walk(tceAddr(e), level - 1, (first + i) * size);
+    }
+  };
+  walk(t.itBase, t.itIndirectLevels, 0);
+}

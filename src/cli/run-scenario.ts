@@ -1,0 +1,41 @@
+/** `tcelab run FILE`: load, validate and run a scenario, report and choose the exit code. */
+import { readFileSync } from 'node:fs';
+import type { Quirks } from '../kernel/quirks.js';
+import { runScenario } from '../scenario/runner.js';
+import { parseScenario, ScenarioError } from '../scenario/schema.js';
+
+export function runScenarioFile(file: string, quirks: Partial<Quirks>, json: boolean): number {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    process.stderr.write(`tcelab: ${file}: ${(e as Error).message}\n`);
+    return 2;
+  }
+  let sc;
+  try {
+    sc = parseScenario(text, file);
+  } catch (e) {
+    if (!(e instanceof ScenarioError)) throw e;
+    process.stderr.write(`tcelab: ${e.message}\n`);
+    return 2;
+  }
+  const r = runScenario(sc, quirks);
+  if (json) {
+    process.stdout.write(`${JSON.stringify(r, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v), 2)}\n`);
+    return r.ok ? 0 : 1;
+  }
+  const out: string[] = [`scenario: ${r.scenario}`];
+  for (const s of r.steps) {
+    out.push(`  ${s.failures.length ? 'FAIL' : 'ok  '} ${s.where} ${s.actor ? `${s.actor} ` : ''}${s.op}${s.summary ? `: ${s.summary}` : ''}`);
+    for (const f of s.failures) out.push(`         ${f}`);
+  }
+  for (const v of r.violations) {
+    out.push('', `invariant violated: ${v.invariant} — ${v.explanation}`, `  at step ${v.step}: ${v.detail}`, '  events that led there:');
+    for (const c of v.chain) out.push(`    ${c}`);
+  }
+  const failed = r.steps.filter((s) => s.failures.length).length;
+  out.push('', r.ok ? 'all expectations and invariants held' : `${failed} step(s) failed, ${r.violations.length} invariant violation(s)`);
+  process.stdout.write(`${out.join('\n')}\n`);
+  return r.ok ? 0 : 1;
+}
