@@ -43,18 +43,27 @@ export class IommuGroup {
     return 0;
   }
 
-  /** iommu_group_claim_dma_owner(). */
+  /**
+   * iommu_group_claim_dma_owner(): -EPERM while a kernel driver of the group uses the DMA API
+   * (iommu_device_use_default_domain() counted it), -EBUSY when another owner holds the group.
+   */
   claimDmaOwner(owner: object): number {
     if (this.ownerCnt) {
       if (this.owner !== owner) return -16;
       this.ownerCnt++;
       return 0;
     }
+    if (this.devices.some((d) => !d.removed && d.driver === 'kernel')) return -1;
     const rc = this.attachDomain('blocked');
     if (rc) return rc;
     this.owner = owner;
     this.ownerCnt = 1;
     return 0;
+  }
+
+  /** iommu_device_use_default_domain(): a kernel driver may not bind while a user owns the group. */
+  useDefaultDomain(): number {
+    return this.ownerCnt ? -16 : 0;
   }
 
   /** iommu_group_release_dma_owner(). */

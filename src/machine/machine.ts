@@ -238,6 +238,20 @@ export class Machine {
     return this.devices.find((d) => d.name === name);
   }
 
+  /**
+   * Bind a function to its kernel driver: refused with -EBUSY while VFIO owns the group
+   * (iommu_device_use_default_domain()).
+   */
+  bindKernelDriver(name: string): number {
+    const d = this.device(name);
+    if (!d) return -19;
+    const g = d.group === null ? undefined : this.groups[d.group];
+    const rc = g ? g.useDefaultDomain() : 0;
+    if (rc) return rc;
+    d.driver = 'kernel';
+    return 0;
+  }
+
   /** Bind a function to vfio-pci through driver_override, as the recording kit's init does. */
   bindVfioPci(name: string): { ret: number; group: number | null } {
     const d = this.device(name);

@@ -53,7 +53,7 @@ export function describeEvent(e: TcelabEvent): string {
   return `#${seq} ${layer}.${kind} ${body}`;
 }
 
-export function runScenario(sc: Scenario, overrides: Partial<Quirks> = {}): RunResult {
+export function runScenario(sc: Scenario, overrides: Partial<Quirks> = {}, onStep?: (m: Machine) => void): RunResult {
   const m = new Machine({
     preset: sc.machine.preset,
     pageSize: sc.machine.pageSize,
@@ -116,6 +116,7 @@ export function runScenario(sc: Scenario, overrides: Partial<Quirks> = {}): RunR
     }
     reported = checker.violations.length;
     results.push(r);
+    onStep?.(m);
   }
   return { scenario: sc.name, ok: results.every((s) => !s.failures.length) && !violations.length, steps: results, violations };
 
@@ -123,9 +124,8 @@ export function runScenario(sc: Scenario, overrides: Partial<Quirks> = {}): RunR
     const f = step.fields;
     switch (step.op) {
       case 'bind':
-        if (f.driver === 'vfio-pci') m.bindVfioPci(String(f.device));
-        else device(String(f.device)).driver = 'kernel';
-        return { ret: 0 };
+        if (f.driver === 'vfio-pci') return { ret: m.bindVfioPci(String(f.device)).ret };
+        return sysRet(kret(m.bindKernelDriver(String(f.device))));
       case 'eeh-inject': {
         const d = device(String(f.device));
         return { ret: m.eeh.injectErr(m.peOf(d)!) };
@@ -179,9 +179,13 @@ export function runScenario(sc: Scenario, overrides: Partial<Quirks> = {}): RunR
       }
       case 'close':
         return sysRet(m.sys.close(proc(step.actor!).pid, fd(step.actor!, String(f.fd))));
-      case 'exit':
+      case 'exit': {
+        // The actor's next step starts a new process.
         m.sys.exit(proc(step.actor!).pid);
+        procs.delete(step.actor!);
+        for (const k of [...fds.keys()]) if (k.startsWith(`${step.actor}/`)) fds.delete(k);
         return { ret: 0 };
+      }
       case 'ioctl':
         return ioctl(step);
       default:
@@ -192,6 +196,8 @@ export function runScenario(sc: Scenario, overrides: Partial<Quirks> = {}): RunR
   function driverDevice(step: Step): string {
     const a = sc.actors[step.actor!]!;
     if (a.kind !== 'driver') throw new Error(`${step.op} needs a driver actor`);
+    // Only a bound kernel driver calls the DMA API; the device's own DMA engine always runs.
+    if (step.op.startsWith('dma-') && device(a.device).driver !== 'kernel') throw new Error(`${a.device} is not bound to a kernel driver`);
     return a.device;
   }
 
@@ -227,6 +233,10 @@ export function runScenario(sc: Scenario, overrides: Partial<Quirks> = {}): RunR
     if (req === 'VFIO_GROUP_GET_DEVICE_FD' && res.ret >= 0 && f.as) fds.set(`${step.actor}/${f.as}`, res.ret);
     return sysRet(res);
   }
+}
+
+function kret(rc: number): { ret: number; errno: number } {
+  return rc < 0 ? { ret: -1, errno: -rc } : { ret: rc, errno: 0 };
 }
 
 function sysRet(r: { ret: number; errno: number }) {

@@ -27,7 +27,7 @@ function vfioRoundTrip(staleTablePointer: boolean) {
   const map = V.encode('vfio_iommu_type1_dma_map', { argsz: 32, flags: 3, vaddr: 0x10000000n, iova: 0n, size: 0x100000n });
   assert.equal(m.sys.ioctl(p.pid, c, V.VFIO_IOMMU_MAP_DMA, map).ret, 0);
   m.sys.exit(p.pid);
-  nic.driver = 'kernel';
+  assert.equal(m.bindKernelDriver(nic.name), 0);
   m.ioda.dmaSetMask(pe, nic, (1n << 32n) - 1n);
   const pfn = m.mem.allocPages(0, { kind: 'kernel', label: 'rx buffer' })!;
   const dma = dmaMapPage(nic, pfn * m.mem.pageSize, 4096, DMA_FROM_DEVICE, m.pageShift, 0, m.log);

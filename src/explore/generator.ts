@@ -1,0 +1,169 @@
+/**
+ * Random interleavings of operations from several actors — kernel drivers doing DMA, two VFIO
+ * user processes, binding changes and EEH — deterministic for a seed. Steps are written in the
+ * scenario vocabulary, so a sequence that breaks an invariant is directly a runnable scenario.
+ */
+import type { Actor, Scenario, Step } from '../scenario/schema.js';
+
+/** mulberry32: a small deterministic PRNG. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const DEVICES = ['0000:01:00.0', '0001:01:00.0', '0002:02:00.0', '0002:02:00.1', '0003:01:00.0'];
+/** The devices of each IOMMU group of the tour topology. */
+const GROUP_DEVICES = [['0000:01:00.0'], ['0001:01:00.0'], ['0002:02:00.0', '0002:02:00.1'], ['0003:01:00.0']];
+const USERS = ['qemu', 'dpdk'];
+const MEM = 0x10000000n;
+
+export const EXPLORE_ACTORS: Record<string, Actor> = {
+  ...Object.fromEntries(DEVICES.map((d, i) => [`drv${i}`, { kind: 'driver', device: d } as Actor])),
+  ...Object.fromEntries(
+    USERS.map((u) => [
+      u,
+      {
+        kind: 'vfio-user',
+        memory: [
+          { at: MEM, size: 0x1000000n, kind: 'anon' },
+          { at: 0x20000000n, size: 0x100000n, kind: 'readonly' },
+        ],
+      } as Actor,
+    ]),
+  ),
+};
+
+/**
+ * What one run may touch. Swarm testing: most runs focus on one group, one user and that group's
+ * devices, which makes long chains of related calls likely; some runs use everything.
+ */
+interface Swarm {
+  groups: number[];
+  users: string[];
+  devices: string[];
+}
+
+type Gen = (r: () => number, w: Swarm) => Omit<Step, 'where' | 'expect'>;
+
+const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+const io = (actor: string, fd: string, request: string, fields: Record<string, unknown> = {}) => ({ actor, op: 'ioctl', fields: { fd, request, ...fields } });
+const drv = (r: () => number, w: Swarm) => `drv${DEVICES.indexOf(pick(r, w.devices))}`;
+
+const GENS: [number, Gen][] = [
+  [3, (r, w) => ({ actor: null, op: 'bind', fields: { device: pick(r, w.devices), driver: pick(r, ['vfio-pci', 'kernel']) } })],
+  [1, (r, w) => ({ actor: null, op: 'eeh-inject', fields: { device: pick(r, w.devices) } })],
+  [1, (r, w) => ({ actor: null, op: 'eeh-recover', fields: { device: pick(r, w.devices) } })],
+  [2, (r, w) => ({ actor: pick(r, w.users), op: 'open', fields: { path: '/dev/vfio/vfio', as: 'c' } })],
+  [
+    3,
+    (r, w) => {
+      const g = pick(r, w.groups);
+      return { actor: pick(r, w.users), op: 'open', fields: { path: `/dev/vfio/${g}`, as: `g${g}` } };
+    },
+  ],
+  [4, (r, w) => io(pick(r, w.users), `g${pick(r, w.groups)}`, 'VFIO_GROUP_SET_CONTAINER', { container: 'c' })],
+  [3, (r, w) => io(pick(r, w.users), 'c', 'VFIO_SET_IOMMU', { arg: pick(r, [7, 7, 2]) })],
+  [1, (r, w) => io(pick(r, w.users), 'c', 'VFIO_IOMMU_ENABLE')],
+  [
+    3,
+    (r, w) =>
+      io(pick(r, w.users), 'c', 'VFIO_IOMMU_SPAPR_REGISTER_MEMORY', {
+        vaddr: MEM + BigInt(pick(r, [0, 0x400000])),
+        size: BigInt(pick(r, [0x400000, 0x800000])),
+      }),
+  ],
+  [
+    1,
+    (r, w) =>
+      io(pick(r, w.users), 'c', 'VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY', {
+        vaddr: MEM + BigInt(pick(r, [0, 0x400000])),
+        size: BigInt(pick(r, [0x400000, 0x800000])),
+      }),
+  ],
+  [
+    5,
+    (r, w) =>
+      io(pick(r, w.users), 'c', 'VFIO_IOMMU_MAP_DMA', {
+        flags: pick(r, [1, 2, 3]),
+        vaddr: MEM + BigInt(pick(r, [0, 0x10000, 0x200000])),
+        iova: pick(r, [0n, 0x10000n, 0x100000n, 1n << 59n]),
+        size: BigInt(pick(r, [0x10000, 0x20000, 0x100000])),
+      }),
+  ],
+  [
+    3,
+    (r, w) =>
+      io(pick(r, w.users), 'c', 'VFIO_IOMMU_UNMAP_DMA', {
+        iova: pick(r, [0n, 0x10000n, 0x100000n, 1n << 59n]),
+        size: BigInt(pick(r, [0x10000, 0x100000, 0x80000000])),
+      }),
+  ],
+  [
+    2,
+    (r, w) =>
+      io(pick(r, w.users), 'c', 'VFIO_IOMMU_SPAPR_TCE_CREATE', {
+        page_shift: pick(r, [12, 16]),
+        window_size: pick(r, [1n << 30n, 1n << 32n]),
+        levels: pick(r, [1, 2]),
+      }),
+  ],
+  [1, (r, w) => io(pick(r, w.users), 'c', 'VFIO_IOMMU_SPAPR_TCE_REMOVE', { start_addr: pick(r, [0n, 1n << 59n]) })],
+  [1, (r, w) => io(pick(r, w.users), `g${pick(r, w.groups)}`, 'VFIO_GROUP_UNSET_CONTAINER')],
+  [1, (r, w) => ({ actor: pick(r, w.users), op: 'close', fields: { fd: pick(r, ['c', ...w.groups.map((g) => `g${g}`)]) } })],
+  [1, (r, w) => ({ actor: pick(r, w.users), op: 'exit', fields: {} })],
+  [2, (r, w) => ({ actor: drv(r, w), op: 'dma-set-mask', fields: { bits: pick(r, [32, 64]) } })],
+  [
+    3,
+    (r, w) => ({
+      actor: drv(r, w),
+      op: 'dma-map',
+      fields: { as: pick(r, ['a', 'b']), size: pick(r, [4096, 65536]), dir: pick(r, ['to-device', 'from-device', 'bidirectional']) },
+    }),
+  ],
+  [1, (r, w) => ({ actor: drv(r, w), op: 'dma-unmap', fields: { mapping: pick(r, ['a', 'b']) } })],
+  [
+    3,
+    (r, w) => ({
+      actor: drv(r, w),
+      op: 'device-read',
+      fields: r() < 0.7 ? { mapping: pick(r, ['a', 'b']), len: 64 } : { bus: pick(r, [0n, 0x10000n, 1n << 59n]), len: 64 },
+    }),
+  ],
+  [2, (r, w) => ({ actor: drv(r, w), op: 'device-write', fields: { mapping: pick(r, ['a', 'b']), data: 'tcelab' } })],
+];
+const TOTAL = GENS.reduce((s, [w]) => s + w, 0);
+
+function swarm(r: () => number): Swarm {
+  if (r() < 0.2) return { groups: [0, 1, 2, 3], users: USERS, devices: DEVICES };
+  const g = Math.floor(r() * GROUP_DEVICES.length);
+  return { groups: [g], users: [pick(r, USERS)], devices: GROUP_DEVICES[g]! };
+}
+
+export function generateSteps(seed: number, length: number): Step[] {
+  const r = prng(seed);
+  const w = swarm(r);
+  const steps: Step[] = [];
+  for (let i = 0; i < length; i++) {
+    let x = r() * TOTAL;
+    let gen = GENS[0]![1];
+    for (const [weight, g] of GENS) {
+      if (x < weight) {
+        gen = g;
+        break;
+      }
+      x -= weight;
+    }
+    steps.push({ ...gen(r, w), where: `generated:${i + 1}`, expect: null });
+  }
+  return steps;
+}
+
+export function exploreScenario(steps: Step[], quirks: Scenario['machine']['quirks']): Scenario {
+  return { name: 'explore', machine: { preset: 'powernv9', pageSize: '64k', topology: 'tour', quirks }, actors: EXPLORE_ACTORS, steps };
+}

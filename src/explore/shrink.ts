@@ -1,0 +1,54 @@
+/** Shrinking a failing sequence to a minimal one that still breaks the same invariant, and writing it as YAML. */
+import type { InvariantName } from '../check/invariants.js';
+import { runScenario } from '../scenario/runner.js';
+import type { Scenario, Step } from '../scenario/schema.js';
+import { exploreScenario } from './generator.js';
+
+export function violates(steps: Step[], quirks: Scenario['machine']['quirks'], invariant: InvariantName): boolean {
+  return runScenario(exploreScenario(steps, quirks)).violations.some((v) => v.invariant === invariant);
+}
+
+/** Delta debugging: remove chunks, then single steps, as long as the invariant still breaks. */
+export function shrink(steps: Step[], quirks: Scenario['machine']['quirks'], invariant: InvariantName): Step[] {
+  let cur = steps;
+  for (let chunk = Math.max(1, Math.floor(cur.length / 2)); chunk >= 1; chunk = Math.floor(chunk / 2)) {
+    for (let i = 0; i < cur.length; ) {
+      const cand = [...cur.slice(0, i), ...cur.slice(i + chunk)];
+      if (cand.length && violates(cand, quirks, invariant)) cur = cand;
+      else i += chunk;
+    }
+  }
+  return cur;
+}
+
+const yamlValue = (v: unknown): string => (typeof v === 'bigint' ? `0x${v.toString(16)}` : typeof v === 'string' ? JSON.stringify(v) : String(v));
+
+/** A runnable scenario file for the steps, expecting nothing: `tcelab run` reports the invariant. */
+export function toYaml(sc: Scenario, invariant: InvariantName, seed: number): string {
+  const lines = [
+    `# Found by tcelab explore (seed ${seed}): breaks ${invariant}.`,
+    `# Reproduce with: tcelab run <this file>`,
+    `name: ${JSON.stringify(`explore: ${invariant}`)}`,
+    `machine: { preset: ${sc.machine.preset}, pageSize: ${sc.machine.pageSize}, topology: ${sc.machine.topology}, quirks: { ${Object.entries(sc.machine.quirks)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join(', ')} } }`,
+    'actors:',
+  ];
+  const used = new Set(sc.steps.map((s) => s.actor).filter((a): a is string => a !== null));
+  for (const [name, a] of Object.entries(sc.actors)) {
+    if (!used.has(name)) continue;
+    if (a.kind === 'driver') lines.push(`  ${name}: { kind: driver, device: "${a.device}" }`);
+    else
+      lines.push(
+        `  ${name}:`,
+        '    kind: vfio-user',
+        `    memory: [${a.memory.map((m) => `{ at: 0x${m.at.toString(16)}, size: 0x${m.size.toString(16)}, kind: ${m.kind} }`).join(', ')}]`,
+      );
+  }
+  lines.push('steps:');
+  for (const s of sc.steps) {
+    const f = Object.entries(s.fields).map(([k, v]) => `${k}: ${yamlValue(v)}`);
+    lines.push(`  - { ${[...(s.actor ? [`actor: ${s.actor}`] : []), `op: ${s.op}`, ...f].join(', ')} }`);
+  }
+  return `${lines.join('\n')}\n`;
+}
