@@ -123,6 +123,7 @@ export class Checker {
     }
     // single-owner: a VFIO-owned PE has no bypass
     for (const g of m.groups) {
+      if (!g.devices.length) continue;
       const pe = m.peOf(g.devices[0]!);
       if (g.domain === 'blocked' && pe?.tceBypassEnabled)
         this.report('single-owner', `group ${g.id} is owned by VFIO but PE#${pe.peNumber.toString(16)} still has its bypass window`, seq);

@@ -1,6 +1,6 @@
 /**
  * Random interleavings of operations from several actors — kernel drivers doing DMA, two VFIO
- * user processes, binding changes and EEH — deterministic for a seed. Steps are written in the
+ * user processes, binding changes, hotplug and EEH — deterministic for a seed. Steps are written in the
  * scenario vocabulary, so a sequence that breaks an invariant is directly a runnable scenario.
  */
 import type { Actor, Scenario, Step } from '../scenario/schema.js';
@@ -59,6 +59,7 @@ const GENS: [number, Gen][] = [
   [3, (r, w) => ({ actor: null, op: 'bind', fields: { device: pick(r, w.devices), driver: pick(r, ['vfio-pci', 'kernel']) } })],
   [1, (r, w) => ({ actor: null, op: 'eeh-inject', fields: { device: pick(r, w.devices) } })],
   [1, (r, w) => ({ actor: null, op: 'eeh-recover', fields: { device: pick(r, w.devices) } })],
+  [1, (r, w) => ({ actor: null, op: pick(r, ['hotplug-remove', 'hotplug-add']), fields: { device: pick(r, w.devices) } })],
   [2, (r, w) => ({ actor: pick(r, w.users), op: 'open', fields: { path: '/dev/vfio/vfio', as: 'c' } })],
   [
     3,

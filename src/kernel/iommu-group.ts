@@ -18,6 +18,7 @@ export class IommuGroup {
   constructor(
     readonly id: number,
     readonly tableGroup: TableGroup,
+    /** The group's functions (a hot-unplugged one leaves). */
     readonly devices: KPciDev[],
     private readonly log: EventLog,
   ) {}

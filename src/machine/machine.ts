@@ -204,7 +204,7 @@ export class Machine {
     if (d.isBridge) return;
     if (!pe.dmaSetupDone) {
       this.ioda.setupDmaPe(pe);
-      if (pe.dmaSetupDone) {
+      if (pe.dmaSetupDone && pe.groupId === null) {
         const g = new IommuGroup(
           this.groups.length,
           pe,
@@ -244,7 +244,7 @@ export class Machine {
    */
   bindKernelDriver(name: string): number {
     const d = this.device(name);
-    if (!d) return -19;
+    if (!d || d.removed) return -19;
     const g = d.group === null ? undefined : this.groups[d.group];
     const rc = g ? g.useDefaultDomain() : 0;
     if (rc) return rc;
@@ -252,10 +252,69 @@ export class Machine {
     return 0;
   }
 
+  /**
+   * Hot-unplug a function (pnv_pci_release_device()). A function whose VFIO device file is open
+   * cannot go yet: vfio-pci's remove waits for the user to release it (-EBUSY here). The last
+   * function of a PE releases the PE: its kernel window and bypass go, its PE number is freed.
+   */
+  hotplugRemove(name: string): number {
+    const d = this.device(name);
+    if (!d || d.removed) return -19;
+    if (d.openCount > 0) return -16;
+    const pe = this.peOf(d);
+    d.removed = true;
+    d.driver = null;
+    this.ioda.setTableBase(d, null);
+    d.hw.phb.rtt.delete(d.hw.rid);
+    // iommu_release_device(): the function leaves its group; an empty group's number is freed.
+    const g = d.group === null ? undefined : this.groups[d.group];
+    if (g) {
+      g.devices.splice(g.devices.indexOf(d), 1);
+      const vg = this.vfioGroups.get(g.id);
+      if (vg)
+        vg.devices.splice(
+          vg.devices.findIndex((x) => x.kdev === d),
+          1,
+        );
+      if (!g.devices.length) this.vfioGroups.delete(g.id);
+    }
+    d.group = null;
+    if (!pe) return 0;
+    if (pe.devices.every((x) => x.removed || x.isBridge)) {
+      this.ioda.releasePe(pe);
+      const pphb = this.pnvPhbs[pe.phb.globalNumber]!;
+      pphb.pes.delete(pe.peNumber);
+      pphb.peAlloc[pe.peNumber] = false;
+    }
+    return 0;
+  }
+
+  /** Hot-plug a function back (the PCI rescan after a removal): a fresh PE, DMA setup, a group. */
+  hotplugAdd(name: string): number {
+    const d = this.device(name);
+    if (!d || !d.removed) return -17;
+    const pphb = this.pnvPhbs[d.hw.phb.index]!;
+    const bus = d.hw.spec.addr.bus;
+    let pe = [...pphb.pes.values()].find((p) => p.pbus === bus);
+    d.removed = false;
+    if (!pe) {
+      const num = d.hw.spec.m64 ? pphb.nextM64Segment++ : pphb.allocPe();
+      if (num === null) return -28;
+      pphb.reservePe(num);
+      pe = new Pe(pphb, num, PNV_IODA_PE_BUS, null, bus, this.ioda);
+      pphb.pes.set(num, pe);
+      pe.devices.push(d);
+      this.configureBusMessages(d.hw.phb.index.toString(16).padStart(4, '0'), bus, num, [d.name]);
+    }
+    d.hw.phb.rtt.set(d.hw.rid, pe.peNumber);
+    this.dmaDevSetup(d, pe);
+    return 0;
+  }
+
   /** Bind a function to vfio-pci through driver_override, as the recording kit's init does. */
   bindVfioPci(name: string): { ret: number; group: number | null } {
     const d = this.device(name);
-    if (!d) return { ret: -19, group: null };
+    if (!d || d.removed) return { ret: -19, group: null };
     d.driver = 'vfio-pci';
     // vfio-pci leaves an idle device in D3hot; QEMU's emulated devices refuse it.
     if (d.hw.spec.refusesD3hot && d.hw.phb.gen.idleD3hot) this.klog.printk(`vfio-pci ${d.name}: Refused to change power state from D0 to D3hot`);

@@ -124,12 +124,16 @@ export function runScenario(sc: Scenario, overrides: Partial<Quirks> = {}, onSte
     const f = step.fields;
     switch (step.op) {
       case 'bind':
-        if (f.driver === 'vfio-pci') return { ret: m.bindVfioPci(String(f.device)).ret };
+        if (f.driver === 'vfio-pci') return sysRet(kret(m.bindVfioPci(String(f.device)).ret));
         return sysRet(kret(m.bindKernelDriver(String(f.device))));
       case 'eeh-inject': {
         const d = device(String(f.device));
         return { ret: m.eeh.injectErr(m.peOf(d)!) };
       }
+      case 'hotplug-remove':
+        return sysRet(kret(m.hotplugRemove(String(f.device))));
+      case 'hotplug-add':
+        return sysRet(kret(m.hotplugAdd(String(f.device))));
       case 'eeh-recover': {
         const pe = m.peOf(device(String(f.device)))!;
         m.eeh.setOption(pe, 'thaw-mmio');

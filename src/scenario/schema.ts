@@ -52,6 +52,8 @@ export const OPS: Record<string, { actor: 'driver' | 'vfio-user' | 'machine'; fi
   bind: { actor: 'machine', fields: { device: 'string', driver: 'driver' } },
   'eeh-inject': { actor: 'machine', fields: { device: 'string' } },
   'eeh-recover': { actor: 'machine', fields: { device: 'string' } },
+  'hotplug-remove': { actor: 'machine', fields: { device: 'string' } },
+  'hotplug-add': { actor: 'machine', fields: { device: 'string' } },
 };
 
 export function parseScenario(text: string, file: string): Scenario {

@@ -41,3 +41,12 @@ for (const [file, quirk, invariant] of REENACTMENTS) {
     assert.ok(r.violations[0]!.chain.length > 0, 'the chain of events is reported');
   });
 }
+
+test('hotplug.yaml: the PE goes with its last function and comes back with it', () => {
+  const r = runScenario(load('hotplug.yaml'));
+  assert.deepEqual(
+    r.steps.flatMap((s) => s.failures),
+    [],
+  );
+  assert.deepEqual(r.violations, []);
+});

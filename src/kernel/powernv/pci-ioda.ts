@@ -267,6 +267,22 @@ export class PnvIoda2 implements TableGroupOps {
     return 0;
   }
 
+  /**
+   * pnv_ioda_release_pe() for the last device of a PE: pnv_pci_ioda2_release_pe_dma() takes its
+   * window #0 and bypass down and drops the kernel's table.
+   */
+  releasePe(pe: Pe): void {
+    this.peInfo(pe, 'Releasing PE');
+    if (!pe.dmaSetupDone) return;
+    const tbl = pe.tables[0];
+    const rc = this.unsetWindow(pe, 0);
+    if (rc) this.ctx.klog.printk(pe.message(`OPAL error ${rc} release DMA window`));
+    this.setBypass(pe, false);
+    if (pe.tables[1]) this.unsetWindow(pe, 1);
+    iommuTceTablePut(tbl);
+    pe.dmaSetupDone = false;
+  }
+
   /** pnv_ioda2_release_ownership(). */
   releaseOwnership(tg: TableGroup, _dev: string): void {
     const pe = tg as Pe;
