@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import type { Quirks } from '../kernel/quirks.js';
 import { runScenario } from '../scenario/runner.js';
-import { parseScenario, ScenarioError } from '../scenario/schema.js';
+import { parseScenario, type Scenario, ScenarioError } from '../scenario/schema.js';
 
 export function runScenarioFile(file: string, quirks: Partial<Quirks>, json: boolean): number {
   let text: string;
@@ -12,7 +12,7 @@ export function runScenarioFile(file: string, quirks: Partial<Quirks>, json: boo
     process.stderr.write(`tcelab: ${file}: ${(e as Error).message}\n`);
     return 2;
   }
-  let sc;
+  let sc: Scenario;
   try {
     sc = parseScenario(text, file);
   } catch (e) {
