@@ -1,4 +1,5 @@
 /** Human-readable output of the CLI. */
+import type { MachineReport } from '../scenario/report.js';
 import type { TourResult } from '../scenario/tour.js';
 
 function size(n: number): string {
@@ -16,7 +17,17 @@ export function formatTour(t: TourResult): string {
   const out: string[] = [];
   out.push(`tcelab tour — ${r.machine}, ${size(r.pageSize)} pages, ${r.mmu} MMU, ${size(r.ramBytes)} RAM`, '');
   for (const s of t.steps) out.push(`  [${s.ok ? 'ok' : 'FAILED'}] ${s.step}`, `         ${s.detail}`);
-  out.push('', 'DMA windows per PE:');
+  return `${[...out, '', ...formatPes(r)].join('\n')}\n`;
+}
+
+export function formatBoot(dmesg: string[], r: MachineReport): string {
+  const out = [`tcelab boot — ${r.machine}, ${size(r.pageSize)} pages, ${r.mmu} MMU, ${size(r.ramBytes)} RAM`, '', 'Kernel log:'];
+  for (const l of dmesg) out.push(`  ${l}`);
+  return `${[...out, '', ...formatPes(r)].join('\n')}\n`;
+}
+
+function formatPes(r: MachineReport): string[] {
+  const out: string[] = ['DMA windows per PE:'];
   for (const pe of r.pes) {
     out.push(`  PHB${pe.phb} PE#${pe.pe}  group ${pe.group ?? '-'}  owner ${pe.owner}${pe.frozen ? '  FROZEN' : ''}  (${pe.devices.join(', ')})`);
     for (const w of pe.windows) {
@@ -29,5 +40,5 @@ export function formatTour(t: TourResult): string {
   }
   out.push('', 'Events:');
   for (const [k, v] of Object.entries(r.events)) out.push(`  ${k.padEnd(20)} ${v}`);
-  return `${out.join('\n')}\n`;
+  return out;
 }
