@@ -262,23 +262,28 @@ export class Machine {
     if (!d || d.removed) return -19;
     if (d.openCount > 0) return -16;
     const pe = this.peOf(d);
-    d.removed = true;
-    d.driver = null;
-    this.ioda.setTableBase(d, null);
-    d.hw.phb.rtt.delete(d.hw.rid);
-    // iommu_release_device(): the function leaves its group; an empty group's number is freed.
+    // vfio-pci's remove (vfio_device_remove_group()) runs before the PCI core releases the
+    // function: the last device of a VFIO group takes the group out of its container.
     const g = d.group === null ? undefined : this.groups[d.group];
     if (g) {
       g.devices.splice(g.devices.indexOf(d), 1);
       const vg = this.vfioGroups.get(g.id);
-      if (vg)
+      if (vg) {
         vg.devices.splice(
           vg.devices.findIndex((x) => x.kdev === d),
           1,
         );
-      if (!g.devices.length) this.vfioGroups.delete(g.id);
+        if (!g.devices.length) {
+          vg.removeLastDevice();
+          this.vfioGroups.delete(g.id);
+        }
+      }
     }
     d.group = null;
+    d.removed = true;
+    d.driver = null;
+    this.ioda.setTableBase(d, null);
+    d.hw.phb.rtt.delete(d.hw.rid);
     if (!pe) return 0;
     if (pe.devices.every((x) => x.removed || x.isBridge)) {
       this.ioda.releasePe(pe);

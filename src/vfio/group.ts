@@ -12,14 +12,23 @@ export class VfioGroup {
   containerUsers = 0;
   /** The one open file of the group (a second open is -EBUSY). */
   opened = false;
+  /** Its last device was unplugged (group->iommu_group is NULL): every group ioctl is -ENODEV. */
+  dead = false;
 
   constructor(
     readonly iommuGroup: IommuGroup,
     readonly devices: VfioDevice[],
   ) {}
 
+  /** vfio_device_remove_group() for the last device: leave the container, then refuse everything. */
+  removeLastDevice(): void {
+    if (this.container) this.container.detachGroup(this);
+    this.dead = true;
+  }
+
   /** VFIO_GROUP_GET_STATUS. */
   getStatus(arg: IoctlArg): number {
+    if (this.dead) return -errno.ENODEV;
     const minsz = offsetofend('vfio_group_status', 'flags');
     const inb = copyFromUser(arg, minsz);
     if (!inb) return -errno.EFAULT;
@@ -35,6 +44,7 @@ export class VfioGroup {
   /** VFIO_GROUP_SET_CONTAINER, once the fd argument has been resolved to a container. */
   setContainer(container: VfioContainer | null): number {
     if (this.container) return -errno.EINVAL;
+    if (this.dead) return -errno.ENODEV;
     if (!container) return -errno.EBADFD;
     return container.attachGroup(this);
   }
@@ -49,6 +59,7 @@ export class VfioGroup {
 
   /** VFIO_GROUP_GET_DEVICE_FD: the device by name; the caller opens the file. */
   lookupDevice(name: string): VfioDevice | number {
+    if (this.dead) return -errno.ENODEV;
     const dev = this.devices.find((d) => d.kdev.name === name && !d.kdev.removed);
     if (!dev) return -errno.ENODEV;
     if (!this.container) return -errno.EINVAL;
