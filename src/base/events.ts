@@ -53,7 +53,8 @@ export class EventLog {
   private nextSeq = 0;
   private readonly listeners: Listener[] = [];
   private verboseListeners = 0;
-  readonly counts = new Map<string, number>();
+  /** Events by kind (kinds are unique across layers), counted even with no listener. */
+  private readonly byKind = new Map<string, { layer: Layer; n: number }>();
 
   /** True when somebody wants the per-TCE and per-page events (they cost time). */
   get verbose(): boolean {
@@ -70,9 +71,15 @@ export class EventLog {
     };
   }
 
+  /** Event counts keyed "layer.kind". */
+  get counts(): Map<string, number> {
+    return new Map([...this.byKind].map(([kind, c]) => [`${c.layer}.${kind}`, c.n]));
+  }
+
   emit(body: EventBody): void {
-    const key = `${body.layer}.${body.kind}`;
-    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+    const c = this.byKind.get(body.kind);
+    if (c) c.n++;
+    else this.byKind.set(body.kind, { layer: body.layer, n: 1 });
     if (this.listeners.length === 0) return;
     if (VERBOSE_KINDS.has(body.kind) && !this.verbose) return;
     const e = { seq: this.nextSeq++, ...body } as TcelabEvent;

@@ -42,13 +42,13 @@ export interface PciFunctionSpec {
 }
 
 export class PciFunction {
+  readonly name: string;
+
   constructor(
     readonly spec: PciFunctionSpec,
     readonly phb: Phb,
-  ) {}
-
-  get name(): string {
-    return bdfName(this.spec.addr);
+  ) {
+    this.name = bdfName(spec.addr);
   }
 
   /** Requester ID: bus << 8 | devfn. */

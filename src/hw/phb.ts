@@ -71,8 +71,8 @@ export class Phb {
   readonly rtt = new Map<number, number>();
   private readonly tvt: (Tve | null)[];
   readonly peState: PeState[];
-  /** Cached leaf TCEs: key = tveIndex * 2^32 + (bus page index within the decoded bits). */
-  private readonly tceCache = new Map<string, number>();
+  /** Cached leaf TCEs: TVE index → decoded page index → TCE. */
+  private readonly tceCache = new Map<number, Map<number, number>>();
   tceCacheEnabled = true;
   /** How many PE/page kills the PHB has processed (for reports). */
   kills = 0;
@@ -107,8 +107,8 @@ export class Phb {
   }
 
   killPe(pe: number): void {
-    const prefixes = [`${pe * 2}:`, `${pe * 2 + 1}:`];
-    for (const k of this.tceCache.keys()) if (k.startsWith(prefixes[0]!) || k.startsWith(prefixes[1]!)) this.tceCache.delete(k);
+    this.tceCache.delete(pe * 2);
+    this.tceCache.delete(pe * 2 + 1);
     this.kills++;
     this.log.emit({ layer: 'hw', kind: 'tce-kill', phb: this.index, scope: 'pe', pe });
   }
@@ -119,7 +119,8 @@ export class Phb {
     const tve = this.tvt[tveIdx];
     if (tve?.kind === 'xlate') {
       const size = 1n << BigInt(pageShift);
-      for (let i = 0; i < npages; i++) this.tceCache.delete(cacheKey(tveIdx, tve, bus + BigInt(i) * size));
+      const c = this.tceCache.get(tveIdx);
+      for (let i = 0; c && i < npages; i++) c.delete(decodedIndex(tve, bus + BigInt(i) * size));
     }
     this.kills++;
     this.log.emit({ layer: 'hw', kind: 'tce-kill', phb: this.index, scope: 'pages', pe });
@@ -127,7 +128,9 @@ export class Phb {
 
   /** Number of cached translations (for reports and the checker). */
   get cachedTces(): number {
-    return this.tceCache.size;
+    let n = 0;
+    for (const c of this.tceCache.values()) n += c.size;
+    return n;
   }
 
   freeze(pe: number, reason: string): void {
@@ -169,12 +172,11 @@ export class Phb {
     const pageSize = 2n ** BigInt(tve.pageShift);
     const pageEnd = (bus / pageSize + 1n) * pageSize;
     const tblShift = Math.log2(tve.levelBytes) - 3;
-    const pageIdx = decodedIndex(tve, bus);
-    const key = cacheKey(tveIdx, tve, bus);
-    const walked = this.walk(tve, pageIdx, tblShift);
+    const key = decodedIndex(tve, bus);
+    const walked = this.walk(tve, key, tblShift);
     let tce: number;
     let stale = false;
-    const cached = this.tceCacheEnabled ? this.tceCache.get(key) : undefined;
+    const cached = this.tceCacheEnabled ? this.tceCache.get(tveIdx)?.get(key) : undefined;
     if (cached !== undefined) {
       tce = cached;
       stale = walked.tce !== cached;
@@ -187,18 +189,22 @@ export class Phb {
     if (write ? !(perm & TCE_PCI_WRITE) : !(perm & TCE_PCI_READ)) {
       return { reason: `TCE access fault (${write ? 'write' : 'read'} to a ${perm === 1 ? 'read-only' : 'write-only'} TCE)`, pageEnd, stale };
     }
-    if (cached === undefined && this.tceCacheEnabled) this.tceCache.set(key, tce);
+    if (cached === undefined && this.tceCacheEnabled) {
+      let c = this.tceCache.get(tveIdx);
+      if (!c) this.tceCache.set(tveIdx, (c = new Map()));
+      c.set(key, tce);
+    }
     const pa = tceAddr(tce) - (tceAddr(tce) % Number(pageSize)) + Number(bus % pageSize);
     if (!this.mem.isRam(pa)) return { reason: 'TCE points outside RAM', pageEnd, stale };
     return { pa, pageEnd, stale };
   }
 
   /** The hardware walk: `levels` reads, each indirect entry must carry a permission bit. */
-  private walk(tve: Extract<Tve, { kind: 'xlate' }>, pageIdx: bigint, tblShift: number): { tce: number; reason?: string } {
+  private walk(tve: Extract<Tve, { kind: 'xlate' }>, pageIdx: number, tblShift: number): { tce: number; reason?: string } {
     let base = tve.tableAddr;
-    const mask = (1n << BigInt(tblShift)) - 1n;
+    const entries = 2 ** tblShift;
     for (let lev = tve.levels - 1; lev >= 0; lev--) {
-      const slot = Number((pageIdx >> BigInt(tblShift * lev)) & mask);
+      const slot = Math.floor(pageIdx / entries ** lev) % entries;
       const ea = base + slot * 8;
       if (!this.mem.isRam(ea)) return { tce: 0, reason: 'TCE table read outside RAM' };
       const tce = this.mem.readU64BE(ea);
@@ -249,11 +255,7 @@ export class Phb {
 }
 
 /** The page index a translated TVE decodes: bits above the table's reach are ignored. */
-function decodedIndex(tve: Extract<Tve, { kind: 'xlate' }>, bus: bigint): bigint {
+function decodedIndex(tve: Extract<Tve, { kind: 'xlate' }>, bus: bigint): number {
   const idxMask = (1n << BigInt((Math.log2(tve.levelBytes) - 3) * tve.levels)) - 1n;
-  return (bus >> BigInt(tve.pageShift)) & idxMask;
-}
-
-function cacheKey(tveIdx: number, tve: Extract<Tve, { kind: 'xlate' }>, bus: bigint): string {
-  return `${tveIdx}:${decodedIndex(tve, bus)}`;
+  return Number((bus >> BigInt(tve.pageShift)) & idxMask);
 }

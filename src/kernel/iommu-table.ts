@@ -42,7 +42,9 @@ export class IommuTable {
   readonly id = nextTableId++;
   itSize = 0;
   itOffset = 0;
-  itPageShift = 12;
+  private pageShift = 12;
+  /** IOMMU_PAGE_SIZE(tbl), kept with the shift (a variable-exponent power is slow in V8). */
+  pageSize = 4096;
   itIndirectLevels = 0;
   itLevelSize = 0;
   /** Physical address of the (top-level) TCE array. */
@@ -70,8 +72,13 @@ export class IommuTable {
 
   constructor(readonly ops: IommuTableOps) {}
 
-  get pageSize(): number {
-    return 2 ** this.itPageShift;
+  get itPageShift(): number {
+    return this.pageShift;
+  }
+
+  set itPageShift(shift: number) {
+    this.pageShift = shift;
+    this.pageSize = 2 ** shift;
   }
 
   /** First bus address of the window. */

@@ -25,12 +25,11 @@ export class KPciDev implements DmaDevice {
   /** Removed by hotplug. */
   removed = false;
 
+  readonly name: string;
+
   constructor(readonly hw: PciFunction) {
     this.dmaMask = hw.spec.dmaMask;
-  }
-
-  get name(): string {
-    return this.hw.name;
+    this.name = hw.name;
   }
 
   get isBridge(): boolean {
