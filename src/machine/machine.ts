@@ -225,7 +225,9 @@ export class Machine {
     d.dmaOffset = pe.tceBypassBase;
     this.ioda.setTableBase(d, pe.tables[0]);
     d.group = pe.groupId;
-    d.driver = 'kernel';
+    // The kernel driver's probe fails (-EBUSY) while a user owns the group.
+    const g = pe.groupId === null ? undefined : this.groups[pe.groupId];
+    d.driver = g?.ownerCnt ? null : 'kernel';
     if (pe.groupId !== null) this.klog.printk(`pci ${d.name}: Adding to iommu group ${pe.groupId}`);
   }
 
@@ -300,9 +302,15 @@ export class Machine {
     if (!d || !d.removed) return -17;
     const pphb = this.pnvPhbs[d.hw.phb.index]!;
     const bus = d.hw.spec.addr.bus;
-    let pe = [...pphb.pes.values()].find((p) => p.pbus === bus);
     d.removed = false;
-    if (!pe) {
+    // A PE that kept other functions takes this one back, with its group.
+    let pe = [...pphb.pes.values()].find((p) => p.devices.includes(d));
+    if (pe) {
+      const g = pe.groupId === null ? undefined : this.groups[pe.groupId];
+      if (g && !g.devices.includes(d)) g.devices.push(d);
+      const vg = g && this.vfioGroups.get(g.id);
+      if (vg && !vg.devices.some((x) => x.kdev === d)) vg.devices.push(new VfioDevice(d, this.mem.pageSize));
+    } else {
       const num = d.hw.spec.m64 ? pphb.nextM64Segment++ : pphb.allocPe();
       if (num === null) return -28;
       pphb.reservePe(num);
