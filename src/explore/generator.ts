@@ -110,7 +110,7 @@ const GENS: [number, Gen][] = [
     (r, w) =>
       io(pick(r, w.users), 'c', 'VFIO_IOMMU_SPAPR_TCE_CREATE', {
         page_shift: pick(r, [12, 16]),
-        window_size: pick(r, [1n << 30n, 1n << 32n]),
+        window_size: pick(r, [1n << 30n, 1n << 32n, 1n << 40n]),
         levels: pick(r, [1, 2]),
       }),
   ],
