@@ -8,6 +8,7 @@ export const errno = {
   ENXIO: 6,
   E2BIG: 7,
   EBADF: 9,
+  ECHILD: 10,
   EAGAIN: 11,
   ENOMEM: 12,
   EACCES: 13,

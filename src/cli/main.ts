@@ -1,12 +1,20 @@
 #!/usr/bin/env node
 /** The `tcelab` command. */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { isQuirkName, QUIRKS, type Quirks } from '../kernel/quirks.js';
-import { isPresetName } from '../machine/presets.js';
+import { isQuirkName, QUIRKS, type QuirkName, type Quirks } from '../kernel/quirks.js';
+import { isPresetName, PRESETS } from '../machine/presets.js';
+import { TopologyError, validateTopology } from '../machine/topology.js';
 import type { MachineOptions } from '../machine/machine.js';
 import { formatMismatch, replayFile } from '../conformance/run.js';
+import { compareFiles, formatCompare } from '../conformance/compare-files.js';
 import { runTour } from '../scenario/tour.js';
-import { formatTour } from './format.js';
+import { exec } from './exec.js';
+import { formatBoot, formatTour } from './format.js';
+import { Machine } from '../machine/machine.js';
+import { machineReport } from '../scenario/report.js';
+import { serve } from './serve.js';
+import { exploreCommand } from './explore.js';
 import { runScenarioFile } from './run-scenario.js';
 
 const HELP = `tcelab — an executable model of the POWER (ppc64) IOMMU stack
@@ -17,10 +25,20 @@ Usage:
       1 when one failed (with the step, the invariant and the events that led there), 2 on a
       bad file.
 
+  tcelab boot [machine options] [--json]
+      Boot a machine and print what its kernel printed, then every PE with its windows.
+
   tcelab run [machine options] [--json]
       Boot the default machine (PowerNV POWER9, 64K pages) and run the built-in tour: kernel
       DMA through the 32-bit TCE window and the 64-bit bypass, device DMA moving real bytes,
       a bad DMA freezing a PE and EEH recovery. Prints the windows of every PE.
+
+  tcelab explore [--seconds N | --steps N] [--seed S] [--quirk NAME]... [--out FILE] [--json]
+      Generate random interleavings of kernel driver DMA, two VFIO users, driver binding and
+      EEH on both cores, check every invariant after every step, and shrink the first
+      violation to a minimal scenario written to FILE (default explore-repro.yaml). Starts
+      from a kernel with every modelled bug fixed; --quirk turns the ones to hunt on. Exit 1
+      when a violation was found.
 
   tcelab conformance RECORDING.jsonl... [--json]
       Replay recordings of the real kernel (the oracle kit's JSONL) through the model's binary
@@ -28,11 +46,26 @@ Usage:
       fields, VmLck and the kernel log record by record. Prints one line per mismatch and ends
       with "N matched, M mismatched"; exits 0 only when nothing mismatched.
 
+  tcelab conformance --compare KERNEL.jsonl MODEL.jsonl [--json]
+      Hold the records a program printed against the model (its J: lines as JSONL) against a
+      recording of the real kernel, record by record (seq, scn, op, case), with the same rules.
+
+  tcelab serve --socket PATH [machine options]
+      Keep one modelled machine (every endpoint bound to vfio-pci) and serve it to any number of
+      VFIO programs running under the shim (docs/socket-protocol.md).
+
+  tcelab exec [machine options] [--socket PATH] -- PROG [ARGS...]
+      Run an unmodified VFIO program against the model through the LD_PRELOAD shim: its
+      /dev/vfio, /dev/kmsg, VmLck, page size, fork and exit go to the server at --socket if one
+      runs there, else to a private one. Exits with the program's status.
+
 Machine options:
   --machine powernv8|powernv9|powernv10   CPU/PHB generation (default powernv9)
   --page-size 4k|64k                      kernel page size (default 64k)
   --mmu radix|hash                        MMU mode (default: radix on POWER9/10, hash on POWER8)
   --quirk NAME / --fix NAME               turn a modelled kernel quirk on / off (see below)
+  --topology FILE.json                    PHBs and devices (docs/topology.md); default: the recorded
+                                          QEMU machine (e1000e on PHB 0, virtio-net on PHB 1)
 
 Quirks (default state as in Linux 6.12):
 ${Object.entries(QUIRKS)
@@ -57,17 +90,35 @@ function machineOptions(v: Record<string, unknown>): Partial<MachineOptions> {
     o.mmu = v.mmu;
   }
   const quirks: Partial<Quirks> = {};
-  for (const [flag, on] of [['quirk', true], ['fix', false]] as const) {
+  for (const [flag, on] of [
+    ['quirk', true],
+    ['fix', false],
+  ] as const) {
     for (const q of (v[flag] as string[] | undefined) ?? []) {
       if (!isQuirkName(q)) throw new UsageError(`--${flag}: unknown quirk "${q}"; known: ${Object.keys(QUIRKS).join(', ')}`);
       quirks[q] = on;
     }
   }
   if (Object.keys(quirks).length) o.quirks = quirks;
+  if (v.topology !== undefined) {
+    const file = String(v.topology);
+    let json: unknown;
+    try {
+      json = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (e) {
+      throw new UsageError(`--topology ${file}: ${(e as Error).message}`);
+    }
+    try {
+      o.topology = validateTopology(json, PRESETS[o.preset ?? 'powernv9'].phbs);
+    } catch (e) {
+      if (e instanceof TopologyError) throw new UsageError(`${file}: ${e.message}`);
+      throw e;
+    }
+  }
   return o;
 }
 
-function main(argv: string[]): number {
+function main(argv: string[]): number | Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -76,9 +127,17 @@ function main(argv: string[]): number {
       json: { type: 'boolean' },
       machine: { type: 'string' },
       'page-size': { type: 'string' },
+      topology: { type: 'string' },
       mmu: { type: 'string' },
       quirk: { type: 'string', multiple: true },
       fix: { type: 'string', multiple: true },
+      socket: { type: 'string' },
+      compare: { type: 'boolean' },
+      seconds: { type: 'string' },
+      steps: { type: 'string' },
+      seed: { type: 'string' },
+      out: { type: 'string' },
+      workers: { type: 'string' },
     },
   });
   const [cmd, ...rest] = positionals;
@@ -87,14 +146,33 @@ function main(argv: string[]): number {
     return cmd || values.help ? 0 : 2;
   }
   switch (cmd) {
+    case 'boot': {
+      const m = new Machine({ preset: 'powernv9', pageSize: '64k', ...machineOptions(values) });
+      const report = machineReport(m);
+      process.stdout.write(values.json ? `${JSON.stringify({ dmesg: m.klog.lines, report }, null, 2)}\n` : formatBoot(m.klog.lines, report));
+      return 0;
+    }
     case 'run': {
+      if (values.topology !== undefined) throw new UsageError('run: the tour uses its own topology; use --topology with boot, serve or exec');
       if (rest.length > 1) throw new UsageError('run: give at most one scenario file');
       if (rest.length === 1) return runScenarioFile(rest[0]!, machineOptions(values).quirks ?? {}, values.json === true);
       const t = runTour(machineOptions(values));
       process.stdout.write(values.json ? `${JSON.stringify(t, null, 2)}\n` : formatTour(t));
       return t.steps.every((s) => s.ok) ? 0 : 1;
     }
+    case 'serve':
+      if (!values.socket) throw new UsageError('serve: give --socket PATH');
+      return serve(values.socket, machineOptions(values));
+    case 'exec':
+      if (!rest.length) throw new UsageError('exec: give the program to run after --');
+      return exec(rest, machineOptions(values), values.socket);
     case 'conformance': {
+      if (values.compare) {
+        if (rest.length !== 2) throw new UsageError('conformance --compare: give KERNEL.jsonl and MODEL.jsonl');
+        const c = compareFiles(rest[0]!, rest[1]!);
+        process.stdout.write(values.json ? `${JSON.stringify(c, null, 2)}\n` : formatCompare(c, rest[1]!));
+        return c.mismatched ? 1 : 0;
+      }
       if (!rest.length) throw new UsageError('conformance: give one or more recording files (JSONL)');
       let matched = 0;
       let total = 0;
@@ -112,18 +190,47 @@ function main(argv: string[]): number {
       else process.stdout.write(`${matched} matched, ${total - matched} mismatched\n`);
       return total === matched ? 0 : 1;
     }
+    case 'explore': {
+      const num = (k: 'seconds' | 'steps' | 'seed' | 'workers', min: number) => {
+        const v = values[k];
+        if (v === undefined) return null;
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < min) throw new UsageError(`--${k}: expected an integer ≥ ${min}, got "${v}"`);
+        return n;
+      };
+      const seconds = num('seconds', 1);
+      const steps = num('steps', 1);
+      if (seconds !== null && steps !== null) throw new UsageError('explore: give --seconds or --steps, not both');
+      const quirks = Object.entries(machineOptions(values).quirks ?? {})
+        .filter(([, on]) => on)
+        .map(([k]) => k as QuirkName);
+      return exploreCommand({
+        seconds: seconds ?? (steps === null ? 30 : null),
+        steps,
+        seed: num('seed', 0) ?? 1,
+        quirks,
+        out: values.out ?? 'explore-repro.yaml',
+        json: values.json === true,
+        ...(num('workers', 1) ? { workers: num('workers', 1)! } : {}),
+      });
+    }
     default:
       throw new UsageError(`unknown command "${cmd}" (try --help)`);
   }
 }
 
-try {
-  process.exitCode = main(process.argv.slice(2));
-} catch (e) {
-  if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-    process.stderr.write(`tcelab: ${(e as Error).message}\n`);
-    process.exitCode = 2;
-  } else {
-    throw e;
-  }
-}
+Promise.resolve()
+  .then(() => main(process.argv.slice(2)))
+  .then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+        process.stderr.write(`tcelab: ${(e as Error).message}\n`);
+        process.exitCode = 2;
+      } else {
+        throw e;
+      }
+    },
+  );

@@ -191,7 +191,10 @@ export class Phb {
     }
     if (cached === undefined && this.tceCacheEnabled) {
       let c = this.tceCache.get(tveIdx);
-      if (!c) this.tceCache.set(tveIdx, (c = new Map()));
+      if (!c) {
+        c = new Map();
+        this.tceCache.set(tveIdx, c);
+      }
       c.set(key, tce);
     }
     const pa = tceAddr(tce) - (tceAddr(tce) % Number(pageSize)) + Number(bus % pageSize);

@@ -58,10 +58,15 @@ export class Syscalls {
     return p;
   }
 
-  private enter(pid: number): Process | null {
+  /**
+   * Kernel entry. Deferred work (runtime PM) runs on the next call that does something; reading
+   * /dev/kmsg or /proc only observes and lets it wait, as a real program's reads right after a
+   * call see the state before the work ran.
+   */
+  private enter(pid: number, runDeferred = true): Process | null {
     const p = this.processes.get(pid);
     if (!p || p.exited) return null;
-    this.k.runDeferred();
+    if (runDeferred) this.k.runDeferred();
     this.k.setCurrent(p);
     return p;
   }
@@ -71,7 +76,7 @@ export class Syscalls {
   }
 
   open(pid: number, path: string): SysResult {
-    if (!this.enter(pid)) return err(errno.ESRCH);
+    if (!this.enter(pid, !(path === '/dev/kmsg' || path.startsWith('/proc/')))) return err(errno.ESRCH);
     let file: OpenFile;
     if (path === '/dev/vfio/vfio') file = new OpenFile(path, { kind: 'container', container: this.k.newContainer() });
     else if (path === '/dev/kmsg') file = new OpenFile(path, { kind: 'kmsg', pos: this.k.klog.lines.length });
@@ -97,7 +102,8 @@ export class Syscalls {
   }
 
   close(pid: number, fd: number): SysResult {
-    if (!this.enter(pid)) return err(errno.ESRCH);
+    const kind = this.fdTables.get(pid)?.get(fd)?.f.kind;
+    if (!this.enter(pid, kind !== 'kmsg' && kind !== 'status')) return err(errno.ESRCH);
     const t = this.table(pid);
     const f = t.get(fd);
     if (!f) return err(errno.EBADF);
@@ -193,7 +199,7 @@ export class Syscalls {
 
   /** read(): /dev/kmsg returns one record per call ("pri,seq,ts,-;text"); EAGAIN when drained. */
   read(pid: number, fd: number): { ret: number; errno: number; text?: string } {
-    if (!this.enter(pid)) return err(errno.ESRCH);
+    if (!this.enter(pid, false)) return err(errno.ESRCH);
     const f = this.table(pid).get(fd);
     if (!f) return err(errno.EBADF);
     if (f.f.kind === 'kmsg') {

@@ -1,0 +1,124 @@
+/*
+ * B3 baseline: device DMA reads of 8 bytes at seeded pseudo-random bus addresses through a
+ * populated 2-level window of 64K TCEs (2 GiB, entry i -> page i): RID -> PE, TVE select, the
+ * hardware walk (one big-endian read per level, indirect entries must carry a permission bit),
+ * the permission check and the copy out of the sparse page store. With the cache on, the walk
+ * still runs (the model compares it with the cached TCE to flag stale use) and the cache is a
+ * hash table without eviction, as the model's Map is. Argument 3: 1 = cache on.
+ */
+#include "phb.h"
+
+struct cache {
+	uint64_t *keys, *vals;
+	uint64_t mask;
+};
+
+static inline uint64_t hash64(uint64_t k)
+{
+	k ^= k >> 33;
+	k *= 0xff51afd7ed558ccdull;
+	k ^= k >> 33;
+	return k;
+}
+
+/* Keys are stored +1 so that 0 marks an empty slot. */
+static inline int cache_get(struct cache *c, uint64_t key, uint64_t *val)
+{
+	for (uint64_t i = hash64(key) & c->mask;; i = (i + 1) & c->mask) {
+		if (!c->keys[i])
+			return 0;
+		if (c->keys[i] == key + 1) {
+			*val = c->vals[i];
+			return 1;
+		}
+	}
+}
+
+static inline void cache_set(struct cache *c, uint64_t key, uint64_t val)
+{
+	uint64_t i = hash64(key) & c->mask;
+	while (c->keys[i] && c->keys[i] != key + 1)
+		i = (i + 1) & c->mask;
+	c->keys[i] = key + 1;
+	c->vals[i] = val;
+}
+
+struct ctx {
+	struct pmem mem;
+	struct tce_table t;
+	struct tve tvt[512 * 2];
+	uint16_t rtt[65536];
+	uint8_t frozen[512];
+	struct cache cache;
+	int cache_on;
+	uint64_t reads, entries, events;
+	uint32_t seed;
+};
+
+static int dma_read(struct ctx *c, unsigned rid, uint64_t bus, unsigned len, uint8_t *out)
+{
+	unsigned pe = c->rtt[rid];
+	if (c->frozen[pe] || bus >> 60)
+		return -1;
+	unsigned tve_idx = pe * 2 + ((bus >> 59) & 1);
+	const struct tve *tve = &c->tvt[tve_idx];
+	uint64_t page_idx = (bus >> tve->page_shift) & ((1ull << (tve->tbl_shift * tve->levels)) - 1);
+	uint64_t key = ((uint64_t)tve_idx << 32) | page_idx;
+	uint64_t walked = walk(&c->mem, tve, page_idx), tce;
+	int stale = 0;
+	if (c->cache_on && cache_get(&c->cache, key, &tce)) {
+		stale = walked != tce;
+	} else {
+		tce = walked;
+		if (c->cache_on && (tce & 1))
+			cache_set(&c->cache, key, tce);
+	}
+	if (!(tce & 1)) {
+		c->frozen[pe] = 1;
+		return -1;
+	}
+	uint64_t psize = 1ull << tve->page_shift;
+	uint64_t pa = (tce & ~3ull & ~(psize - 1)) + (bus & (psize - 1));
+	const uint8_t *p = c->mem.pages[pa >> c->mem.page_shift];
+	if (p)
+		memcpy(out, p + (pa & (psize - 1)), len);
+	else
+		memset(out, 0, len);
+	c->events += 1 + stale;
+	return 0;
+}
+
+static struct run_result run(void *p)
+{
+	struct ctx *c = p;
+	uint32_t s = c->seed;
+	uint8_t buf[8];
+	uint64_t ok = 0;
+	for (uint64_t i = 0; i < c->reads; i++) {
+		uint64_t entry = xs32(&s) % c->entries;
+		uint64_t bus = entry * 65536 + (xs32(&s) & 0xfff8);
+		if (!dma_read(c, 0x100, bus, 8, buf))
+			ok++;
+	}
+	c->seed = s;
+	return (struct run_result){ (double)c->reads, (double)ok, 0 };
+}
+
+int main(int argc, char **argv)
+{
+	static struct ctx c;
+	c.reads = argc > 1 ? strtoull(argv[1], NULL, 0) : 200000;
+	c.seed = argc > 2 ? strtoul(argv[2], NULL, 0) : 777;
+	c.cache_on = argc > 3 ? atoi(argv[3]) : 1;
+	pmem_init(&c.mem, 2ull << 30, 16, 64ull << 20);
+	tce_table_create(&c.t, &c.mem, 0, 16, 31, 2, 0);
+	c.entries = c.t.size;
+	pnv_tce_build(&c.t, 0, c.entries, 0, 0);
+	int pe = 0x1fd;
+	c.rtt[0x100] = pe;
+	c.tvt[pe * 2] = (struct tve){ c.t.base, c.t.levels + 1, c.t.level_bits, 16 };
+	c.cache.mask = (1ull << 17) - 1; /* room for every entry of the window: no eviction */
+	c.cache.keys = calloc(c.cache.mask + 1, 8);
+	c.cache.vals = calloc(c.cache.mask + 1, 8);
+	return serve(run, &c);
+}

@@ -1,0 +1,227 @@
+/* The shim's connection to the tcelab server: length-prefixed frames over a UNIX socket. */
+#include "tcelab.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* Largest answer the server sends (docs/socket-protocol.md). */
+#define MAX_FRAME (1u << 20)
+/* The socket moves to a descriptor at or above this, away from the numbers a program expects. */
+#define SOCK_FD_MIN 900
+
+struct tce_model tce_model;
+static int sock = -1;
+static pid_t sock_owner;
+static int32_t attach_pid = -1;
+static int exited;
+static int warned;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void grow(struct tce_msg *m, size_t more)
+{
+	if (m->n + more <= m->cap)
+		return;
+	m->cap = (m->n + more) * 2 + 64;
+	m->p = realloc(m->p, m->cap);
+	if (!m->p)
+		abort();
+}
+void msg_u8(struct tce_msg *m, uint8_t v) { grow(m, 1); m->p[m->n++] = v; }
+void msg_u32(struct tce_msg *m, uint32_t v) { grow(m, 4); memcpy(m->p + m->n, &v, 4); m->n += 4; }
+void msg_u64(struct tce_msg *m, uint64_t v) { grow(m, 8); memcpy(m->p + m->n, &v, 8); m->n += 8; }
+void msg_bytes(struct tce_msg *m, const void *p, size_t n) { grow(m, n); if (n) memcpy(m->p + m->n, p, n); m->n += n; }
+
+int tce_active(void) { return getenv("TCELAB_SOCKET") != NULL; }
+
+static int send_all(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	while (n) {
+		ssize_t w = send(sock, b, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		b += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int recv_all(void *p, size_t n)
+{
+	uint8_t *b = p;
+	while (n) {
+		ssize_t r = recv(sock, b, n, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		b += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static void warn_once(const char *what)
+{
+	if (warned++)
+		return;
+	const char *path = getenv("TCELAB_SOCKET");
+	fprintf(stderr, "tcelab shim: %s (server %s): %s\n", what, path ? path : "(TCELAB_SOCKET unset)", strerror(errno));
+}
+
+static int roundtrip(struct tce_msg *req, struct tce_reply *rep)
+{
+	uint32_t len = (uint32_t)req->n, rlen;
+	if (send_all(&len, 4) || send_all(req->p, req->n) || recv_all(&rlen, 4)) {
+		errno = EIO;
+		return -1;
+	}
+	if (rlen < 8 || rlen > MAX_FRAME) {
+		errno = EPROTO;
+		return -1;
+	}
+	uint8_t *body = malloc(rlen);
+	if (!body || recv_all(body, rlen)) {
+		free(body);
+		errno = EIO;
+		return -1;
+	}
+	memcpy(&rep->ret, body, 4);
+	memcpy(&rep->err, body + 4, 4);
+	rep->body_len = rlen - 8;
+	memmove(body, body + 8, rep->body_len);
+	rep->body = body;
+	if (rep->ret < 0 && rep->err == EPROTO)
+		fprintf(stderr, "tcelab shim: the server refused a request: %.*s\n", (int)rep->body_len, (char *)rep->body);
+	return 0;
+}
+
+static int connect_locked(void)
+{
+	if (sock >= 0 && sock_owner == getpid())
+		return 0;
+	if (sock >= 0) { /* a child made without our fork(): start as a process of its own */
+		REAL(close)(sock);
+		sock = -1;
+	}
+	const char *path = getenv("TCELAB_SOCKET");
+	if (!path) {
+		errno = ENOSYS;
+		return -1;
+	}
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		errno = ENAMETOOLONG;
+		warn_once("socket path too long");
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+		if (s >= 0)
+			REAL(close)(s);
+		errno = e;
+		warn_once("cannot reach the model");
+		errno = EIO;
+		return -1;
+	}
+	int high = fcntl(s, F_DUPFD_CLOEXEC, SOCK_FD_MIN);
+	if (high >= 0) {
+		REAL(close)(s);
+		s = high;
+	}
+	sock = s;
+	sock_owner = getpid();
+	struct tce_msg m = { 0 };
+	msg_u8(&m, OP_HELLO);
+	msg_u32(&m, (uint32_t)getpid());
+	msg_u32(&m, (uint32_t)attach_pid);
+	extern char *program_invocation_short_name;
+	msg_bytes(&m, program_invocation_short_name, strlen(program_invocation_short_name));
+	struct tce_reply r = { 0 };
+	int rc = roundtrip(&m, &r);
+	free(m.p);
+	if (rc || r.ret <= 0 || r.body_len < 8) {
+		errno = rc ? errno : (r.err ? r.err : EPROTO);
+		free(r.body);
+		warn_once("the model refused this process");
+		REAL(close)(sock);
+		sock = -1;
+		errno = EIO;
+		return -1;
+	}
+	tce_model.pid = r.ret;
+	memcpy(&tce_model.page_size, r.body, 4);
+	memcpy(&tce_model.huge_shift, r.body + 4, 4);
+	free(r.body);
+	attach_pid = -1;
+	return 0;
+}
+
+int tce_connect(void)
+{
+	pthread_mutex_lock(&lock);
+	int rc = connect_locked();
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+int tce_call(struct tce_msg *req, struct tce_reply *rep)
+{
+	pthread_mutex_lock(&lock);
+	int rc = connect_locked();
+	if (!rc)
+		rc = roundtrip(req, rep);
+	pthread_mutex_unlock(&lock);
+	free(req->p);
+	req->p = NULL;
+	return rc;
+}
+
+long tce_simple(struct tce_msg *req)
+{
+	struct tce_reply r = { 0 };
+	if (tce_call(req, &r))
+		return -1;
+	free(r.body);
+	if (r.ret < 0) {
+		errno = r.err;
+		return -1;
+	}
+	return r.ret;
+}
+
+void tce_after_fork_child(int32_t model_pid)
+{
+	pthread_mutex_init(&lock, NULL);
+	if (sock >= 0)
+		REAL(close)(sock);
+	sock = -1;
+	attach_pid = model_pid;
+	tce_model.pid = 0;
+	tce_connect();
+}
+
+void tce_exit(void)
+{
+	pthread_mutex_lock(&lock);
+	if (sock >= 0 && sock_owner == getpid() && !exited) {
+		struct tce_msg m = { 0 };
+		struct tce_reply r = { 0 };
+		msg_u8(&m, OP_EXIT);
+		if (!roundtrip(&m, &r))
+			free(r.body);
+		free(m.p);
+		exited = 1;
+	}
+	pthread_mutex_unlock(&lock);
+}

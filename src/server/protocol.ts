@@ -1,0 +1,224 @@
+/**
+ * The shim's socket protocol (docs/socket-protocol.md): one request frame, one answer frame.
+ * A frame is a u32 length (little-endian) and that many bytes. A request starts with its op byte;
+ * an answer is i32 ret, i32 errno and op-specific bytes. Decoding checks every field against the
+ * frame and names the field and the limit it broke.
+ */
+import type { MappingKind } from '../kernel/process.js';
+import type { IoctlArg } from '../kernel/uaccess.js';
+
+/** Largest frame either side sends. */
+export const MAX_FRAME = 1 << 20;
+/** Largest ioctl argument, path or name carried in a request. */
+export const MAX_BYTES_FIELD = 64 * 1024;
+/** errno of an answer to a request the server could not decode (EPROTO); the body says why. */
+export const EPROTO = 71;
+
+export const Op = {
+  HELLO: 1,
+  OPEN: 2,
+  CLOSE: 3,
+  DUP: 4,
+  IOCTL: 5,
+  READ: 6,
+  LSEEK: 7,
+  MEMORY: 8,
+  PROC_TEXT: 9,
+  SETRLIMIT_MEMLOCK: 10,
+  SETUID: 11,
+  FORK: 12,
+  EXIT: 13,
+  REAP: 14,
+  INSPECT: 15,
+} as const;
+
+export const PROC_FILES = ['cpuinfo', 'meminfo', 'smaps_rollup', 'status'] as const;
+export type ProcFile = (typeof PROC_FILES)[number];
+
+const SEGMENT_KINDS: MappingKind[] = ['anon', 'readonly', 'hugetlb', 'thp'];
+/** Bytes of one OP_MEMORY segment: u64 start, u64 end, u8 kind, u8 huge page shift. */
+const SEGMENT_BYTES = 18;
+
+export interface Segment {
+  start: bigint;
+  end: bigint;
+  kind: MappingKind;
+  hugePageShift?: number;
+}
+
+export type Request =
+  | { op: 'hello'; realPid: number; attach: number; comm: string }
+  | { op: 'open'; path: string }
+  | { op: 'close' | 'dup'; fd: number }
+  | { op: 'ioctl'; fd: number; request: number; arg: IoctlArg }
+  | { op: 'read'; fd: number; count: number }
+  | { op: 'lseek'; fd: number; offset: bigint; whence: number }
+  | { op: 'memory'; start: bigint; end: bigint; segments: Segment[] }
+  | { op: 'procText'; file: ProcFile }
+  | { op: 'setrlimitMemlock'; bytes: bigint }
+  | { op: 'setuid'; uid: number }
+  | { op: 'reap'; pid: number }
+  | { op: 'fork' | 'exit' | 'inspect' };
+
+export class ProtocolError extends Error {}
+
+/** Reads fields off a frame; every shortfall names the field. */
+class FieldReader {
+  private off = 0;
+  constructor(
+    private readonly b: Buffer,
+    private readonly what: string,
+  ) {}
+
+  private need(n: number, field: string): void {
+    if (this.off + n > this.b.length) {
+      throw new ProtocolError(`${this.what}: field ${field} needs ${n} bytes at offset ${this.off}, the frame has ${this.b.length}`);
+    }
+  }
+  u8(field: string): number {
+    this.need(1, field);
+    return this.b.readUInt8(this.off++);
+  }
+  u32(field: string): number {
+    this.need(4, field);
+    const v = this.b.readUInt32LE(this.off);
+    this.off += 4;
+    return v;
+  }
+  i32(field: string): number {
+    this.need(4, field);
+    const v = this.b.readInt32LE(this.off);
+    this.off += 4;
+    return v;
+  }
+  u64(field: string): bigint {
+    this.need(8, field);
+    const v = this.b.readBigUInt64LE(this.off);
+    this.off += 8;
+    return v;
+  }
+  i64(field: string): bigint {
+    this.need(8, field);
+    const v = this.b.readBigInt64LE(this.off);
+    this.off += 8;
+    return v;
+  }
+  /** The rest of the frame, at most `max` bytes. */
+  rest(field: string, max: number): Buffer {
+    const n = this.b.length - this.off;
+    if (n > max) throw new ProtocolError(`${this.what}: field ${field} is ${n} bytes, the limit is ${max}`);
+    const v = this.b.subarray(this.off);
+    this.off = this.b.length;
+    return v;
+  }
+  end(): void {
+    if (this.off !== this.b.length) throw new ProtocolError(`${this.what}: ${this.b.length - this.off} bytes after the last field`);
+  }
+}
+
+function text(b: Buffer, what: string): string {
+  const s = b.toString('utf8');
+  if (s.includes('\0')) throw new ProtocolError(`${what}: contains a NUL byte`);
+  return s;
+}
+
+function decodeSegments(r: FieldReader, start: bigint, end: bigint): Segment[] {
+  const n = r.u32('count');
+  const max = Math.floor((MAX_FRAME - 21) / SEGMENT_BYTES);
+  if (n > max) throw new ProtocolError(`MEMORY: field count is ${n}, the limit is ${max}`);
+  const segs: Segment[] = [];
+  for (let i = 0; i < n; i++) {
+    const f = `segments[${i}]`;
+    const s = r.u64(`${f}.start`);
+    const e = r.u64(`${f}.end`);
+    const k = r.u8(`${f}.kind`);
+    const shift = r.u8(`${f}.huge_shift`);
+    if (s >= e) throw new ProtocolError(`MEMORY: ${f}: start 0x${s.toString(16)} is not below end 0x${e.toString(16)}`);
+    if (s < start || e > end)
+      throw new ProtocolError(`MEMORY: ${f}: 0x${s.toString(16)}..0x${e.toString(16)} is outside the range 0x${start.toString(16)}..0x${end.toString(16)}`);
+    const kind = SEGMENT_KINDS[k];
+    if (!kind) throw new ProtocolError(`MEMORY: ${f}.kind is ${k}, expected 0 to ${SEGMENT_KINDS.length - 1}`);
+    if (kind === 'hugetlb' && (shift < 12 || shift > 40)) throw new ProtocolError(`MEMORY: ${f}.huge_shift is ${shift}, expected 12 to 40 for hugetlb`);
+    segs.push(kind === 'hugetlb' ? { start: s, end: e, kind, hugePageShift: shift } : { start: s, end: e, kind });
+  }
+  return segs;
+}
+
+export function decodeRequest(frame: Buffer): Request {
+  if (frame.length === 0) throw new ProtocolError('empty frame: expected an op byte');
+  const op = frame.readUInt8(0);
+  const name = Object.entries(Op).find(([, v]) => v === op)?.[0];
+  if (!name) throw new ProtocolError(`unknown op ${op} (expected 1 to ${Object.keys(Op).length})`);
+  const r = new FieldReader(frame.subarray(1), name);
+  let req: Request;
+  switch (op) {
+    case Op.HELLO:
+      req = { op: 'hello', realPid: r.u32('real_pid'), attach: r.i32('attach_pid'), comm: text(r.rest('comm', 256), 'HELLO: comm') };
+      break;
+    case Op.OPEN:
+      req = { op: 'open', path: text(r.rest('path', 4096), 'OPEN: path') };
+      break;
+    case Op.CLOSE:
+    case Op.DUP:
+      req = { op: op === Op.CLOSE ? 'close' : 'dup', fd: r.i32('fd') };
+      break;
+    case Op.IOCTL: {
+      const fd = r.i32('fd');
+      const request = r.u32('request');
+      const kind = r.u8('arg_kind');
+      if (kind > 1) throw new ProtocolError(`IOCTL: field arg_kind is ${kind}, expected 0 (value) or 1 (bytes)`);
+      const arg: IoctlArg = kind === 0 ? r.u64('arg_value') : new Uint8Array(r.rest('arg_bytes', MAX_BYTES_FIELD));
+      req = { op: 'ioctl', fd, request, arg };
+      break;
+    }
+    case Op.READ:
+      req = { op: 'read', fd: r.i32('fd'), count: r.u32('count') };
+      break;
+    case Op.LSEEK:
+      req = { op: 'lseek', fd: r.i32('fd'), offset: r.i64('offset'), whence: r.u32('whence') };
+      break;
+    case Op.MEMORY: {
+      const start = r.u64('start');
+      const end = r.u64('end');
+      if (start >= end) throw new ProtocolError(`MEMORY: start 0x${start.toString(16)} is not below end 0x${end.toString(16)}`);
+      req = { op: 'memory', start, end, segments: decodeSegments(r, start, end) };
+      break;
+    }
+    case Op.PROC_TEXT: {
+      const w = r.u8('file');
+      const file = PROC_FILES[w];
+      if (!file) throw new ProtocolError(`PROC_TEXT: field file is ${w}, expected 0 to ${PROC_FILES.length - 1}`);
+      req = { op: 'procText', file };
+      break;
+    }
+    case Op.SETRLIMIT_MEMLOCK:
+      req = { op: 'setrlimitMemlock', bytes: r.u64('bytes') };
+      break;
+    case Op.SETUID:
+      req = { op: 'setuid', uid: r.u32('uid') };
+      break;
+    case Op.REAP:
+      req = { op: 'reap', pid: r.i32('pid') };
+      break;
+    case Op.FORK:
+      req = { op: 'fork' };
+      break;
+    case Op.EXIT:
+      req = { op: 'exit' };
+      break;
+    default:
+      req = { op: 'inspect' };
+  }
+  r.end();
+  return req;
+}
+
+/** An answer frame: length, ret, errno, body. */
+export function encodeAnswer(ret: number, errno: number, body: Uint8Array = new Uint8Array(0)): Buffer {
+  const b = Buffer.alloc(12 + body.length);
+  b.writeUInt32LE(8 + body.length, 0);
+  b.writeInt32LE(ret, 4);
+  b.writeInt32LE(errno, 8);
+  b.set(body, 12);
+  return b;
+}

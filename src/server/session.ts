@@ -1,0 +1,131 @@
+/**
+ * One client connection: the model process behind it and its requests, carried out through the
+ * machine's system-call surface. A connection that ends without OP_EXIT is a process that died:
+ * it is released as an exiting process is.
+ */
+import { errno } from '../base/errno.js';
+import { syncMappings } from './mm-sync.js';
+import type { ModelHost } from './host.js';
+import { procText } from './proc-text.js';
+import { type Request, decodeRequest, encodeAnswer, EPROTO, ProtocolError } from './protocol.js';
+
+interface Answer {
+  ret: number;
+  errno: number;
+  body?: Uint8Array;
+}
+
+const SEEK_END = 2;
+const SEEK_DATA = 3;
+
+export class Session {
+  /** The model pid, once HELLO has named it. */
+  pid: number | null = null;
+  private exited = false;
+
+  constructor(
+    private readonly host: ModelHost,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** One request frame in, one answer frame out; a bad frame is answered with EPROTO and logged. */
+  answer(frame: Buffer): Buffer {
+    try {
+      const a = this.handle(decodeRequest(frame));
+      return encodeAnswer(a.ret, a.errno, a.body);
+    } catch (e) {
+      if (e instanceof ProtocolError) {
+        this.log(`bad request: ${e.message}`);
+        return encodeAnswer(-1, EPROTO, Buffer.from(e.message));
+      }
+      // A bug in the model: say so loudly, answer EIO and keep serving the other clients.
+      const msg = `internal error: ${(e as Error).stack ?? e}`;
+      this.log(msg);
+      return encodeAnswer(-1, errno.EIO, Buffer.from(msg));
+    }
+  }
+
+  /** The connection ended: a process that did not say it exits has died. */
+  release(): void {
+    if (this.pid !== null && !this.exited) {
+      this.host.sys.exit(this.pid);
+      this.host.releaseUnattachedChildren(this.pid);
+    }
+    this.exited = true;
+  }
+
+  private handle(req: Request): Answer {
+    if (req.op === 'inspect') return { ret: 0, errno: 0, body: Buffer.from(JSON.stringify(this.host.view())) };
+    if (req.op === 'hello') return this.hello(req.realPid, req.attach, req.comm);
+    const pid = this.pid;
+    if (pid === null) throw new ProtocolError(`${req.op}: the connection has not sent HELLO yet`);
+    const sys = this.host.sys;
+    switch (req.op) {
+      case 'open':
+        return sys.open(pid, req.path);
+      case 'close':
+        return sys.close(pid, req.fd);
+      case 'dup':
+        return sys.dup(pid, req.fd);
+      case 'ioctl': {
+        const r = sys.ioctl(pid, req.fd, req.request, req.arg);
+        return typeof req.arg === 'bigint' ? r : { ...r, body: req.arg };
+      }
+      case 'read': {
+        const r = sys.read(pid, req.fd);
+        if (r.ret < 0) return r;
+        const body = Buffer.from(r.text ?? '');
+        return { ret: body.length, errno: 0, body };
+      }
+      case 'lseek':
+        return this.lseek(pid, req.fd, req.offset, req.whence);
+      case 'memory': {
+        const p = sys.processes.get(pid);
+        if (p && !p.exited) syncMappings(p.mm, req.start, req.end, req.segments);
+        return { ret: 0, errno: 0 };
+      }
+      case 'procText':
+        return { ret: 0, errno: 0, body: Buffer.from(procText(this.host.machine, pid, req.file)) };
+      case 'setrlimitMemlock':
+        return sys.setrlimitMemlock(pid, req.bytes);
+      case 'setuid':
+        return sys.setuid(pid, req.uid);
+      case 'fork':
+        return this.host.fork(pid);
+      case 'reap':
+        return this.host.reap(pid, req.pid);
+      case 'exit':
+        sys.exit(pid);
+        this.exited = true;
+        return { ret: 0, errno: 0 };
+    }
+  }
+
+  private hello(realPid: number, attach: number, comm: string): Answer {
+    if (this.pid !== null) throw new ProtocolError(`HELLO: this connection already is model process ${this.pid}`);
+    if (attach >= 0) {
+      const r = this.host.attach(attach, realPid);
+      if (typeof r === 'string') throw new ProtocolError(`HELLO: ${r}`);
+      this.pid = r;
+    } else {
+      this.pid = this.host.spawn(comm || `pid${realPid}`, realPid);
+    }
+    const body = Buffer.alloc(8);
+    body.writeUInt32LE(this.host.machine.mem.pageSize, 0);
+    body.writeUInt32LE(this.host.machine.hugePageShift, 4);
+    return { ret: this.pid, errno: 0, body };
+  }
+
+  /**
+   * lseek() on a model file. /dev/kmsg's SEEK_END (and SEEK_DATA) skip to the end by reading what
+   * is there; the system-call surface has no lseek of its own, so other positions are refused.
+   */
+  private lseek(pid: number, fd: number, offset: bigint, whence: number): Answer {
+    if ((whence !== SEEK_END && whence !== SEEK_DATA) || offset !== 0n) return { ret: -1, errno: errno.ESPIPE };
+    const sys = this.host.sys;
+    let r = sys.read(pid, fd);
+    if (r.ret < 0 && r.errno !== errno.EAGAIN) return { ret: -1, errno: r.errno === errno.EINVAL ? errno.ESPIPE : r.errno };
+    while (r.ret >= 0) r = sys.read(pid, fd);
+    return { ret: 0, errno: 0 };
+  }
+}
