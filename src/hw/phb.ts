@@ -120,7 +120,9 @@ export class Phb {
     if (tve?.kind === 'xlate') {
       const size = 1n << BigInt(pageShift);
       const c = this.tceCache.get(tveIdx);
-      for (let i = 0; c && i < npages; i++) c.delete(decodedIndex(tve, bus + BigInt(i) * size));
+      // A kill of more pages than the cache holds may as well drop the whole window's entries.
+      if (c && npages > c.size) this.tceCache.delete(tveIdx);
+      else for (let i = 0; c && i < npages; i++) c.delete(decodedIndex(tve, bus + BigInt(i) * size));
     }
     this.kills++;
     this.log.emit({ layer: 'hw', kind: 'tce-kill', phb: this.index, scope: 'pages', pe });

@@ -385,7 +385,13 @@ export class SpaprTceDriver {
   /** tce_iommu_clear(): exchange out every valid TCE of a range, then one kill. Returns 0. */
   clear(c: TceContainer, tbl: IommuTable, entry: number, pages: number): number {
     const first = entry;
-    const last = entry + pages;
+    // Without the end-of-window check a range can be far larger than the table. Past one full
+    // cover of a multi-level table the walk wraps onto slots already cleared, and a flat table
+    // ends where RAM ends; the kernel would spin through the rest (for minutes) to no effect.
+    const reach = tbl.itIndirectLevels
+      ? tbl.itLevelSize ** (tbl.itIndirectLevels + 1)
+      : Math.floor((this.ctx.mem.ramBytes - tbl.itBase) / 8) - (entry - tbl.itOffset);
+    const last = entry + Math.max(0, Math.min(pages, reach));
     for (; entry < last; entry++) {
       if (tbl.itIndirectLevels && tbl.itUserspace !== null) {
         if (tbl.ops.useraddrptr!(tbl, entry, false) === null) {

@@ -73,3 +73,18 @@ test("another process's container answers EPERM", () => {
   assert.deepEqual(m.sys.ioctl(child, c, V.VFIO_IOMMU_SPAPR_REGISTER_MEMORY, reg), { ret: -1, errno: 1 });
   assert.deepEqual(m.sys.ioctl(p.pid, 1234, V.VFIO_GET_API_VERSION, 0n), { ret: -1, errno: 9 }, 'closed fd: EBADF');
 });
+
+test('an UNMAP_DMA of 2^62 bytes is accepted (no end-of-window check) and finishes', () => {
+  const { m, p, fds } = setup();
+  const c = fds[0]!;
+  const reg = V.encode('vfio_iommu_spapr_register_memory', { argsz: 24, vaddr: 0x10000000n, size: 0x100000n });
+  assert.equal(m.sys.ioctl(p.pid, c, V.VFIO_IOMMU_SPAPR_REGISTER_MEMORY, reg).ret, 0);
+  const map = V.encode('vfio_iommu_type1_dma_map', { argsz: 32, flags: 3, vaddr: 0x10000000n, iova: 0n, size: 0x100000n });
+  assert.equal(m.sys.ioctl(p.pid, c, V.VFIO_IOMMU_MAP_DMA, map).ret, 0);
+  const unmap = V.encode('vfio_iommu_type1_dma_unmap', { argsz: 24, iova: 0n, size: 1n << 62n });
+  assert.deepEqual(m.sys.ioctl(p.pid, c, V.VFIO_IOMMU_UNMAP_DMA, unmap), { ret: 0, errno: 0 });
+  const create = V.encode('vfio_iommu_spapr_tce_create', { argsz: 40, page_shift: 16, window_size: 1n << 32n, levels: 2 });
+  assert.equal(m.sys.ioctl(p.pid, c, V.VFIO_IOMMU_SPAPR_TCE_CREATE, create).ret, 0);
+  const unmap2 = V.encode('vfio_iommu_type1_dma_unmap', { argsz: 24, iova: 1n << 59n, size: (1n << 63n) - (1n << 16n) });
+  assert.deepEqual(m.sys.ioctl(p.pid, c, V.VFIO_IOMMU_UNMAP_DMA, unmap2), { ret: 0, errno: 0 });
+});
