@@ -19,6 +19,8 @@ export type EventBody =
   | { layer: 'kernel'; kind: 'table-base'; device: string; table: number | null }
   | { layer: 'kernel'; kind: 'locked-vm'; pid: number; pages: number; delta: number }
   | { layer: 'firmware'; kind: 'opal'; call: string; args: (number | bigint)[]; rc: number }
+  | { layer: 'firmware'; kind: 'hcall'; call: string; args: (number | bigint)[]; rc: number }
+  | { layer: 'firmware'; kind: 'rtas'; call: string; args: (number | bigint)[]; rc: number }
   | { layer: 'hw'; kind: 'tce-write'; pa: number; value: number }
   | { layer: 'hw'; kind: 'tce-kill'; phb: number; scope: 'pe' | 'pages' | 'all'; pe: number }
   | { layer: 'hw'; kind: 'tve-write'; phb: number; tve: number }
@@ -76,10 +78,20 @@ export class EventLog {
     return new Map([...this.byKind].map(([kind, c]) => [`${c.layer}.${kind}`, c.n]));
   }
 
-  emit(body: EventBody): void {
-    const c = this.byKind.get(body.kind);
+  /** True when somebody reads events; hot paths build event bodies only then. */
+  get listening(): boolean {
+    return this.listeners.length > 0;
+  }
+
+  /** Count an event nobody listens to, without building its body. */
+  tally(layer: Layer, kind: EventBody['kind']): void {
+    const c = this.byKind.get(kind);
     if (c) c.n++;
-    else this.byKind.set(body.kind, { layer: body.layer, n: 1 });
+    else this.byKind.set(kind, { layer, n: 1 });
+  }
+
+  emit(body: EventBody): void {
+    this.tally(body.layer, body.kind);
     if (this.listeners.length === 0) return;
     if (VERBOSE_KINDS.has(body.kind) && !this.verbose) return;
     const e = { seq: this.nextSeq++, ...body } as TcelabEvent;

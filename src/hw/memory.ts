@@ -88,7 +88,7 @@ export class PhysMemory {
     }
     this.allocated.set(pfn, { pfn, order, owner });
     this.freePageCount -= 2 ** order;
-    for (let i = 0; i < 2 ** order; i++) this.data.delete(pfn + i);
+    for (let i = 0; i < 2 ** order; i++) this.dropPage(pfn + i);
     this.log?.emit({ layer: 'hw', kind: 'page-alloc', pfn, order, owner: owner.label });
     return pfn;
   }
@@ -126,15 +126,36 @@ export class PhysMemory {
     return this.allocated.values();
   }
 
+  /** The last page touched: table walks and TCE runs stay within one page most of the time. */
+  private lastPfn = -1;
+  private lastPage: Uint8Array | null = null;
+  private lastView: DataView | null = null;
+
   private page(pa: number, forWrite: boolean): Uint8Array | null {
     const pfn = Math.floor(pa / this.pageSize);
+    if (pfn === this.lastPfn && this.lastPage) return this.lastPage;
     if (pfn < 0 || pfn >= this.totalPages) throw new RangeError(`physical address 0x${pa.toString(16)} beyond RAM`);
     let p = this.data.get(pfn);
     if (!p && forWrite) {
       p = new Uint8Array(this.pageSize);
       this.data.set(pfn, p);
     }
+    if (p) {
+      this.lastPfn = pfn;
+      this.lastPage = p;
+      this.lastView = new DataView(p.buffer, p.byteOffset, p.byteLength);
+    }
     return p ?? null;
+  }
+
+  /** Forget the last-page cache when a page's storage goes away. */
+  private dropPage(pfn: number): void {
+    this.data.delete(pfn);
+    if (pfn === this.lastPfn) {
+      this.lastPfn = -1;
+      this.lastPage = null;
+      this.lastView = null;
+    }
   }
 
   /** True when a physical address is backed by RAM. */
@@ -144,27 +165,18 @@ export class PhysMemory {
 
   /** Big-endian 64-bit read. Values must stay below 2^53 (real addresses plus permission bits do). */
   readU64BE(pa: number): number {
-    const p = this.page(pa, false);
-    if (!p) return 0;
+    if (!this.page(pa, false)) return 0;
+    const dv = this.lastView!;
     const off = pa % this.pageSize;
-    const hi = ((p[off]! << 24) | (p[off + 1]! << 16) | (p[off + 2]! << 8) | p[off + 3]!) >>> 0;
-    const lo = ((p[off + 4]! << 24) | (p[off + 5]! << 16) | (p[off + 6]! << 8) | p[off + 7]!) >>> 0;
-    return hi * 0x100000000 + lo;
+    return dv.getUint32(off, false) * 0x100000000 + dv.getUint32(off + 4, false);
   }
 
   writeU64BE(pa: number, value: number): void {
-    const p = this.page(pa, true)!;
+    this.page(pa, true);
+    const dv = this.lastView!;
     const off = pa % this.pageSize;
-    const hi = Math.floor(value / 0x100000000);
-    const lo = value >>> 0;
-    p[off] = hi >>> 24;
-    p[off + 1] = (hi >>> 16) & 0xff;
-    p[off + 2] = (hi >>> 8) & 0xff;
-    p[off + 3] = hi & 0xff;
-    p[off + 4] = lo >>> 24;
-    p[off + 5] = (lo >>> 16) & 0xff;
-    p[off + 6] = (lo >>> 8) & 0xff;
-    p[off + 7] = lo & 0xff;
+    dv.setUint32(off, Math.floor(value / 0x100000000), false);
+    dv.setUint32(off + 4, value >>> 0, false);
   }
 
   read(pa: number, len: number): Uint8Array {
@@ -200,7 +212,7 @@ export class PhysMemory {
       const off = a % this.pageSize;
       const n = Math.min(len - done, this.pageSize - off);
       const pfn = Math.floor(a / this.pageSize);
-      if (off === 0 && n === this.pageSize) this.data.delete(pfn);
+      if (off === 0 && n === this.pageSize) this.dropPage(pfn);
       else this.data.get(pfn)?.fill(0, off, off + n);
       done += n;
     }

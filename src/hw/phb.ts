@@ -38,6 +38,14 @@ export const PHB_GENERATIONS: Record<PhbModel, PhbGeneration> = {
 /** Bit 59 of a bus address selects TVE#1 of the PE. */
 export const TVE1_SELECT_BIT = 59n;
 const NO_TRANSLATE_MASK = 0x0003_ffff_ffff_ffffn;
+const LOW_53 = (1n << 53n) - 1n;
+
+/** What a translated TVE decodes, in numbers: IOMMU page size, entries per level, pages reached. */
+interface TveGeometry {
+  pageSize: number;
+  entries: number;
+  span: number;
+}
 
 export type Tve = { kind: 'xlate'; tableAddr: number; levels: number; levelBytes: number; pageShift: number } | { kind: 'bypass'; start: bigint; end: bigint };
 
@@ -70,6 +78,7 @@ export class Phb {
   /** RID (bus<<8 | devfn) → PE number, as programmed by firmware for the kernel. */
   readonly rtt = new Map<number, number>();
   private readonly tvt: (Tve | null)[];
+  private readonly geometry: (TveGeometry | null)[];
   readonly peState: PeState[];
   /** Cached leaf TCEs: TVE index → decoded page index → TCE. */
   private readonly tceCache = new Map<number, Map<number, number>>();
@@ -87,6 +96,7 @@ export class Phb {
     this.numPes = this.gen.bigPhbs.includes(index) ? this.gen.numPes * 2 : this.gen.numPes;
     this.reservedPe = this.numPes - 1;
     this.tvt = new Array(this.numPes * 2).fill(null);
+    this.geometry = new Array(this.numPes * 2).fill(null);
     this.peState = Array.from({ length: this.numPes }, () => ({ dmaFrozen: false, mmioFrozen: false }));
   }
 
@@ -97,6 +107,10 @@ export class Phb {
   /** Written through the IODA table registers by firmware. The PHB does not flush its cache. */
   setTve(index: number, tve: Tve | null): void {
     this.tvt[index] = tve;
+    if (tve?.kind === 'xlate') {
+      const entries = tve.levelBytes / 8;
+      this.geometry[index] = { pageSize: 2 ** tve.pageShift, entries, span: entries ** tve.levels };
+    } else this.geometry[index] = null;
     this.log.emit({ layer: 'hw', kind: 'tve-write', phb: this.index, tve: index });
   }
 
@@ -155,41 +169,46 @@ export class Phb {
 
   /**
    * Translate one bus address for a device: TVE select, walk (through the cache), permission.
-   * Returns the real address or a fault reason. Does not freeze.
+   * Returns the real address (or a fault reason) and how many bytes remain in the IOMMU page.
+   * Does not freeze.
    */
-  translate(pe: number, bus: bigint, write: boolean): { pa?: number; reason?: string; stale?: boolean; pageEnd: bigint } {
-    if (bus >> 60n !== 0n) return { reason: 'address outside the DMA space', pageEnd: bus + 1n };
+  translate(pe: number, bus: bigint, write: boolean, checkStale = true): { pa?: number; reason?: string; stale?: boolean; remain: number } {
+    if (bus >> 60n !== 0n) return { reason: 'address outside the DMA space', remain: 1 };
     const sel = Number((bus >> TVE1_SELECT_BIT) & 1n);
     const tveIdx = pe * 2 + sel;
     const tve = this.tvt[tveIdx];
-    if (!tve) return { reason: `access to invalid TVE#${sel}`, pageEnd: bus + 1n };
+    if (!tve) return { reason: `access to invalid TVE#${sel}`, remain: 1 };
+    // Bits 0..52 of the address: every bit a TVE decodes (bit 59 only selects the TVE).
+    const low = Number(bus & LOW_53);
     if (tve.kind === 'bypass') {
       const a = bus & NO_TRANSLATE_MASK;
-      const pageEnd = (bus | 0xfffn) + 1n;
-      if (a < tve.start || a >= tve.end) return { reason: 'no-translate address out of range', pageEnd };
+      const remain = 4096 - (low % 4096);
+      if (a < tve.start || a >= tve.end) return { reason: 'no-translate address out of range', remain };
       const pa = Number(a);
-      if (!this.mem.isRam(pa)) return { reason: 'no-translate address not in RAM', pageEnd };
-      return { pa, pageEnd };
+      if (!this.mem.isRam(pa)) return { reason: 'no-translate address not in RAM', remain };
+      return { pa, remain };
     }
-    const pageSize = 2n ** BigInt(tve.pageShift);
-    const pageEnd = (bus / pageSize + 1n) * pageSize;
-    const tblShift = Math.log2(tve.levelBytes) - 3;
-    const key = decodedIndex(tve, bus);
-    const walked = this.walk(tve, key, tblShift);
+    const g = this.geometry[tveIdx]!;
+    const offset = low % g.pageSize;
+    const remain = g.pageSize - offset;
+    // A table reaching beyond 2^53 bytes of bus space decodes bits a number cannot hold.
+    const key = g.span * g.pageSize <= 2 ** 53 ? Math.floor(low / g.pageSize) % g.span : decodedIndex(tve, bus);
+    const cached = this.tceCacheEnabled ? this.tceCache.get(tveIdx)?.get(key) : undefined;
     let tce: number;
     let stale = false;
-    const cached = this.tceCacheEnabled ? this.tceCache.get(tveIdx)?.get(key) : undefined;
     if (cached !== undefined) {
       tce = cached;
-      stale = walked.tce !== cached;
+      // The hardware never re-reads memory on a hit; the walk only tells whether it is stale.
+      if (checkStale) stale = this.walk(tve, key, g.entries).tce !== cached;
     } else {
-      if (walked.reason) return { reason: walked.reason, pageEnd };
+      const walked = this.walk(tve, key, g.entries);
+      if (walked.reason) return { reason: walked.reason, remain };
       tce = walked.tce;
     }
     const perm = tcePerm(tce);
-    if (perm === 0) return { reason: 'TCE page fault (entry not valid)', pageEnd, stale };
+    if (perm === 0) return { reason: 'TCE page fault (entry not valid)', remain, stale };
     if (write ? !(perm & TCE_PCI_WRITE) : !(perm & TCE_PCI_READ)) {
-      return { reason: `TCE access fault (${write ? 'write' : 'read'} to a ${perm === 1 ? 'read-only' : 'write-only'} TCE)`, pageEnd, stale };
+      return { reason: `TCE access fault (${write ? 'write' : 'read'} to a ${perm === 1 ? 'read-only' : 'write-only'} TCE)`, remain, stale };
     }
     if (cached === undefined && this.tceCacheEnabled) {
       let c = this.tceCache.get(tveIdx);
@@ -199,15 +218,15 @@ export class Phb {
       }
       c.set(key, tce);
     }
-    const pa = tceAddr(tce) - (tceAddr(tce) % Number(pageSize)) + Number(bus % pageSize);
-    if (!this.mem.isRam(pa)) return { reason: 'TCE points outside RAM', pageEnd, stale };
-    return { pa, pageEnd, stale };
+    const page = tceAddr(tce);
+    const pa = page - (page % g.pageSize) + offset;
+    if (!this.mem.isRam(pa)) return { reason: 'TCE points outside RAM', remain, stale };
+    return { pa, remain, stale };
   }
 
   /** The hardware walk: `levels` reads, each indirect entry must carry a permission bit. */
-  private walk(tve: Extract<Tve, { kind: 'xlate' }>, pageIdx: number, tblShift: number): { tce: number; reason?: string } {
+  private walk(tve: Extract<Tve, { kind: 'xlate' }>, pageIdx: number, entries: number): { tce: number; reason?: string } {
     let base = tve.tableAddr;
-    const entries = 2 ** tblShift;
     for (let lev = tve.levels - 1; lev >= 0; lev--) {
       const slot = Math.floor(pageIdx / entries ** lev) % entries;
       const ea = base + slot * 8;
@@ -237,13 +256,13 @@ export class Phb {
     let anyStale = false;
     while (done < len) {
       const a = bus + BigInt(done);
-      const t = this.translate(pe, a, write);
+      const t = this.translate(pe, a, write, this.log.listening);
       if (t.stale) anyStale = true;
       if (t.pa === undefined) {
         this.freeze(pe, `${t.reason} at 0x${a.toString(16)}`);
         return fail(t.reason!, anyStale);
       }
-      const n = Math.min(len - done, Number(t.pageEnd - a));
+      const n = Math.min(len - done, t.remain);
       pieces.push({ pa: t.pa, n, off: done });
       done += n;
     }
@@ -254,7 +273,8 @@ export class Phb {
       out = new Uint8Array(len);
       for (const p of pieces) out.set(this.mem.read(p.pa, p.n), p.off);
     }
-    this.log.emit({ layer: 'hw', kind: 'dma', device, bus, len, write, ok: true, pa: pieces[0]?.pa ?? 0, stale: anyStale });
+    if (this.log.listening) this.log.emit({ layer: 'hw', kind: 'dma', device, bus, len, write, ok: true, pa: pieces[0]?.pa ?? 0, stale: anyStale });
+    else this.log.tally('hw', 'dma');
     return out ? { ok: true, data: out } : { ok: true };
   }
 }

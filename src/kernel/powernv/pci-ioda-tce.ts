@@ -127,11 +127,15 @@ function writeTce(ctx: TceMemory, slot: number, value: number): void {
 export function pnvTceBuild(ctx: TceMemory, tbl: IommuTable, index: number, npages: number, pa: number, dir: DmaDirection): number {
   let perm = directionToPerm(dir);
   if (perm & TCE_PCI_WRITE) perm |= TCE_PCI_READ;
-  const rpn = Math.floor(pa / tbl.pageSize);
-  for (let i = 0; i < npages; i++) {
-    const slot = pnvTce(ctx, tbl, false, index - tbl.itOffset + i, true);
-    if (slot === null) continue;
-    writeTce(ctx, slot, (rpn + i) * tbl.pageSize + perm);
+  const pageSize = tbl.pageSize;
+  const rpn = Math.floor(pa / pageSize);
+  // One walk per leaf level: consecutive entries of a leaf are consecutive slots.
+  for (let i = 0; i < npages; ) {
+    const idx = index - tbl.itOffset + i;
+    const slot = pnvTce(ctx, tbl, false, idx, true);
+    const run = tbl.itIndirectLevels ? Math.min(npages - i, tbl.itLevelSize - (idx % tbl.itLevelSize)) : npages - i;
+    if (slot !== null) for (let j = 0; j < run; j++) writeTce(ctx, slot + j * 8, (rpn + i + j) * pageSize + perm);
+    i += run;
   }
   return 0;
 }
@@ -165,9 +169,16 @@ export function pnvTceUseraddrptr(ctx: TceMemory, tbl: IommuTable, index: number
 /** pnv_tce_free(): zero TCEs, skipping the rest of an absent leaf level. */
 export function pnvTceFree(ctx: TceMemory, tbl: IommuTable, index: number, npages: number): void {
   for (let i = 0; i < npages; i++) {
-    const slot = pnvTce(ctx, tbl, false, index - tbl.itOffset + i, false);
-    if (slot !== null) writeTce(ctx, slot, 0);
-    else i = i - (i % tbl.itLevelSize) + tbl.itLevelSize - 1;
+    const idx = index - tbl.itOffset + i;
+    const slot = pnvTce(ctx, tbl, false, idx, false);
+    if (slot === null) {
+      i = i - (i % tbl.itLevelSize) + tbl.itLevelSize - 1;
+      continue;
+    }
+    // The rest of this leaf is consecutive slots.
+    const run = tbl.itIndirectLevels ? Math.min(npages - i, tbl.itLevelSize - (idx % tbl.itLevelSize)) : npages - i;
+    for (let j = 0; j < run; j++) writeTce(ctx, slot + j * 8, 0);
+    i += run - 1;
   }
 }
 
