@@ -3,6 +3,8 @@
  * (or a pointer with nothing readable behind it) or the bytes of a user buffer; a copy beyond
  * the buffer faults with -EFAULT as it would on an unmapped page.
  */
+import { decode, offsetofend, type StructName, structs } from '../uapi/linux/vfio.js';
+
 export type IoctlArg = bigint | Uint8Array;
 
 export function copyFromUser(arg: IoctlArg, len: number): Uint8Array | null {
@@ -21,4 +23,23 @@ export function copyToUser(arg: IoctlArg, bytes: Uint8Array): boolean {
 /** The integer value of an argument (ioctls such as VFIO_SET_IOMMU take it by value). */
 export function argValue(arg: IoctlArg): bigint {
   return typeof arg === 'bigint' ? arg : 0n;
+}
+
+type Fields<S extends StructName> = Record<keyof (typeof structs)[S]['fields'], bigint>;
+
+/**
+ * The opening of every VFIO struct ioctl: copy_from_user() of minsz = offsetofend(struct, last
+ * required field) (-EFAULT), then `argsz < minsz` (-EINVAL). Returns the copied bytes, decoded.
+ */
+export function copyStructFromUser<S extends StructName>(
+  arg: IoctlArg,
+  s: S,
+  last: keyof (typeof structs)[S]['fields'],
+): { bytes: Uint8Array; v: Fields<S>; minsz: number } | number {
+  const minsz = offsetofend(s, last);
+  const bytes = copyFromUser(arg, minsz);
+  if (!bytes) return -14;
+  const v = decode(s, bytes);
+  if ((v as Record<string, bigint>).argsz! < BigInt(minsz)) return -22;
+  return { bytes, v, minsz };
 }

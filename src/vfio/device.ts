@@ -1,11 +1,9 @@
 /** A vfio-pci device file: GET_INFO, GET_REGION_INFO (with MSI-X mappable), GET_IRQ_INFO, RESET. */
 import { errno } from '../base/errno.js';
 import type { KPciDev } from '../kernel/pci.js';
-import { type IoctlArg, copyFromUser, copyToUser } from '../kernel/uaccess.js';
+import { copyStructFromUser, copyToUser, type IoctlArg } from '../kernel/uaccess.js';
 import {
-  decode,
   encode,
-  offsetofend,
   structs,
   VFIO_DEVICE_FLAGS_PCI,
   VFIO_DEVICE_FLAGS_RESET,
@@ -53,26 +51,22 @@ export class VfioDevice {
   }
 
   private getInfo(arg: IoctlArg): number {
-    const minsz = offsetofend('vfio_device_info', 'num_irqs');
-    const inb = copyFromUser(arg, minsz);
-    if (!inb) return -errno.EFAULT;
-    const p = decode('vfio_device_info', inb);
-    if (p.argsz < BigInt(minsz)) return -errno.EINVAL;
+    const cs = copyStructFromUser(arg, 'vfio_device_info', 'num_irqs');
+    if (typeof cs === 'number') return cs;
+    const p = cs.v;
     const out = encode('vfio_device_info', {
       argsz: p.argsz,
       flags: VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET,
       num_regions: VFIO_PCI_NUM_REGIONS,
       num_irqs: VFIO_PCI_NUM_IRQS,
     });
-    return copyToUser(arg, out.subarray(0, minsz)) ? 0 : -errno.EFAULT;
+    return copyToUser(arg, out.subarray(0, cs.minsz)) ? 0 : -errno.EFAULT;
   }
 
   private getRegionInfo(arg: IoctlArg): number {
-    const minsz = offsetofend('vfio_region_info', 'offset');
-    const inb = copyFromUser(arg, minsz);
-    if (!inb) return -errno.EFAULT;
-    const p = decode('vfio_region_info', inb);
-    if (p.argsz < BigInt(minsz)) return -errno.EINVAL;
+    const cs = copyStructFromUser(arg, 'vfio_region_info', 'offset');
+    if (typeof cs === 'number') return cs;
+    const p = cs.v;
     const index = Number(p.index);
     if (index >= VFIO_PCI_NUM_REGIONS) return -errno.EINVAL;
     const spec = this.kdev.hw.spec;
@@ -113,7 +107,7 @@ export class VfioDevice {
       size,
       offset: BigInt(index) << VFIO_PCI_OFFSET_SHIFT,
     });
-    if (!copyToUser(arg, out.subarray(0, minsz))) return -errno.EFAULT;
+    if (!copyToUser(arg, out.subarray(0, cs.minsz))) return -errno.EFAULT;
     if (cap && capOffset) {
       const full = new Uint8Array(total);
       full.set(out);
@@ -124,11 +118,10 @@ export class VfioDevice {
   }
 
   private getIrqInfo(arg: IoctlArg): number {
-    const minsz = offsetofend('vfio_irq_info', 'count');
-    const inb = copyFromUser(arg, minsz);
-    if (!inb) return -errno.EFAULT;
-    const p = decode('vfio_irq_info', inb);
-    if (p.argsz < BigInt(minsz) || p.index >= BigInt(VFIO_PCI_NUM_IRQS)) return -errno.EINVAL;
+    const cs = copyStructFromUser(arg, 'vfio_irq_info', 'count');
+    if (typeof cs === 'number') return cs;
+    const p = cs.v;
+    if (p.index >= BigInt(VFIO_PCI_NUM_IRQS)) return -errno.EINVAL;
     const index = Number(p.index);
     const spec = this.kdev.hw.spec;
     const counts = [1, spec.msiVectors ?? 1, spec.msixVectors ?? 0, 1, 1];

@@ -3,9 +3,8 @@ import { errno } from '../base/errno.js';
 import type { Eeh } from '../kernel/eeh.js';
 import type { IommuGroup } from '../kernel/iommu-group.js';
 import type { Pe } from '../kernel/powernv/pe.js';
-import { type IoctlArg, copyFromUser } from '../kernel/uaccess.js';
+import { copyStructFromUser, type IoctlArg } from '../kernel/uaccess.js';
 import {
-  decode,
   offsetofend,
   VFIO_EEH_PE_CONFIGURE,
   VFIO_EEH_PE_DISABLE,
@@ -24,17 +23,22 @@ export interface EehOps {
   peOp(g: IommuGroup, arg: IoctlArg): number;
 }
 
+/** No EEH-capable PE (eeh_iommu_group_to_pe() is NULL): every PE op is -ENODEV. */
+export const noEehOps: EehOps = {
+  enabled: () => false,
+  peOp: () => -errno.ENODEV,
+};
+
 export function vfioEehOps(eeh: Eeh): EehOps {
   return {
     enabled: () => eeh.enabled,
     peOp(g, arg) {
       const pe = g.tableGroup as Pe;
       if (!pe) return -errno.ENODEV;
-      let minsz = offsetofend('vfio_eeh_pe_op', 'op');
-      let inb = copyFromUser(arg, minsz);
-      if (!inb) return -errno.EFAULT;
-      const op = decode('vfio_eeh_pe_op', inb);
-      if (op.argsz < BigInt(minsz) || op.flags) return -errno.EINVAL;
+      const cs = copyStructFromUser(arg, 'vfio_eeh_pe_op', 'op');
+      if (typeof cs === 'number') return cs;
+      const op = cs.v;
+      if (op.flags) return -errno.EINVAL;
       switch (Number(op.op)) {
         case VFIO_EEH_PE_DISABLE:
           return eeh.setOption(pe, 'disable');
@@ -55,10 +59,8 @@ export function vfioEehOps(eeh: Eeh): EehOps {
         case VFIO_EEH_PE_CONFIGURE:
           return eeh.configure(pe);
         case VFIO_EEH_PE_INJECT_ERR:
-          minsz = offsetofend('vfio_eeh_pe_op', 'err.mask');
-          if (op.argsz < BigInt(minsz)) return -errno.EINVAL;
-          inb = copyFromUser(arg, minsz);
-          if (!inb) return -errno.EFAULT;
+          if (op.argsz < BigInt(offsetofend('vfio_eeh_pe_op', 'err.mask'))) return -errno.EINVAL;
+          if (typeof copyStructFromUser(arg, 'vfio_eeh_pe_op', 'err.mask') === 'number') return -errno.EFAULT;
           return eeh.injectErr(pe);
         default:
           return -errno.EINVAL;

@@ -1,8 +1,8 @@
 /** /dev/vfio/N (drivers/vfio/group.c): the group file, its container link and device fds. */
 import { errno } from '../base/errno.js';
 import type { IommuGroup } from '../kernel/iommu-group.js';
-import { type IoctlArg, copyFromUser, copyToUser } from '../kernel/uaccess.js';
-import { decode, encode, offsetofend, VFIO_GROUP_FLAGS_CONTAINER_SET, VFIO_GROUP_FLAGS_VIABLE } from '../uapi/linux/vfio.js';
+import { copyStructFromUser, copyToUser, type IoctlArg } from '../kernel/uaccess.js';
+import { encode, VFIO_GROUP_FLAGS_CONTAINER_SET, VFIO_GROUP_FLAGS_VIABLE } from '../uapi/linux/vfio.js';
 import type { VfioContainer } from './container.js';
 import type { VfioDevice } from './device.js';
 
@@ -29,11 +29,9 @@ export class VfioGroup {
   /** VFIO_GROUP_GET_STATUS. */
   getStatus(arg: IoctlArg): number {
     if (this.dead) return -errno.ENODEV;
-    const minsz = offsetofend('vfio_group_status', 'flags');
-    const inb = copyFromUser(arg, minsz);
-    if (!inb) return -errno.EFAULT;
-    const p = decode('vfio_group_status', inb);
-    if (p.argsz < BigInt(minsz)) return -errno.EINVAL;
+    const cs = copyStructFromUser(arg, 'vfio_group_status', 'flags');
+    if (typeof cs === 'number') return cs;
+    const p = cs.v;
     let flags = 0;
     if (this.container) flags |= VFIO_GROUP_FLAGS_CONTAINER_SET | VFIO_GROUP_FLAGS_VIABLE;
     else if (!this.iommuGroup.ownerCnt && this.iommuGroup.viable) flags |= VFIO_GROUP_FLAGS_VIABLE;

@@ -23,10 +23,9 @@ import {
 import { accountLockedVm, type Mm, type Process, pinUserPages, unpinUserPage, vpnOfPhys } from '../kernel/process.js';
 import type { KernelLog } from '../kernel/printk.js';
 import type { Quirks } from '../kernel/quirks.js';
-import { type IoctlArg, copyFromUser, copyToUser, argValue } from '../kernel/uaccess.js';
+import { argValue, copyStructFromUser, copyToUser, type IoctlArg } from '../kernel/uaccess.js';
 import type { TableGroup } from '../kernel/table-group.js';
 import {
-  decode,
   offsetofend,
   setField,
   structs,
@@ -173,13 +172,12 @@ export class SpaprTceDriver {
     if (!c.groupList.length) return -ENXIO;
     const tg = this.firstTableGroup(c);
     if (!tg) return -ENXIO;
-    let minsz = offsetofend('vfio_iommu_spapr_tce_info', 'dma32_window_size');
-    const inb = copyFromUser(arg, minsz);
-    if (!inb) return -EFAULT;
-    const argsz = decode('vfio_iommu_spapr_tce_info', inb).argsz;
-    if (argsz < BigInt(minsz)) return -EINVAL;
+    const cs = copyStructFromUser(arg, 'vfio_iommu_spapr_tce_info', 'dma32_window_size');
+    if (typeof cs === 'number') return cs;
+    const argsz = cs.v.argsz;
+    let minsz = cs.minsz;
     const out = new Uint8Array(structs.vfio_iommu_spapr_tce_info.size);
-    out.set(inb);
+    out.set(cs.bytes);
     const f = structs.vfio_iommu_spapr_tce_info.fields;
     setField(out, f.dma32_window_start, tg.tce32Start);
     setField(out, f.dma32_window_size, tg.tce32Size);
@@ -239,11 +237,9 @@ export class SpaprTceDriver {
 
   private mapDma(c: TceContainer, arg: IoctlArg): number {
     if (!c.enabled) return -EPERM;
-    const minsz = offsetofend('vfio_iommu_type1_dma_map', 'size');
-    const inb = copyFromUser(arg, minsz);
-    if (!inb) return -EFAULT;
-    const p = decode('vfio_iommu_type1_dma_map', inb);
-    if (p.argsz < BigInt(minsz)) return -EINVAL;
+    const cs = copyStructFromUser(arg, 'vfio_iommu_type1_dma_map', 'size');
+    if (typeof cs === 'number') return cs;
+    const p = cs.v;
     if (p.flags & ~BigInt(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)) return -EINVAL;
     let ret = this.createDefaultWindow(c);
     if (ret) return ret;
@@ -265,11 +261,9 @@ export class SpaprTceDriver {
 
   private unmapDma(c: TceContainer, arg: IoctlArg): number {
     if (!c.enabled) return -EPERM;
-    const minsz = offsetofend('vfio_iommu_type1_dma_unmap', 'size');
-    const inb = copyFromUser(arg, minsz);
-    if (!inb) return -EFAULT;
-    const p = decode('vfio_iommu_type1_dma_unmap', inb);
-    if (p.argsz < BigInt(minsz)) return -EINVAL;
+    const cs = copyStructFromUser(arg, 'vfio_iommu_type1_dma_unmap', 'size');
+    if (typeof cs === 'number') return cs;
+    const p = cs.v;
     if (p.flags) return -EINVAL;
     let ret = this.createDefaultWindow(c);
     if (ret) return ret;
@@ -411,13 +405,11 @@ export class SpaprTceDriver {
   // ---- preregistration ----
 
   private registerMemory(c: TceContainer, arg: IoctlArg): number {
-    const minsz = offsetofend('vfio_iommu_spapr_register_memory', 'size');
     let ret = this.mmSet(c);
     if (ret) return ret;
-    const inb = copyFromUser(arg, minsz);
-    if (!inb) return -EFAULT;
-    const p = decode('vfio_iommu_spapr_register_memory', inb);
-    if (p.argsz < BigInt(minsz)) return -EINVAL;
+    const cs = copyStructFromUser(arg, 'vfio_iommu_spapr_register_memory', 'size');
+    if (typeof cs === 'number') return cs;
+    const p = cs.v;
     if (p.flags) return -EINVAL;
     const kmask = BigInt(this.ctx.mem.pageSize) - 1n;
     if (p.vaddr & kmask || p.size & kmask || u64(p.vaddr + p.size) < p.vaddr) return -EINVAL;
@@ -445,11 +437,9 @@ export class SpaprTceDriver {
 
   private unregisterMemory(c: TceContainer, arg: IoctlArg): number {
     if (!c.mm) return -EPERM;
-    const minsz = offsetofend('vfio_iommu_spapr_register_memory', 'size');
-    const inb = copyFromUser(arg, minsz);
-    if (!inb) return -EFAULT;
-    const p = decode('vfio_iommu_spapr_register_memory', inb);
-    if (p.argsz < BigInt(minsz)) return -EINVAL;
+    const cs = copyStructFromUser(arg, 'vfio_iommu_spapr_register_memory', 'size');
+    if (typeof cs === 'number') return cs;
+    const p = cs.v;
     if (p.flags) return -EINVAL;
     const kmask = BigInt(this.ctx.mem.pageSize) - 1n;
     if (p.vaddr & kmask || p.size & kmask) return -EINVAL;
@@ -534,11 +524,9 @@ export class SpaprTceDriver {
     let ret = this.mmSet(c);
     if (ret) return ret;
     if (!c.groupList.length) return -ENXIO;
-    const minsz = offsetofend('vfio_iommu_spapr_tce_create', 'start_addr');
-    const inb = copyFromUser(arg, minsz);
-    if (!inb) return -EFAULT;
-    const p = decode('vfio_iommu_spapr_tce_create', inb);
-    if (p.argsz < BigInt(minsz)) return -EINVAL;
+    const cs = copyStructFromUser(arg, 'vfio_iommu_spapr_tce_create', 'start_addr');
+    if (typeof cs === 'number') return cs;
+    const p = cs.v;
     if (p.flags) return -EINVAL;
     ret = this.createDefaultWindow(c);
     let start = p.start_addr;
@@ -548,8 +536,8 @@ export class SpaprTceDriver {
       if (r.start !== undefined) start = r.start;
     }
     if (!ret) {
-      setField(inb, structs.vfio_iommu_spapr_tce_create.fields.start_addr, start);
-      if (!copyToUser(arg, inb)) ret = -EFAULT;
+      setField(cs.bytes, structs.vfio_iommu_spapr_tce_create.fields.start_addr, start);
+      if (!copyToUser(arg, cs.bytes)) ret = -EFAULT;
     }
     return ret;
   }
@@ -558,11 +546,9 @@ export class SpaprTceDriver {
     const ret = this.mmSet(c);
     if (ret) return ret;
     if (!c.groupList.length) return -ENXIO;
-    const minsz = offsetofend('vfio_iommu_spapr_tce_remove', 'start_addr');
-    const inb = copyFromUser(arg, minsz);
-    if (!inb) return -EFAULT;
-    const p = decode('vfio_iommu_spapr_tce_remove', inb);
-    if (p.argsz < BigInt(minsz)) return -EINVAL;
+    const cs = copyStructFromUser(arg, 'vfio_iommu_spapr_tce_remove', 'start_addr');
+    if (typeof cs === 'number') return cs;
+    const p = cs.v;
     if (p.flags) return -EINVAL;
     if (c.defWindowPending && !p.start_addr) {
       c.defWindowPending = false;
