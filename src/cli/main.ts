@@ -34,8 +34,8 @@ Usage:
       a bad DMA freezing a PE and EEH recovery. Prints the windows of every PE.
 
   tcelab explore [--seconds N | --steps N] [--seed S] [--quirk NAME]... [--out FILE] [--json]
-      Generate random interleavings of kernel driver DMA, two VFIO users, driver binding and
-      EEH on both cores, check every invariant after every step, and shrink the first
+      Generate random interleavings of kernel driver DMA, two VFIO users, driver binding,
+      hotplug and EEH on both cores, check every invariant after every step, and shrink the first
       violation to a minimal scenario written to FILE (default explore-repro.yaml). Starts
       from a kernel with every modelled bug fixed; --quirk turns the ones to hunt on. Exit 1
       when a violation was found.
@@ -69,7 +69,7 @@ Machine options:
 
 Quirks (default state as in Linux 6.12):
 ${Object.entries(QUIRKS)
-  .map(([k, v]) => `  ${k.padEnd(26)} ${v.default ? 'on ' : 'off'}  ${v.what}`)
+  .map(([k, v]) => `  ${k.padEnd(Math.max(...Object.keys(QUIRKS).map((q) => q.length)) + 1)} ${v.default ? 'on ' : 'off'}  ${v.what}`)
   .join('\n')}
 `;
 
