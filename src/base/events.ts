@@ -47,7 +47,7 @@ export type EventBody =
 export type TcelabEvent = EventBase & EventBody;
 
 /** High-volume kinds are recorded only when a listener asks for them. */
-const VERBOSE_KINDS = new Set(['tce-write', 'page-alloc', 'page-free']);
+const VERBOSE_KINDS = new Set(['tce-write', 'hcall', 'page-alloc', 'page-free']);
 
 export type Listener = (e: TcelabEvent) => void;
 

@@ -6,6 +6,7 @@
 import type { TcelabEvent } from '../base/events.js';
 import type { IommuTable } from '../kernel/iommu-table.js';
 import { tceAddr, tcePerm } from '../hw/tce.js';
+import type { PseriesPe } from '../kernel/pseries/pe.js';
 import type { Machine } from '../machine/machine.js';
 
 export const INVARIANTS = {
@@ -17,6 +18,7 @@ export const INVARIANTS = {
   'locked-vm-accounted': "a process's locked_vm equals what its preregistered memory and its containers' tables account for",
   'exit-unpins': 'after a process exits, nothing it pinned stays pinned',
   'frozen-pe-moves-no-data': 'a frozen PE moves no data',
+  'hypervisor-windows-known': "every DMA window the hypervisor keeps enabled is one the guest knows: its ibm,dma-window, its DDW or one of its PE's tables",
 } as const;
 
 export type InvariantName = keyof typeof INVARIANTS;
@@ -69,6 +71,7 @@ export class Checker {
   private liveTables(): Map<number, IommuTable> {
     const out = new Map<number, IommuTable>();
     for (const p of this.m.pnvPhbs) for (const pe of p.pes.values()) for (const t of pe.tables) if (t && !t.freed) out.set(t.id, t);
+    for (const g of this.m.groups) for (const t of g.tableGroup.tables) if (t && !t.freed) out.set(t.id, t);
     for (const g of this.m.vfioGroups.values()) for (const t of g.container?.iommuData?.tables ?? []) if (t && !t.freed) out.set(t.id, t);
     return out;
   }
@@ -112,7 +115,7 @@ export class Checker {
     // device-table-pointer-current
     for (const d of m.devices) {
       if (d.driver !== 'kernel' || d.isBridge) continue;
-      const pe = m.peOf(d);
+      const pe = m.peOf(d) ?? m.tableGroupOf(d);
       if (d.table && (d.table.freed || d.table !== pe?.tables[0])) {
         this.report(
           'device-table-pointer-current',
@@ -127,6 +130,17 @@ export class Checker {
       const pe = m.peOf(g.devices[0]!);
       if (g.domain === 'blocked' && pe?.tceBypassEnabled)
         this.report('single-owner', `group ${g.id} is owned by VFIO but PE#${pe.peNumber.toString(16)} still has its bypass window`, seq);
+    }
+    // hypervisor-windows-known
+    if (m.papr) {
+      for (const g of m.groups) {
+        const pe = g.tableGroup as PseriesPe;
+        const known = new Set([pe.dmaWindow?.liobn, pe.ddw?.liobn, ...pe.tables.map((t) => t?.itIndex)]);
+        for (const t of pe.phb.tables) {
+          if (t.enabled && !known.has(t.liobn))
+            this.report('hypervisor-windows-known', `the hypervisor keeps LIOBN 0x${t.liobn.toString(16)} of ${pe.node} enabled; the guest forgot it`, seq);
+        }
+      }
     }
     // locked-vm-accounted and exit-unpins
     for (const p of m.sys.processes.values()) {

@@ -7,6 +7,8 @@ import { isPresetName, PRESETS } from '../machine/presets.js';
 import { TopologyError, validateTopology } from '../machine/topology.js';
 import type { MachineOptions } from '../machine/machine.js';
 import { formatMismatch, replayFile } from '../conformance/run.js';
+import { qemuSize } from '../conformance/environment.js';
+import { HYPERVISOR_PROFILES } from '../firmware/papr/profile.js';
 import { compareFiles, formatCompare } from '../conformance/compare-files.js';
 import { runTour } from '../scenario/tour.js';
 import { exec } from './exec.js';
@@ -60,10 +62,15 @@ Usage:
       runs there, else to a private one. Exits with the program's status.
 
 Machine options:
-  --machine powernv8|powernv9|powernv10   CPU/PHB generation (default powernv9)
+  --machine powernv8|powernv9|powernv10|pseries
+                                          CPU/PHB generation (default powernv9), or a POWER9 LPAR
+                                          guest of QEMU 7.2 (-machine pseries, docs/pseries.md)
   --page-size 4k|64k                      kernel page size (default 64k)
   --mmu radix|hash                        MMU mode (default: radix on POWER9/10, hash on POWER8)
   --quirk NAME / --fix NAME               turn a modelled kernel quirk on / off (see below)
+  --ddw on|off                            pseries: dynamic DMA windows offered by the hypervisor
+  --maxmem SIZE                           pseries: hot-pluggable memory top, as QEMU -m …,maxmem=SIZE
+  --hypervisor NAME                       pseries: hypervisor profile (default qemu-7.2)
   --topology FILE.json                    PHBs and devices (docs/topology.md); default: the recorded
                                           QEMU machine (e1000e on PHB 0, virtio-net on PHB 1)
 
@@ -78,7 +85,7 @@ class UsageError extends Error {}
 function machineOptions(v: Record<string, unknown>): Partial<MachineOptions> {
   const o: Partial<MachineOptions> = {};
   if (v.machine !== undefined) {
-    if (!isPresetName(String(v.machine))) throw new UsageError(`--machine: expected powernv8, powernv9 or powernv10, got "${v.machine}"`);
+    if (!isPresetName(String(v.machine))) throw new UsageError(`--machine: expected powernv8, powernv9, powernv10 or pseries, got "${v.machine}"`);
     o.preset = v.machine as MachineOptions['preset'];
   }
   if (v['page-size'] !== undefined) {
@@ -88,6 +95,22 @@ function machineOptions(v: Record<string, unknown>): Partial<MachineOptions> {
   if (v.mmu !== undefined) {
     if (v.mmu !== 'radix' && v.mmu !== 'hash') throw new UsageError(`--mmu: expected radix or hash, got "${v.mmu}"`);
     o.mmu = v.mmu;
+  }
+  if (v.ddw !== undefined) {
+    if (v.ddw !== 'on' && v.ddw !== 'off') throw new UsageError(`--ddw: expected on or off, got "${v.ddw}"`);
+    o.ddw = v.ddw === 'on';
+  }
+  if (v.maxmem !== undefined) {
+    try {
+      o.maxmemBytes = qemuSize(String(v.maxmem));
+    } catch (e) {
+      throw new UsageError(`--maxmem: ${(e as Error).message}`);
+    }
+  }
+  if (v.hypervisor !== undefined) {
+    if (!(String(v.hypervisor) in HYPERVISOR_PROFILES))
+      throw new UsageError(`--hypervisor: expected ${Object.keys(HYPERVISOR_PROFILES).join(', ')}, got "${v.hypervisor}"`);
+    o.hypervisor = String(v.hypervisor);
   }
   const quirks: Partial<Quirks> = {};
   for (const [flag, on] of [
@@ -129,6 +152,9 @@ function main(argv: string[]): number | Promise<number> {
       'page-size': { type: 'string' },
       topology: { type: 'string' },
       mmu: { type: 'string' },
+      ddw: { type: 'string' },
+      maxmem: { type: 'string' },
+      hypervisor: { type: 'string' },
       quirk: { type: 'string', multiple: true },
       fix: { type: 'string', multiple: true },
       socket: { type: 'string' },

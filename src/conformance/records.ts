@@ -38,12 +38,21 @@ export function parseRecords(text: string, file: string): OracleRecord[] {
   return out;
 }
 
-/** Split a file into boots: each boot starts with its own init records on a fresh machine. */
+export function isEnvironment(r: OracleRecord): boolean {
+  return r.op === 'note' && r.case === 'environment';
+}
+
+/**
+ * Split a file into boots, each replayed on a fresh machine. A boot starts with its init records,
+ * or, where a file concatenates one boot per scenario, where the record numbers start again or
+ * the kernel command line changes.
+ */
 export function splitBoots(records: OracleRecord[]): OracleRecord[][] {
   const boots: OracleRecord[][] = [];
   let prev: OracleRecord | null = null;
   for (const r of records) {
-    if (!prev || (r.scn === 'init' && prev.scn !== 'init')) boots.push([]);
+    const rebooted = prev !== null && (r.seq < prev.seq || r.kernel_cmdline !== prev.kernel_cmdline);
+    if (!prev || (r.scn === 'init' && prev.scn !== 'init') || (rebooted && !(r.scn === 'init' && prev.scn === 'init'))) boots.push([]);
     boots[boots.length - 1]!.push(r);
     prev = r;
   }

@@ -13,7 +13,7 @@ import * as V from '../uapi/linux/vfio.js';
 import type { SysResult } from '../uapi/syscalls.js';
 import type { Answer } from './compare.js';
 import { machineOptionsFor } from './environment.js';
-import type { OracleRecord } from './records.js';
+import { isEnvironment, type OracleRecord } from './records.js';
 
 const MiB = 1n << 20n;
 const BUF = 0x7fff_8000_0000n;
@@ -23,6 +23,8 @@ const HOLE = 0x7ffc_0000_0000n;
 const READONLY = 0x7ffb_0000_0000n;
 /** The part of the program's 48 MiB buffer mapping that always lies above its aligned start. */
 const BUF_SPAN = 32n * MiB;
+/** The hugetlb buffer's size. */
+const HUGE_SPAN = 32n * MiB;
 
 const EXTENSIONS: [string, number][] = [
   ['VFIO_TYPE1_IOMMU', V.VFIO_TYPE1_IOMMU],
@@ -47,22 +49,26 @@ export class OracleReplay {
   private lastDevice: number | null = null;
   private klogPos = 0;
   private readonly readonlyBase: bigint;
+  private readonly thpBase: bigint;
 
-  constructor(boot: OracleRecord[]) {
+  /** `inheritedInit`: the init records of an earlier boot, for a boot that printed none of its own. */
+  constructor(boot: OracleRecord[], inheritedInit: OracleRecord[] = []) {
     this.machine = new Machine(machineOptionsFor(boot[0]!));
+    for (const r of inheritedInit) if (r.op === 'bind_vfio_pci') this.machine.bindVfioPci(bdfOf(r));
     this.klogPos = this.machine.klog.lines.length;
     this.readonlyBase = inferReadonlyBase(boot);
+    this.thpBase = inferThpBase(boot);
     this.parent = this.machine.sys.spawn('vfio_spapr_oracle');
-    this.layout(this.parent, boot);
+    this.layout(this.parent, boot.find(isEnvironment) ?? inheritedInit.find(isEnvironment));
   }
 
   /** The program's mappings, as main() creates them. */
-  private layout(p: Process, boot: OracleRecord[]): void {
-    const env = boot.find((r) => r.op === 'note' && r.case === 'environment')?.out ?? {};
+  private layout(p: Process, environment: OracleRecord | undefined): void {
+    const env = environment?.out ?? {};
     const maps = p.mm.mappings;
     maps.push({ start: BUF, end: BUF + BUF_SPAN, kind: 'anon' });
     maps.push({ start: this.readonlyBase, end: this.readonlyBase + MiB, kind: 'readonly' });
-    maps.push({ start: THP, end: THP + 32n * MiB, kind: 'thp' });
+    maps.push({ start: this.thpBase, end: this.thpBase + 32n * MiB, kind: 'thp' });
     if (env.hugetlb_buffer === true && this.machine.hugePageShift) {
       maps.push({ start: HUGE, end: HUGE + 32n * MiB, kind: 'hugetlb', hugePageShift: this.machine.hugePageShift });
     }
@@ -94,8 +100,7 @@ export class OracleReplay {
     const sys = this.machine.sys;
     switch (r.op) {
       case 'bind_vfio_pci': {
-        const bdf = r.case.split(' ')[0]!;
-        const b = this.machine.bindVfioPci(bdf);
+        const b = this.machine.bindVfioPci(bdfOf(r));
         return {
           ret: b.ret < 0 ? -1 : 0,
           errno: b.ret < 0 ? errnoName(-b.ret) : null,
@@ -272,13 +277,13 @@ export class OracleReplay {
       machine: 'ppc64le',
       pagesize: m.mem.pageSize,
       mmu: m.mmu === 'radix' ? 'Radix' : 'Hash',
-      platform: 'PowerNV',
+      platform: m.pseries ? 'pSeries' : 'PowerNV',
       groupA: groupOf(o.bdfA),
       groupB: o.bdfB ? groupOf(o.bdfB) : o.groupB,
       hugetlb_buffer: huge > 0,
       hugetlb_errno: huge > 0 ? '' : 'ENOENT',
       hugepagesize: huge > 0 ? 2 ** huge : 0,
-      AnonHugePages_kB_after_touching_thpbuf: m.mmu === 'hash' ? 32768 : 0,
+      AnonHugePages_kB_after_touching_thpbuf: huge > 0 ? 32768 : 0,
       sizeof_tce_info: V.structs.vfio_iommu_spapr_tce_info.size,
       sizeof_tce_create: V.structs.vfio_iommu_spapr_tce_create.size,
       sizeof_tce_remove: V.structs.vfio_iommu_spapr_tce_remove.size,
@@ -295,7 +300,7 @@ export class OracleReplay {
     const m = /^([a-z]+)\+0x([0-9a-f]+)$/.exec(s);
     if (!m) return BigInt(s);
     const off = BigInt(`0x${m[2]}`);
-    const base = { buf: BUF, thpbuf: THP, hugebuf: HUGE, unmapped: HOLE, readonly: this.readonlyBase }[m[1]!];
+    const base = { buf: BUF, thpbuf: this.thpBase, hugebuf: HUGE, unmapped: HOLE, readonly: this.readonlyBase }[m[1]!];
     if (base === undefined) throw new ReplayError(`unknown buffer "${m[1]}" in address ${s}`);
     return base + off;
   }
@@ -350,16 +355,37 @@ export class OracleReplay {
  * mapping, which ASLR happened to place there.
  */
 function inferReadonlyBase(boot: OracleRecord[]): bigint {
+  const off = lowestOffsetPast(boot, 'buf', BUF_SPAN);
+  return off === null ? READONLY : BUF + off;
+}
+
+/**
+ * Likewise an address past the 32 MiB hugetlb buffer labelled "hugebuf+X" lies in the THP buffer,
+ * which the pseries guest placed within 64 MiB of it.
+ */
+function inferThpBase(boot: OracleRecord[]): bigint {
+  const off = lowestOffsetPast(boot, 'hugebuf', HUGE_SPAN);
+  return off === null ? THP : HUGE + off;
+}
+
+/** The lowest X of the program's "label+X" addresses that lies at or past `span`. */
+function lowestOffsetPast(boot: OracleRecord[], label: string, span: bigint): bigint | null {
+  const re = new RegExp(`^${label}\\+0x([0-9a-f]+)$`);
   let best: bigint | null = null;
   for (const r of boot) {
     for (const v of Object.values(r.args)) {
-      const m = typeof v === 'string' ? /^buf\+0x([0-9a-f]+)$/.exec(v) : null;
+      const m = typeof v === 'string' ? re.exec(v) : null;
       if (!m) continue;
       const off = BigInt(`0x${m[1]}`);
-      if (off >= BUF_SPAN && (best === null || off < best)) best = off;
+      if (off >= span && (best === null || off < best)) best = off;
     }
   }
-  return best === null ? READONLY : BUF + best;
+  return best;
+}
+
+/** The function a bind_vfio_pci record names ("0000:00:01.0 vendor=… device=…"). */
+function bdfOf(r: OracleRecord): string {
+  return r.case.split(' ')[0]!;
 }
 
 function big(v: unknown): bigint {

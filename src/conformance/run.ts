@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { compareRecord, type Mismatch } from './compare.js';
-import { parseRecords, splitBoots } from './records.js';
+import { type OracleRecord, parseRecords, splitBoots } from './records.js';
 import { OracleReplay } from './replay.js';
 
 export interface FileResult {
@@ -16,11 +16,16 @@ export function replayFile(path: string, onProgress?: (done: number, total: numb
   const records = parseRecords(readFileSync(path, 'utf8'), path);
   const res: FileResult = { file: basename(path), records: records.length, matched: 0, mismatches: [] };
   let done = 0;
+  // A boot that printed no init records ran the same init (device binding) and program as the
+  // boot before it.
+  let init: OracleRecord[] = [];
   for (const boot of splitBoots(records)) {
+    const own = boot.filter((r) => r.scn === 'init');
+    if (own.length) init = own;
     let replay: OracleReplay | null = null;
     let bootError: string | null = null;
     try {
-      replay = new OracleReplay(boot);
+      replay = new OracleReplay(boot, own.length ? [] : init);
     } catch (e) {
       bootError = (e as Error).message;
     }

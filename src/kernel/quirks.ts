@@ -33,6 +33,16 @@ export const QUIRKS = {
     source: 'tce_iommu_use_page() derives the direction from the user address, which has no R/W bits',
     what: 'v1 MAP_DMA pins with FOLL_WRITE even for a read-only mapping, so it fails with -EFAULT (fixed: read-only maps pin read-only)',
   },
+  'failed-ddw-sticky': {
+    default: true,
+    source: 'pSeries spapr_tce_create_table()/spapr_tce_unset_window() add the PE to failed_ddw_pdn_list, which is never cleared',
+    what: 'after one failed RTAS create every window of that PE fails with -ENODEV until reboot (fixed: VFIO windows ignore the list)',
+  },
+  'default-window-kept-by-hypervisor': {
+    default: true,
+    source: 'pSeries remove_dma_window_named() calls ibm,remove-pe-dma-window only for a property as long as struct dynamic_dma_window_prop',
+    what: 'removing the default window drops the property but the hypervisor keeps the window, so userspace gets one DDW (fixed: RTAS remove)',
+  },
   'missing-tce-kill': {
     default: false,
     source: 'not in 6.12: a kernel whose VFIO unmap path drops the iommu_tce_kill() after exchanging TCEs out',

@@ -1,5 +1,6 @@
 /** struct iommu_table_group and iommu_table_group_ops: one per PE, two windows (tables[0..1]). */
 import type { IommuTable } from './iommu-table.js';
+import type { KPciDev } from './pci.js';
 
 export const IOMMU_TABLE_GROUP_MAX_TABLES = 2;
 
@@ -27,4 +28,19 @@ export interface TableGroup {
   groupId: number | null;
   /** A name for logs and reports ("PHB0 PE#1fd"). */
   readonly label: string;
+}
+
+/** The struct iommu_table_group fields every platform's PE carries, and the functions it holds. */
+export abstract class TableGroupBase implements TableGroup {
+  tce32Start = 0;
+  tce32Size = 0;
+  pgsizes = 0n;
+  maxDynamicWindowsSupported = 0;
+  maxLevels = 0;
+  tables: [IommuTable | null, IommuTable | null] = [null, null];
+  groupId: number | null = null;
+  /** The functions whose DMA this PE carries (device_count). */
+  readonly devices: KPciDev[] = [];
+  abstract readonly ops: TableGroupOps;
+  abstract get label(): string;
 }

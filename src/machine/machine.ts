@@ -1,16 +1,21 @@
 /**
- * A whole modelled PowerNV system: physical memory, PHBs and devices, OPAL, the kernel's PEs,
- * IOMMU groups and DMA layer, the VFIO driver and the system-call surface, booted from a preset.
+ * A whole modelled POWER system: physical memory, PHBs and devices, the firmware (OPAL on
+ * PowerNV, the PAPR hypervisor on pseries), the kernel's PEs, IOMMU groups and DMA layer, the VFIO
+ * driver and the system-call surface, booted from a preset.
  */
 import { GiB } from '../base/bits.js';
 import { EventLog } from '../base/events.js';
 import { Opal } from '../firmware/opal.js';
+import { PaprHypervisor } from '../firmware/papr/hypervisor.js';
+import { HYPERVISOR_PROFILES } from '../firmware/papr/profile.js';
 import { PhysMemory } from '../hw/memory.js';
 import { PciFunction, type PciFunctionSpec } from '../hw/pci-device.js';
 import { Phb } from '../hw/phb.js';
 import { Eeh } from '../kernel/eeh.js';
 import { IommuGroup } from '../kernel/iommu-group.js';
 import { KPciDev } from '../kernel/pci.js';
+import { PseriesIommu } from '../kernel/pseries/iommu.js';
+import type { TableGroup } from '../kernel/table-group.js';
 import { PnvIoda2 } from '../kernel/powernv/pci-ioda.js';
 import { PNV_IODA_PE_BUS, PNV_IODA_PE_BUS_ALL, Pe, PnvPhb } from '../kernel/powernv/pe.js';
 import { KernelLog } from '../kernel/printk.js';
@@ -19,11 +24,12 @@ import { defaultQuirks, type Quirks } from '../kernel/quirks.js';
 import { Syscalls } from '../uapi/syscalls.js';
 import { VfioContainer } from '../vfio/container.js';
 import { VfioDevice } from '../vfio/device.js';
-import { vfioEehOps } from '../vfio/eeh.js';
+import { noEehOps, vfioEehOps } from '../vfio/eeh.js';
 import { VfioGroup } from '../vfio/group.js';
 import { SpaprTceDriver } from '../vfio/spapr-tce.js';
 import { PRESETS, type PresetName } from './presets.js';
-import { qemuTopology, type Topology, tourTopology } from './topology.js';
+import { bootPseries } from './pseries-boot.js';
+import { pseriesTopology, qemuTopology, type Topology, tourTopology } from './topology.js';
 
 export interface MachineOptions {
   preset: PresetName;
@@ -35,6 +41,12 @@ export interface MachineOptions {
   quirks?: Partial<Quirks>;
   /** Model the PHBs' TCE cache (on by default, so a missing kill is observable). */
   tceCache?: boolean;
+  /** pseries: the hypervisor profile (default qemu-7.2). */
+  hypervisor?: string;
+  /** pseries: dynamic DMA windows offered by the hypervisor (spapr-pci-host-bridge.ddw). */
+  ddw?: boolean;
+  /** pseries: the top of hot-pluggable memory (QEMU -m …,maxmem=); none by default. */
+  maxmemBytes?: number;
 }
 
 /** MAX_PAGE_ORDER of the Debian ppc64el kernels: 8 with 64K pages, 12 with 4K pages (16 MiB blocks). */
@@ -50,6 +62,9 @@ export class Machine {
   readonly klog: KernelLog;
   readonly pnvPhbs: PnvPhb[] = [];
   readonly ioda: PnvIoda2;
+  /** pseries: the hypervisor and the guest's LPAR IOMMU (null on PowerNV). */
+  readonly papr: PaprHypervisor | null = null;
+  readonly pseries: PseriesIommu | null = null;
   readonly devices: KPciDev[] = [];
   readonly groups: IommuGroup[] = [];
   readonly vfioGroups = new Map<number, VfioGroup>();
@@ -73,7 +88,8 @@ export class Machine {
     this.mem = new PhysMemory({ ramBytes: opts.ramBytes ?? 2 * GiB, pageShift, maxPageOrder: MAX_PAGE_ORDER[opts.pageSize] }, this.log);
     this.klog = new KernelLog(this.log);
     const topo = opts.topology ?? 'qemu';
-    this.topology = topo === 'qemu' ? qemuTopology(preset.phbs) : topo === 'tour' ? tourTopology(preset.phbs) : topo;
+    const recorded = preset.platform === 'pseries' ? pseriesTopology() : qemuTopology(preset.phbs);
+    this.topology = topo === 'qemu' ? recorded : topo === 'tour' ? tourTopology(preset.phbs) : topo;
     for (let i = 0; i < this.topology.phbs; i++) this.phbs.push(new Phb(i, preset.phb, this.mem, this.log));
     for (const p of this.phbs) p.tceCacheEnabled = opts.tceCache ?? true;
     this.opal = new Opal(this.phbs, this.log);
@@ -90,13 +106,28 @@ export class Machine {
       staleTablePointer: this.quirks['stale-table-pointer'],
       busDevices: (pe) => this.busDevices(pe),
     });
+    if (preset.platform === 'pseries') {
+      const name = opts.hypervisor ?? 'qemu-7.2';
+      const profile = HYPERVISOR_PROFILES[name];
+      if (!profile) throw new Error(`hypervisor "${name}": tcelab models ${Object.keys(HYPERVISOR_PROFILES).join(', ')}`);
+      this.papr = new PaprHypervisor({ ...profile, ddw: opts.ddw ?? profile.ddw }, this.mem, this.log, this.topology.phbs);
+      this.pseries = new PseriesIommu({
+        hv: this.papr,
+        mem: this.mem,
+        klog: this.klog,
+        log: this.log,
+        quirks: this.quirks,
+        memoryHotplugMax: BigInt(opts.maxmemBytes ?? 0),
+      });
+      this.eeh.enabled = profile.eehForEmulated;
+    }
     this.driver = new SpaprTceDriver({
       mem: this.mem,
       klog: this.klog,
       log: this.log,
       quirks: this.quirks,
-      mmIommu: { mem: this.mem, log: this.log, hugetlbUnpinnable: this.mmu === 'hash' },
-      eeh: vfioEehOps(this.eeh),
+      mmIommu: { mem: this.mem, log: this.log, hugetlbUnpinnable: this.mmu === 'hash' || this.pseries !== null },
+      eeh: this.eeh.enabled ? vfioEehOps(this.eeh) : noEehOps,
       current: () => this.current!,
     });
     this.sys = new Syscalls(
@@ -123,9 +154,13 @@ export class Machine {
     return this.mem.pageShift;
   }
 
-  /** The huge page size the MMU offers to hugetlbfs (0 when none: QEMU radix has none). */
+  /**
+   * The huge page size the MMU offers to hugetlbfs: 16M under hash, 2M for a radix LPAR, none
+   * for radix on the QEMU PowerNV machine.
+   */
   get hugePageShift(): number {
-    return this.mmu === 'hash' ? 24 : 0;
+    if (this.mmu === 'hash') return 24;
+    return this.pseries ? 21 : 0;
   }
 
   private busDevices(pe: Pe): KPciDev[] {
@@ -136,7 +171,7 @@ export class Machine {
     });
   }
 
-  /** PCI probe and PowerNV DMA setup, in the order the kernel does it at boot. */
+  /** PCI probe, then the platform's DMA setup, in the order the kernel does it at boot. */
   private boot(): void {
     for (const spec of this.topology.devices) {
       if (!this.phbs[spec.addr.domain])
@@ -147,6 +182,12 @@ export class Machine {
     const order = (a: PciFunctionSpec) => ((a.addr.domain * 256 + a.addr.bus) * 32 + a.addr.dev) * 8 + a.addr.fn;
     const specs = [...this.topology.devices].sort((a, b) => order(a) - order(b));
     for (const spec of specs) this.devices.push(new KPciDev(new PciFunction(spec, this.phbs[spec.addr.domain]!)));
+    if (this.papr && this.pseries) bootPseries(this, this.papr, this.pseries);
+    else this.bootPowernv();
+  }
+
+  /** PowerNV: a PE per bus (pnv_pci_configure_bus()), its DMA setup and its group. */
+  private bootPowernv(): void {
     for (const hw of this.phbs) {
       const pphb = new PnvPhb(hw, M32_PCI_BASE);
       this.pnvPhbs.push(pphb);
@@ -204,23 +245,11 @@ export class Machine {
     if (d.isBridge) return;
     if (!pe.dmaSetupDone) {
       this.ioda.setupDmaPe(pe);
-      if (pe.dmaSetupDone && pe.groupId === null) {
-        const g = new IommuGroup(
-          this.groups.length,
+      if (pe.dmaSetupDone && pe.groupId === null)
+        this.registerGroup(
           pe,
           pe.devices.filter((x) => !x.isBridge),
-          this.log,
         );
-        pe.groupId = g.id;
-        this.groups.push(g);
-        this.vfioGroups.set(
-          g.id,
-          new VfioGroup(
-            g,
-            g.devices.map((x) => new VfioDevice(x, this.mem.pageSize)),
-          ),
-        );
-      }
     }
     d.dmaOffset = pe.tceBypassBase;
     this.ioda.setTableBase(d, pe.tables[0]);
@@ -231,9 +260,30 @@ export class Machine {
     if (pe.groupId !== null) this.klog.printk(`pci ${d.name}: Adding to iommu group ${pe.groupId}`);
   }
 
+  /** iommu_register_group(): a new IOMMU group for a table group, and its VFIO group. */
+  registerGroup(tg: TableGroup, devices: KPciDev[]): IommuGroup {
+    const g = new IommuGroup(this.groups.length, tg, devices, this.log);
+    tg.groupId = g.id;
+    this.groups.push(g);
+    this.vfioGroups.set(
+      g.id,
+      new VfioGroup(
+        g,
+        g.devices.map((x) => new VfioDevice(x, this.mem.pageSize)),
+      ),
+    );
+    return g;
+  }
+
+  /** The table group (PowerNV PE or pSeries PE) of a function's IOMMU group. */
+  tableGroupOf(d: KPciDev): TableGroup | undefined {
+    return d.group === null ? undefined : this.groups[d.group]?.tableGroup;
+  }
+
+  /** The PowerNV PE of a function (none on pseries). */
   peOf(d: KPciDev): Pe | undefined {
     const num = d.hw.phb.rtt.get(d.hw.rid);
-    return num === undefined ? undefined : this.pnvPhbs[d.hw.phb.index]!.pes.get(num);
+    return num === undefined ? undefined : this.pnvPhbs[d.hw.phb.index]?.pes.get(num);
   }
 
   device(name: string): KPciDev | undefined {
@@ -337,9 +387,11 @@ export class Machine {
   private deviceOpened(d: VfioDevice): void {
     const k = d.kdev;
     if (k.openCount++ === 0) {
-      // vfio_pci_core_enable(): pci_enable_device() turns on memory decoding.
+      // vfio_pci_core_enable(): pci_enable_device() turns on memory decoding, and I/O decoding for
+      // a function with I/O BARs where the PHB has an I/O window (spapr PHBs do, PowerNV's do not).
       const old = k.command;
-      k.command |= 0x0002;
+      const io = this.pseries && (k.hw.spec.bars ?? []).some((b) => b.kind === 'io') ? 0x0001 : 0;
+      k.command |= 0x0002 | io;
       if (old !== k.command) this.klog.printk(`vfio-pci ${k.name}: enabling device (${hex4(old)} -> ${hex4(k.command)})`);
     }
   }

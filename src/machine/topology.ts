@@ -53,6 +53,15 @@ export function qemuTopology(phbs: number): Topology {
 }
 
 /**
+ * The recorded pseries machine: one conventional PCI bus per spapr PHB, the e1000e at 0000:00:01.0
+ * and the transitional virtio-net (0x1000) at 0001:00:01.0. Power management never refuses D3hot there.
+ */
+export function pseriesTopology(): Topology {
+  const onSpaprBus = (s: PciFunctionSpec): PciFunctionSpec => ({ ...s, m64: false, refusesD3hot: false });
+  return { phbs: 2, devices: [onSpaprBus(E1000E(0, 0, 1)), onSpaprBus({ ...VIRTIO_NET(1, 0, 1), device: 0x1000 })] };
+}
+
+/**
  * The tour: the recorded devices, plus on PHB 2 a PCIe-to-PCI bridge with two functions behind
  * it (one bus-all PE) and an MPT3-like SAS adapter that does 32-bit and 64-bit DMA.
  */

@@ -1,4 +1,5 @@
 /** A machine's state as a report: PEs, their windows and tables, allocator use, event counts. */
+import type { PseriesPe } from '../kernel/pseries/pe.js';
 import type { Machine } from '../machine/machine.js';
 
 export interface WindowReport {
@@ -30,6 +31,38 @@ export interface MachineReport {
   ramBytes: number;
   pes: PeReport[];
   events: Record<string, number>;
+}
+
+/** pSeries PEs with the windows the hypervisor has enabled (it owns the tables). */
+function pseriesPes(m: Machine): PeReport[] {
+  return m.groups.map((g) => {
+    const pe = g.tableGroup as PseriesPe;
+    const windows: WindowReport[] = [];
+    pe.phb.tables.forEach((t, num) => {
+      if (!t.enabled) return;
+      const size = BigInt(t.nbTable) << BigInt(t.pageShift);
+      windows.push({
+        num,
+        kind: 'tce',
+        start: `0x${t.busOffset.toString(16)}`,
+        end: `0x${(t.busOffset + size - 1n).toString(16)}`,
+        pageSize: 2 ** t.pageShift,
+        levels: 1,
+        tableBytes: t.nbTable * 8,
+        entries: t.nbTable,
+        entriesInUse: t.used,
+      });
+    });
+    return {
+      phb: pe.phb.index,
+      pe: pe.node,
+      devices: pe.devices.map((d) => d.name),
+      group: g.id,
+      owner: g.domain === 'blocked' ? 'vfio' : 'kernel',
+      frozen: false,
+      windows,
+    };
+  });
 }
 
 export function machineReport(m: Machine): MachineReport {
@@ -70,6 +103,7 @@ export function machineReport(m: Machine): MachineReport {
       });
     }
   }
+  if (m.papr) pes.push(...pseriesPes(m));
   return {
     machine: m.opts.preset,
     pageSize: m.mem.pageSize,

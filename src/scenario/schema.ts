@@ -84,7 +84,7 @@ export function parseScenario(text: string, file: string): Scenario {
   if (typeof mj !== 'object' || Array.isArray(mj)) fail(get(['machine']), 'machine: expected a mapping');
   const preset = mj.preset ?? 'powernv9';
   if (!isPresetName(String(preset)))
-    fail(get(['machine', 'preset']), `machine.preset: expected powernv8, powernv9 or powernv10, got ${JSON.stringify(preset)}`);
+    fail(get(['machine', 'preset']), `machine.preset: expected powernv8, powernv9, powernv10 or pseries, got ${JSON.stringify(preset)}`);
   const pageSize = mj.pageSize ?? '64k';
   if (pageSize !== '4k' && pageSize !== '64k') fail(get(['machine', 'pageSize']), `machine.pageSize: expected 4k or 64k, got ${JSON.stringify(pageSize)}`);
   const topology = mj.topology ?? 'tour';

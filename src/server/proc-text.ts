@@ -11,10 +11,9 @@ function cpuinfo(m: Machine): string {
     `cpu\t\t: ${PRESETS[m.opts.preset].cpu}, altivec supported`,
     '',
     'timebase\t: 512000000',
-    'platform\t: PowerNV',
-    'model\t\t: IBM PowerNV (emulated by qemu)',
-    'machine\t\t: PowerNV IBM PowerNV (emulated by qemu)',
-    'firmware\t: OPAL',
+    ...(m.pseries
+      ? ['platform\t: pSeries', 'model\t\t: IBM pSeries (emulated by qemu)', 'machine\t\t: CHRP IBM pSeries (emulated by qemu)']
+      : ['platform\t: PowerNV', 'model\t\t: IBM PowerNV (emulated by qemu)', 'machine\t\t: PowerNV IBM PowerNV (emulated by qemu)', 'firmware\t: OPAL']),
     `MMU\t\t: ${m.mmu === 'radix' ? 'Radix' : 'Hash'}`,
     '',
   ].join('\n');

@@ -20,7 +20,11 @@ const BAD: [string, string, RegExp][] = [
   ],
   ['unknown actor', `${HEAD}  - { actor: qemu, op: exit }\n`, /^f\.yaml:5:14: steps\[0\]\.actor: expected one of the actors \(nic\), got "qemu"/],
   ['wrong actor kind', `${HEAD}  - { actor: nic, op: exit }\n`, /steps\[0\]: exit needs a vfio-user actor, "nic" is a driver/],
-  ['bad preset', 'machine: { preset: powernv7 }\nsteps: []\n', /^f\.yaml:1:20: machine\.preset: expected powernv8, powernv9 or powernv10, got "powernv7"/],
+  [
+    'bad preset',
+    'machine: { preset: powernv7 }\nsteps: []\n',
+    /^f\.yaml:1:20: machine\.preset: expected powernv8, powernv9, powernv10 or pseries, got "powernv7"/,
+  ],
   ['unknown quirk', 'machine: { quirks: { frob: true } }\nsteps: []\n', /machine\.quirks: unknown quirk "frob"/],
   [
     'bad ioctl name',

@@ -38,21 +38,33 @@ function records(stdout: string): string {
     .join('');
 }
 
+const POWERNV_ARGS = ['0', '0000:01:00.0', '1', '0001:01:00.0'];
 const VARIANTS = [
-  { recording: 'p9-64k', opts: ['--page-size', '64k'] },
-  { recording: 'p9-4k', opts: ['--page-size', '4k'] },
-  { recording: 'p9-64k-hash', opts: ['--page-size', '64k', '--mmu', 'hash'] },
+  { recording: 'p9-64k', opts: ['--machine', 'powernv9', '--page-size', '64k'], args: POWERNV_ARGS, kernel: join(ORACLE, 'recordings/p9-64k.jsonl') },
+  { recording: 'p9-4k', opts: ['--machine', 'powernv9', '--page-size', '4k'], args: POWERNV_ARGS, kernel: join(ORACLE, 'recordings/p9-4k.jsonl') },
+  {
+    recording: 'p9-64k-hash',
+    opts: ['--machine', 'powernv9', '--page-size', '64k', '--mmu', 'hash'],
+    args: POWERNV_ARGS,
+    kernel: join(ORACLE, 'recordings/p9-64k-hash.jsonl'),
+  },
+  {
+    recording: 'pseries-4k',
+    opts: ['--machine', 'pseries', '--page-size', '4k'],
+    args: ['0', '0000:00:01.0', '1', '0001:00:01.0', '--max-entries-log2=24'],
+    kernel: join(ROOT, 'fixtures/oracle-pseries/pseries-4k.jsonl'),
+  },
 ];
 
 for (const v of VARIANTS) {
   test(`vfio_spapr_oracle through the shim matches recordings/${v.recording}.jsonl`, { skip }, async () => {
     const bin = await oracleBinary();
-    const r = await tcelab(['exec', '--machine', 'powernv9', ...v.opts, '--', bin, '0', '0000:01:00.0', '1', '0001:01:00.0'], { cwd: dir });
+    const r = await tcelab(['exec', ...v.opts, '--', bin, ...v.args], { cwd: dir });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stderr, '', 'the server logged nothing');
     const model = join(dir, `${v.recording}.model.jsonl`);
     writeFileSync(model, records(r.stdout));
-    const kernel = join(ORACLE, 'recordings', `${v.recording}.jsonl`);
+    const kernel = v.kernel;
     const c = await tcelab(['conformance', '--compare', kernel, model]);
     const expected = readFileSync(kernel, 'utf8')
       .split('\n')

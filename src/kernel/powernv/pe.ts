@@ -1,8 +1,7 @@
 /** struct pnv_ioda_pe and struct pnv_phb (the kernel's side of a PHB), with pe_info() logging. */
 import type { Phb } from '../../hw/phb.js';
-import type { IommuTable } from '../iommu-table.js';
 import type { KPciDev } from '../pci.js';
-import type { TableGroup, TableGroupOps } from '../table-group.js';
+import { TableGroupBase, type TableGroupOps } from '../table-group.js';
 
 export const PNV_IODA_PE_DEV = 1 << 0;
 export const PNV_IODA_PE_BUS = 1 << 1;
@@ -52,16 +51,7 @@ export class PnvPhb {
   }
 }
 
-export class Pe implements TableGroup {
-  tce32Start = 0;
-  tce32Size = 0;
-  pgsizes = 0n;
-  maxDynamicWindowsSupported = 0;
-  maxLevels = 0;
-  tables: [IommuTable | null, IommuTable | null] = [null, null];
-  groupId: number | null = null;
-  /** Devices whose DMA this PE carries (device_count). */
-  readonly devices: KPciDev[] = [];
+export class Pe extends TableGroupBase {
   readonly tceBypassBase = 1n << 59n;
   tceBypassEnabled = false;
   dmaSetupDone = false;
@@ -75,7 +65,9 @@ export class Pe implements TableGroup {
     /** The bus of a bus PE. */
     readonly pbus: number | null,
     readonly ops: TableGroupOps,
-  ) {}
+  ) {
+    super();
+  }
 
   get label(): string {
     return `PHB${this.phb.globalNumber} PE#${this.peNumber.toString(16)}`;

@@ -1,0 +1,92 @@
+/**
+ * iommu_table_lpar_multi_ops (pseries/iommu.c): TCE updates as PAPR hypercalls. Building more
+ * than one TCE goes through H_PUT_TCE_INDIRECT with a per-CPU list page of up to 512 TCEs;
+ * clearing uses H_STUFF_TCE in chunks of 512; exchange is H_GET_TCE then H_PUT_TCE. The VFIO
+ * userspace view is a single-level array of user addresses, one slot per TCE.
+ */
+import { type PaprHypervisor, H_SUCCESS, SPAPR_TCE_LIST_MAX } from '../../firmware/papr/hypervisor.js';
+import type { PhysMemory } from '../../hw/memory.js';
+import { DMA_NONE, type DmaDirection, directionToPerm, tceAddr, tceDirection } from '../../hw/tce.js';
+import type { IommuTable, IommuTableOps } from '../iommu-table.js';
+
+export interface LparTceContext {
+  hv: PaprHypervisor;
+  mem: PhysMemory;
+}
+
+export function lparTceOps(ctx: LparTceContext): IommuTableOps {
+  const { hv, mem } = ctx;
+  /** Pages of each table's userspace view, allocated as the view is first written. */
+  const views = new WeakMap<IommuTable, Map<number, number>>();
+  let tcePage: number | null = null;
+  const ioba = (tbl: IommuTable, index: number) => BigInt(index) << BigInt(tbl.itPageShift);
+  const rpnTce = (pa: number, dir: DmaDirection) => BigInt(pa) | BigInt(directionToPerm(dir));
+  const putOne = (tbl: IommuTable, index: number, pa: number, dir: DmaDirection) => hv.hPutTce(tbl.itIndex, ioba(tbl, index), rpnTce(pa, dir));
+
+  return {
+    /** tce_buildmulti_pSeriesLP(): errors other than resource shortage are only logged (return 0). */
+    set(tbl, index, npages, pa, dir) {
+      if (npages === 1) {
+        putOne(tbl, index, pa, dir);
+        return 0;
+      }
+      if (tcePage === null) {
+        const pfn = mem.allocPages(0, { kind: 'kernel', label: 'tce_page (per-CPU H_PUT_TCE_INDIRECT list)' });
+        if (pfn === null) {
+          for (let i = 0; i < npages; i++) putOne(tbl, index + i, pa + i * tbl.pageSize, dir);
+          return 0;
+        }
+        tcePage = pfn * mem.pageSize;
+      }
+      for (let done = 0; done < npages; ) {
+        const n = Math.min(npages - done, SPAPR_TCE_LIST_MAX, mem.pageSize >> 3);
+        for (let k = 0; k < n; k++) mem.writeU64BE(tcePage + 8 * k, Number(rpnTce(pa + (done + k) * tbl.pageSize, dir)));
+        if (hv.hPutTceIndirect(tbl.itIndex, ioba(tbl, index + done), BigInt(tcePage), n) !== H_SUCCESS) break;
+        done += n;
+      }
+      return 0;
+    },
+    /** tce_exchange_pseries(). */
+    xchgNoKill(tbl, index, hpa, dir) {
+      const old = hv.hGetTce(tbl.itIndex, ioba(tbl, index));
+      const rc = hv.hPutTce(tbl.itIndex, ioba(tbl, index), dir === DMA_NONE ? 0n : rpnTce(hpa, dir));
+      const oldTce = Number(old.tce);
+      return { ret: rc === H_SUCCESS ? 0 : rc, hpa: tceAddr(oldTce), dir: tceDirection(oldTce) };
+    },
+    /** &it_userspace[index - it_offset]. */
+    useraddrptr(tbl, index, alloc) {
+      let view = views.get(tbl);
+      if (!view) {
+        view = new Map();
+        views.set(tbl, view);
+      }
+      const slot = (index - tbl.itOffset) * 8;
+      const page = Math.floor(slot / mem.pageSize);
+      let pa = view.get(page);
+      if (pa === undefined) {
+        if (!alloc) return null;
+        const pfn = mem.allocPages(0, { kind: 'tce-shadow', label: `it_userspace of table #${tbl.id}` });
+        if (pfn === null) return null;
+        pa = pfn * mem.pageSize;
+        mem.zero(pa, mem.pageSize);
+        view.set(page, pa);
+      }
+      return pa + (slot % mem.pageSize);
+    },
+    /** tce_freemulti_pSeriesLP(). */
+    clear(tbl, index, npages) {
+      for (let done = 0; done < npages; done += SPAPR_TCE_LIST_MAX) {
+        hv.hStuffTce(tbl.itIndex, ioba(tbl, index + done), 0n, Math.min(SPAPR_TCE_LIST_MAX, npages - done));
+      }
+    },
+    /** tce_get_pSeriesLP(). */
+    get: (tbl, index) => Number(hv.hGetTce(tbl.itIndex, ioba(tbl, index)).tce),
+    /** iommu_free_table(): the hypervisor keeps the TCEs; the guest frees its userspace view. */
+    free(tbl) {
+      const view = views.get(tbl);
+      if (!view) return;
+      for (const pa of view.values()) mem.freePages(pa / mem.pageSize, 0);
+      views.delete(tbl);
+    },
+  };
+}

@@ -1,0 +1,44 @@
+/**
+ * The pSeries recordings (a Linux 6.12 guest of QEMU 7.2 -machine pseries) replay with 0
+ * mismatched, and the machine a recording asks for is read from its qemu_machine options.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { machineOptionsFor } from '../../src/conformance/environment.js';
+import { type OracleRecord, parseRecords, splitBoots } from '../../src/conformance/records.js';
+import { formatMismatch, replayFile } from '../../src/conformance/run.js';
+
+const FIXTURES = join(import.meta.dirname, '../../../fixtures/oracle-pseries');
+
+for (const f of readdirSync(FIXTURES).filter((x) => x.endsWith('.jsonl'))) {
+  test(`pseries recording ${f} replays with 0 mismatched`, () => {
+    const r = replayFile(join(FIXTURES, f));
+    assert.ok(r.records > 400, 'the recording has records');
+    assert.deepEqual(
+      r.mismatches.map((m) => formatMismatch(f, m)),
+      [],
+    );
+    assert.equal(r.matched, r.records);
+  });
+}
+
+test('a file of one boot per scenario splits where the record numbers start again', () => {
+  const records = parseRecords(readFileSync(join(FIXTURES, 'pseries-64k-fresh.jsonl'), 'utf8'), 'fresh');
+  const boots = splitBoots(records);
+  assert.equal(boots.length, 9);
+  assert.deepEqual(
+    boots.map((b) => b.find((r) => r.scn !== 'init')!.scn),
+    ['v2_basic', 'v2_unreg_mapped', 'v2_create_matrix', 'v2_two_groups', 'v1', 'v2_pending_remove', 'v2_create_first', 'rlimit_v2', 'rlimit_v1'],
+  );
+});
+
+test('qemu_machine options configure the pseries machine', () => {
+  const rec = (qemu_machine: string) => ({ qemu_machine, kernel: '6.12.95+deb12-powerpc64le-64k', kernel_cmdline: '' }) as OracleRecord;
+  assert.deepEqual(machineOptionsFor(rec('pseries,cap-cfpc=broken')), { preset: 'pseries', pageSize: '64k', topology: 'qemu' });
+  assert.equal(machineOptionsFor(rec('pseries,cap-cfpc=broken -global spapr-pci-host-bridge.ddw=off')).ddw, false);
+  const mm = machineOptionsFor(rec('pseries -m 2G,maxmem=4G,slots=2'));
+  assert.equal(mm.ramBytes, 2 ** 31);
+  assert.equal(mm.maxmemBytes, 2 ** 32);
+});
