@@ -164,16 +164,7 @@ export class PaprHypervisor {
     const t = this.liveTable(liobn);
     if (!t || npages > SPAPR_TCE_LIST_MAX || (tceList & SPAPR_TCE_PAGE_MASK) !== 0n) return this.hcall('H_PUT_TCE_INDIRECT', args, H_PARAMETER);
     if (!this.mem.isRam(Number(tceList))) return this.hcall('H_PUT_TCE_INDIRECT', args, H_PARAMETER);
-    let rc = H_PARAMETER;
-    for (let k = 0; k < npages; k++) {
-      const i = t.index(ioba + (BigInt(k) << BigInt(t.pageShift)));
-      if (i < 0) {
-        rc = H_PARAMETER;
-        break;
-      }
-      t.set(i, BigInt(this.mem.readU64BE(Number(tceList) + 8 * k)));
-      rc = H_SUCCESS;
-    }
+    const rc = fillEntries(t, ioba, npages, (k) => BigInt(this.mem.readU64BE(Number(tceList) + 8 * k)));
     return this.hcall('H_PUT_TCE_INDIRECT', args, rc);
   }
 
@@ -182,17 +173,11 @@ export class PaprHypervisor {
     const args = [liobn, ioba, value, npages];
     const t = this.liveTable(liobn);
     if (!t || npages > t.nbTable) return this.hcall('H_STUFF_TCE', args, H_PARAMETER);
-    let rc = H_PARAMETER;
-    for (let k = 0; k < npages; k++) {
-      const i = t.index(ioba + (BigInt(k) << BigInt(t.pageShift)));
-      if (i < 0) {
-        rc = H_PARAMETER;
-        break;
-      }
-      t.set(i, value);
-      rc = H_SUCCESS;
-    }
-    return this.hcall('H_STUFF_TCE', args, rc);
+    return this.hcall(
+      'H_STUFF_TCE',
+      args,
+      fillEntries(t, ioba, npages, () => value),
+    );
   }
 
   /** ibm,query-pe-dma-window (6-output form). QEMU finds the PHB by BUID; the config address is not used. */
@@ -247,4 +232,19 @@ export class PaprHypervisor {
     this.dmaReset(phb);
     return this.rtas('ibm,reset-pe-dma-window', args, RTAS_SUCCESS);
   }
+}
+
+/**
+ * Write npages consecutive entries from ioba, stopping at the first one past the window (the
+ * earlier ones stay written, as QEMU does): H_SUCCESS, or H_PARAMETER when none or not all fit.
+ */
+function fillEntries(t: SpaprTceTable, ioba: bigint, npages: number, valueAt: (k: number) => bigint): number {
+  let rc = H_PARAMETER;
+  for (let k = 0; k < npages; k++) {
+    const i = t.index(ioba + (BigInt(k) << BigInt(t.pageShift)));
+    if (i < 0) return H_PARAMETER;
+    t.set(i, valueAt(k));
+    rc = H_SUCCESS;
+  }
+  return rc;
 }
