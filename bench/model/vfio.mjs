@@ -3,7 +3,7 @@
 import { load } from './common.mjs';
 
 const { Machine } = await load('machine/machine.js');
-const V = await load('uapi/linux/vfio.js');
+const V = await load('kernel/include/uapi/linux/vfio.js');
 
 export { V };
 

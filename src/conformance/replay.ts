@@ -9,7 +9,7 @@ import { errnoName } from '../base/errno.js';
 import { Machine } from '../machine/machine.js';
 import type { Process } from '../kernel/process.js';
 import type { IoctlArg } from '../kernel/uaccess.js';
-import * as V from '../uapi/linux/vfio.js';
+import * as V from '../kernel/include/uapi/linux/vfio.js';
 import type { SysResult } from '../uapi/syscalls.js';
 import type { Answer } from './compare.js';
 import { machineOptionsFor } from './environment.js';

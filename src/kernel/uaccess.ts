@@ -3,7 +3,7 @@
  * (or a pointer with nothing readable behind it) or the bytes of a user buffer; a copy beyond
  * the buffer faults with -EFAULT as it would on an unmapped page.
  */
-import { decode, offsetofend, type StructName, type structs } from '../uapi/linux/vfio.js';
+import { decode, offsetofend, type StructName, type structs } from './include/uapi/linux/vfio.js';
 
 export type IoctlArg = bigint | Uint8Array;
 

@@ -8,7 +8,7 @@ import type { Process } from '../kernel/process.js';
 import type { Quirks } from '../kernel/quirks.js';
 import type { IoctlArg } from '../kernel/uaccess.js';
 import { Machine } from '../machine/machine.js';
-import * as V from '../uapi/linux/vfio.js';
+import * as V from '../kernel/include/uapi/linux/vfio.js';
 import type { Scenario, Step } from './schema.js';
 
 export interface StepResult {

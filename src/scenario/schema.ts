@@ -5,7 +5,7 @@
 import { isMap, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
 import { isQuirkName, type Quirks } from '../kernel/quirks.js';
 import { isPresetName, type PresetName } from '../machine/presets.js';
-import { VFIO_IOCTL_NAMES } from '../uapi/linux/vfio.js';
+import { VFIO_IOCTL_NAMES } from '../kernel/include/uapi/linux/vfio.js';
 
 export class ScenarioError extends Error {}
 

@@ -9,7 +9,13 @@ import type { KernelLog } from '../kernel/printk.js';
 import type { Process } from '../kernel/process.js';
 import type { IoctlArg } from '../kernel/uaccess.js';
 import { copyFromUser } from '../kernel/uaccess.js';
-import { VFIO_GROUP_GET_DEVICE_FD, VFIO_GROUP_GET_STATUS, VFIO_GROUP_SET_CONTAINER, VFIO_GROUP_UNSET_CONTAINER, VFIO_IOCTL_NAMES } from '../uapi/linux/vfio.js';
+import {
+  VFIO_GROUP_GET_DEVICE_FD,
+  VFIO_GROUP_GET_STATUS,
+  VFIO_GROUP_SET_CONTAINER,
+  VFIO_GROUP_UNSET_CONTAINER,
+  VFIO_IOCTL_NAMES,
+} from '../kernel/include/uapi/linux/vfio.js';
 import type { VfioContainer } from '../vfio/container.js';
 import type { VfioDevice } from '../vfio/device.js';
 import type { VfioGroup } from '../vfio/group.js';

@@ -2,7 +2,7 @@
 import { errno } from '../base/errno.js';
 import type { IoctlArg } from '../kernel/uaccess.js';
 import { argValue } from '../kernel/uaccess.js';
-import { VFIO_API_VERSION, VFIO_CHECK_EXTENSION, VFIO_GET_API_VERSION, VFIO_SET_IOMMU } from '../uapi/linux/vfio.js';
+import { VFIO_API_VERSION, VFIO_CHECK_EXTENSION, VFIO_GET_API_VERSION, VFIO_SET_IOMMU } from '../kernel/include/uapi/linux/vfio.js';
 import type { VfioGroup } from './group.js';
 import { SpaprTceDriver, type TceContainer } from './spapr-tce.js';
 

@@ -24,7 +24,7 @@ import {
   VFIO_REGION_INFO_FLAG_MMAP,
   VFIO_REGION_INFO_FLAG_READ,
   VFIO_REGION_INFO_FLAG_WRITE,
-} from '../uapi/linux/vfio.js';
+} from '../kernel/include/uapi/linux/vfio.js';
 import type { VfioGroup } from './group.js';
 
 export class VfioDevice {

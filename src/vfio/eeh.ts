@@ -16,7 +16,7 @@ import {
   VFIO_EEH_PE_RESET_HOT,
   VFIO_EEH_PE_UNFREEZE_DMA,
   VFIO_EEH_PE_UNFREEZE_IO,
-} from '../uapi/linux/vfio.js';
+} from '../kernel/include/uapi/linux/vfio.js';
 
 export interface EehOps {
   enabled(): boolean;

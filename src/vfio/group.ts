@@ -2,7 +2,7 @@
 import { errno } from '../base/errno.js';
 import type { IommuGroup } from '../kernel/iommu-group.js';
 import { copyStructFromUser, copyToUser, type IoctlArg } from '../kernel/uaccess.js';
-import { encode, VFIO_GROUP_FLAGS_CONTAINER_SET, VFIO_GROUP_FLAGS_VIABLE } from '../uapi/linux/vfio.js';
+import { encode, VFIO_GROUP_FLAGS_CONTAINER_SET, VFIO_GROUP_FLAGS_VIABLE } from '../kernel/include/uapi/linux/vfio.js';
 import type { VfioContainer } from './container.js';
 import type { VfioDevice } from './device.js';
 

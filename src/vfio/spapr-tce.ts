@@ -46,7 +46,7 @@ import {
   VFIO_IOMMU_UNMAP_DMA,
   VFIO_SPAPR_TCE_IOMMU,
   VFIO_SPAPR_TCE_v2_IOMMU,
-} from '../uapi/linux/vfio.js';
+} from '../kernel/include/uapi/linux/vfio.js';
 import type { EehOps } from './eeh.js';
 
 const { EPERM, EINVAL, ENXIO, ENOTTY, EBUSY, ENODEV, EFAULT, ENOENT, ENOSPC } = errno;

@@ -5,18 +5,21 @@ import { test } from 'node:test';
 import { compareRecord, normalizeDmesg } from '../../src/conformance/compare.js';
 import { formatMismatch, replayFile } from '../../src/conformance/run.js';
 
-const FIXTURES = join(import.meta.dirname, '../../../fixtures/oracle');
+const ROOT = join(import.meta.dirname, '../../../fixtures');
 
-for (const f of readdirSync(FIXTURES).filter((x) => x.endsWith('.jsonl'))) {
-  test(`real-kernel recording ${f} replays with 0 mismatched`, () => {
-    const r = replayFile(join(FIXTURES, f));
-    assert.ok(r.records > 20, 'the recording has records');
-    assert.deepEqual(
-      r.mismatches.map((m) => formatMismatch(f, m)),
-      [],
-    );
-    assert.equal(r.matched, r.records);
-  });
+/** Every recording of the real kernel, PowerNV (oracle/) and pSeries (oracle-pseries/). */
+for (const dir of ['oracle', 'oracle-pseries']) {
+  for (const f of readdirSync(join(ROOT, dir)).filter((x) => x.endsWith('.jsonl'))) {
+    test(`real-kernel recording ${dir}/${f} replays with 0 mismatched`, () => {
+      const r = replayFile(join(ROOT, dir, f));
+      assert.ok(r.records > 20, 'the recording has records');
+      assert.deepEqual(
+        r.mismatches.map((m) => formatMismatch(f, m)),
+        [],
+      );
+      assert.equal(r.matched, r.records);
+    });
+  }
 }
 
 test('a WARNING splat compares as one line naming file, line and function', () => {

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { DMA_FROM_DEVICE } from '../../src/hw/tce.js';
 import { dmaMapPage } from '../../src/kernel/dma-api.js';
 import { Machine } from '../../src/machine/machine.js';
-import * as V from '../../src/uapi/linux/vfio.js';
+import * as V from '../../src/kernel/include/uapi/linux/vfio.js';
 
 /** VFIO takes the bus PE of the two legacy NICs and gives it back; then a kernel driver DMAs again. */
 function vfioRoundTrip(staleTablePointer: boolean) {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { PseriesPe } from '../../src/kernel/pseries/pe.js';
 import { Machine, type MachineOptions } from '../../src/machine/machine.js';
-import * as V from '../../src/uapi/linux/vfio.js';
+import * as V from '../../src/kernel/include/uapi/linux/vfio.js';
 
 const GiB = 2 ** 30;
 

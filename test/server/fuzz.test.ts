@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import type { HostView } from '../../src/server/host.js';
 import { decodeRequest, EPROTO, MAX_FRAME, Op, ProtocolError } from '../../src/server/protocol.js';
 import { ModelServer } from '../../src/server/server.js';
-import * as V from '../../src/uapi/linux/vfio.js';
+import * as V from '../../src/kernel/include/uapi/linux/vfio.js';
 import { RawClient } from './raw-client.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tcelab-fuzz-'));

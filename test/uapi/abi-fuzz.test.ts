@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { Machine } from '../../src/machine/machine.js';
-import * as V from '../../src/uapi/linux/vfio.js';
+import * as V from '../../src/kernel/include/uapi/linux/vfio.js';
 
 const REQUESTS = Object.keys(V.VFIO_IOCTL_NAMES).map(Number);
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { QuirkName } from '../../src/kernel/quirks.js';
 import { Machine } from '../../src/machine/machine.js';
-import * as V from '../../src/uapi/linux/vfio.js';
+import * as V from '../../src/kernel/include/uapi/linux/vfio.js';
 
 const BUF = 0x10000000n;
 
