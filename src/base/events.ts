@@ -13,7 +13,8 @@ export interface EventBase {
 
 export type EventBody =
   | { layer: 'kernel'; kind: 'printk'; text: string }
-  | { layer: 'kernel'; kind: 'ownership'; group: number; owner: 'kernel' | 'vfio' }
+  | { layer: 'kernel'; kind: 'ownership'; group: number; owner: 'kernel' | 'vfio' | 'iommufd' }
+  | { layer: 'kernel'; kind: 'iommufd-pin'; pid: number; pages: number; mode: string }
   | { layer: 'kernel'; kind: 'dma-map'; device: string; dma: bigint; npages: number }
   | { layer: 'kernel'; kind: 'dma-unmap'; device: string; dma: bigint; npages: number }
   | { layer: 'kernel'; kind: 'table-base'; device: string; table: number | null }

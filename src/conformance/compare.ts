@@ -10,6 +10,8 @@ export interface Answer {
   errno: string | null;
   out: Record<string, unknown>;
   vmlck_kb: number;
+  /** VmPin, for recordings that carry it. */
+  vmpin_kb?: number;
   dmesg: string[];
 }
 
@@ -69,6 +71,7 @@ export function compareRecord(rec: OracleRecord, model: Answer): Mismatch[] {
     if (show(rec.out?.[k]) !== show(model.out[k])) add(`out.${k}`, rec.out?.[k], model.out[k]);
   }
   if (rec.vmlck_kb !== model.vmlck_kb) add('vmlck_kb', rec.vmlck_kb, model.vmlck_kb);
+  if (rec.vmpin_kb !== undefined && rec.vmpin_kb !== model.vmpin_kb) add('vmpin_kb', rec.vmpin_kb, model.vmpin_kb);
   const kd = normalizeDmesg(rec.dmesg ?? [], rec.op);
   const md = normalizeDmesg(model.dmesg, rec.op);
   const n = Math.max(kd.length, md.length);

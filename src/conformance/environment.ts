@@ -35,3 +35,31 @@ export function machineOptionsFor(r: OracleRecord): MachineOptions {
   }
   return opts;
 }
+
+/** A recording of the IOMMUFD oracle program (its environment record lists the iommufd structs). */
+export function isIommufdProgram(env: OracleRecord): boolean {
+  const sizes = (env.out as { sizeof?: Record<string, unknown> }).sizeof;
+  return !!sizes && 'ioas_alloc' in sizes;
+}
+
+/** The huge page size (HPAGE_SHIFT) of machines tcelab does not model, for their device-free records. */
+const FOREIGN_HPAGE_SHIFT: Record<string, number> = { x86_64: 21, aarch64: 21 };
+
+/**
+ * The machine for an IOMMUFD recording: a modelled machine with the PPC64 IOMMUFD RFC kernel, or,
+ * for a machine tcelab does not model, the generic core alone with that machine's page size and
+ * huge page size (only its device-free records replay).
+ */
+export function iommufdMachineFor(env: OracleRecord): { opts: MachineOptions; deviceFree: boolean } {
+  const cmdline = env.kernel_cmdline ?? '';
+  const unsafe = /\biommufd\.allow_unsafe_interrupts=(1|y|Y)\b/.test(cmdline);
+  const preset = env.qemu_machine.trim().split(/[\s,]+/)[0]!;
+  if (isPresetName(preset)) return { opts: { ...machineOptionsFor(env), iommufd: 'rfc-2026', allowUnsafeInterrupts: unsafe }, deviceFree: false };
+  const out = env.out as { machine?: string; pagesize?: number };
+  const arch = String(out.machine ?? '');
+  const hpage = FOREIGN_HPAGE_SHIFT[arch];
+  if (hpage === undefined) throw new EnvironmentError(`machine "${arch}" (${env.qemu_machine}): tcelab knows the page sizes of ${Object.keys(FOREIGN_HPAGE_SHIFT).join(', ')}`);
+  const pageSize = out.pagesize === 65536 ? '64k' : out.pagesize === 4096 ? '4k' : null;
+  if (!pageSize) throw new EnvironmentError(`pagesize ${out.pagesize}: tcelab models 4096 and 65536`);
+  return { opts: { preset: 'powernv9', pageSize, topology: 'qemu', iommufd: 'rfc-2026', allowUnsafeInterrupts: unsafe, hugePageShift: hpage }, deviceFree: true };
+}

@@ -14,6 +14,8 @@ export interface OracleRecord {
   errno: string | null;
   out: Record<string, unknown>;
   vmlck_kb: number;
+  /** VmPin (the IOMMUFD kits record it). */
+  vmpin_kb?: number;
   dmesg: string[];
 }
 

@@ -6,6 +6,7 @@
 import type { EventLog } from '../base/events.js';
 import type { PhysMemory } from '../hw/memory.js';
 import type { MmIommuRegion } from './mm-iommu.js';
+import { UserMemory } from './uaccess.js';
 
 export type MappingKind = 'anon' | 'readonly' | 'hugetlb' | 'thp';
 
@@ -20,6 +21,10 @@ export interface Mapping {
 export class Mm {
   /** locked_vm, in kernel pages. */
   lockedVm = 0;
+  /** pinned_vm (VmPin), in kernel pages. */
+  pinnedVm = 0;
+  /** Buffers the kernel reads and writes through pointers inside ioctl structs. */
+  readonly user = new UserMemory();
   readonly mappings: Mapping[] = [];
   /** mm->context.iommu_group_mem_list (newest first, like list_add). */
   readonly iommuGroupMemList: MmIommuRegion[] = [];

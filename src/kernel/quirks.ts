@@ -43,6 +43,41 @@ export const QUIRKS = {
     source: 'pSeries remove_dma_window_named() calls ibm,remove-pe-dma-window only for a property as long as struct dynamic_dma_window_prop',
     what: 'removing the default window drops the property but the hypervisor keeps the window, so userspace gets one DDW (fixed: RTAS remove)',
   },
+  'iova-alignment-hpage-zero': {
+    default: true,
+    source: 'iommufd iopt_alloc_iova() caps the IOVA alignment at HPAGE_SIZE, which is 1 on PowerPC when the MMU offers no huge page size (HPAGE_SHIFT 0)',
+    what: 'with a domain attached, every IOMMU_IOAS_MAP without FIXED_IOVA fails with -EINVAL on radix PowerNV (fixed: the cap is at least PAGE_SIZE)',
+  },
+  'rfc-aperture-off-by-one': {
+    default: true,
+    source: 'PPC64 IOMMUFD RFC (2026) spapr_tce_domain_alloc_paging() sets geometry.aperture_end = 0x40000000, an inclusive end',
+    what: '--iommufd rfc-2026: IOVA_RANGES reports [0, 0x40000000], one byte past the 1 GiB table (fixed: 0x3fffffff)',
+  },
+  'rfc-hwpt-alloc-programs-pe': {
+    default: true,
+    source: 'PPC64 IOMMUFD RFC spapr_tce_domain_alloc_paging() calls set_window() for the allocating device',
+    what: '--iommufd rfc-2026: HWPT_ALLOC switches the device\'s live translation, even while it is blocked or attached elsewhere, and a close after it leaves the kernel driver without DMA (fixed: the window is programmed at attach)',
+  },
+  'rfc-single-device-domain': {
+    default: true,
+    source: 'PPC64 IOMMUFD RFC spapr_tce_iommu_attach_device() only records the device ("REVISIT: single device")',
+    what: '--iommufd rfc-2026: a second PE attached to a shared HWPT gets no window (fixed: every attached PE is programmed)',
+  },
+  'rfc-domain-table-leak': {
+    default: true,
+    source: 'PPC64 IOMMUFD RFC spapr_tce_domain_free() only kfree()s the domain and never puts its iommu_table',
+    what: '--iommufd rfc-2026: the TCE table (and its userspace view) of every destroyed HWPT stays allocated (fixed: the table is put)',
+  },
+  'rfc-inverted-direction': {
+    default: true,
+    source: 'PPC64 IOMMUFD RFC spapr_tce_iommu_map_pages() maps !IOMMU_WRITE to DMA_FROM_DEVICE and !IOMMU_READ to DMA_TO_DEVICE',
+    what: '--iommufd rfc-2026: a READABLE-only map gives the device write access and a WRITEABLE-only map read-only access (fixed: IOMMU_WRITE allows device writes)',
+  },
+  'rfc-mapped-one-page': {
+    default: true,
+    source: 'PPC64 IOMMUFD RFC spapr_tce_iommu_map_pages() sets *mapped = pgsize instead of pgsize * pgcount',
+    what: '--iommufd rfc-2026: the iommu core re-maps the rest of every run, N calls and about N*N/2 TCE writes for N pages (fixed: *mapped covers the run)',
+  },
   'missing-tce-kill': {
     default: false,
     source: 'not in 6.12: a kernel whose VFIO unmap path drops the iommu_tce_kill() after exchanging TCEs out',

@@ -43,3 +43,40 @@ export function copyStructFromUser<S extends StructName>(
   if ((v as Record<string, bigint>).argsz! < BigInt(minsz)) return -22;
   return { bytes, v, minsz };
 }
+
+/**
+ * User memory the kernel reads and writes by address (copy_from_user/copy_to_user through a
+ * pointer inside a struct: an array of IOVA ranges, a data buffer). The caller of a syscall
+ * places its buffers here; an address outside every placed buffer faults with -EFAULT.
+ */
+export class UserMemory {
+  private readonly regions: { start: bigint; bytes: Uint8Array }[] = [];
+
+  /** Place (or replace) a buffer at `start`. */
+  place(start: bigint, bytes: Uint8Array): void {
+    const i = this.regions.findIndex((r) => r.start === start);
+    if (i >= 0) this.regions.splice(i, 1);
+    this.regions.push({ start, bytes });
+  }
+
+  private find(addr: bigint, len: number): { r: Uint8Array; off: number } | null {
+    if (addr === 0n) return null;
+    for (const r of this.regions) {
+      const off = addr - r.start;
+      if (off >= 0n && off + BigInt(len) <= BigInt(r.bytes.length)) return { r: r.bytes, off: Number(off) };
+    }
+    return null;
+  }
+
+  read(addr: bigint, len: number): Uint8Array | null {
+    const f = this.find(addr, len);
+    return f ? f.r.slice(f.off, f.off + len) : null;
+  }
+
+  write(addr: bigint, bytes: Uint8Array): boolean {
+    const f = this.find(addr, bytes.length);
+    if (!f) return false;
+    f.r.set(bytes, f.off);
+    return true;
+  }
+}

@@ -12,14 +12,17 @@ import { PhysMemory } from '../hw/memory.js';
 import { PciFunction, type PciFunctionSpec } from '../hw/pci-device.js';
 import { Phb } from '../hw/phb.js';
 import { Eeh } from '../kernel/eeh.js';
-import { IommuGroup } from '../kernel/iommu-group.js';
+import { IommuGroup, type IommuOps, IOMMU_CAP_CACHE_COHERENCY, tableGroupDomains } from '../kernel/iommu-group.js';
+import type { IommufdPlatform } from '../iommufd/context.js';
+import { UserStructs } from '../iommufd/pages.js';
+import { spaprTceRfcOps } from '../kernel/spapr-tce-iommu.js';
 import { KPciDev } from '../kernel/pci.js';
 import { PseriesIommu } from '../kernel/pseries/iommu.js';
 import type { TableGroup } from '../kernel/table-group.js';
 import { PnvIoda2 } from '../kernel/powernv/pci-ioda.js';
 import { PNV_IODA_PE_BUS, PNV_IODA_PE_BUS_ALL, Pe, PnvPhb } from '../kernel/powernv/pe.js';
 import { KernelLog } from '../kernel/printk.js';
-import { Process } from '../kernel/process.js';
+import { accountLockedVm, Process } from '../kernel/process.js';
 import { defaultQuirks, type Quirks } from '../kernel/quirks.js';
 import { Syscalls } from '../uapi/syscalls.js';
 import { VfioContainer } from '../vfio/container.js';
@@ -47,6 +50,15 @@ export interface MachineOptions {
   ddw?: boolean;
   /** pseries: the top of hot-pluggable memory (QEMU -m …,maxmem=); none by default. */
   maxmemBytes?: number;
+  /**
+   * The kernel's IOMMUFD: absent (Debian's 6.12 ppc64el kernels have none), or `rfc-2026`, the
+   * PPC64 IOMMUFD RFC as posted, with /dev/iommu and the VFIO device cdevs.
+   */
+  iommufd?: 'rfc-2026';
+  /** iommufd.allow_unsafe_interrupts=1 on the kernel command line. */
+  allowUnsafeInterrupts?: boolean;
+  /** The MMU's huge page size (HPAGE_SHIFT), when it is not the one this MMU mode gives. */
+  hugePageShift?: number;
 }
 
 /** MAX_PAGE_ORDER of the Debian ppc64el kernels: 8 with 64K pages, 12 with 4K pages (16 MiB blocks). */
@@ -74,6 +86,11 @@ export class Machine {
   readonly quirks: Quirks;
   readonly mmu: 'radix' | 'hash';
   readonly topology: Topology;
+  /** The IOMMUFD core's view of this machine, when the kernel has one. */
+  readonly iommufd: IommufdPlatform | null = null;
+  private readonly iommuOps: IommuOps;
+  /** vfio-pci devices in cdev order (/dev/vfio/devices/vfioN). */
+  private readonly cdevs: VfioDevice[] = [];
   /** Deferred kernel work (runtime PM) run at the next kernel entry. */
   private readonly deferred: (() => void)[] = [];
   /** WARN_ON_ONCE sites that already fired this boot. */
@@ -130,8 +147,32 @@ export class Machine {
       eeh: this.eeh.enabled ? vfioEehOps(this.eeh) : noEehOps,
       current: () => this.current!,
     });
+    this.iommuOps = opts.iommufd === 'rfc-2026' ? spaprTceRfcOps(this.quirks) : { capable: (_d, cap) => cap === IOMMU_CAP_CACHE_COHERENCY };
+    if (opts.iommufd) {
+      this.iommufd = {
+        mem: this.mem,
+        log: this.log,
+        klog: this.klog,
+        quirks: this.quirks,
+        users: new UserStructs(),
+        iopt: {
+          pageSize: BigInt(this.mem.pageSize),
+          hpageSize: 1n << BigInt(this.hugePageShift),
+          capAtLeastPage: !this.quirks['iova-alignment-hpage-zero'],
+        },
+        allowUnsafeInterrupts: opts.allowUnsafeInterrupts ?? false,
+        isolatedMsi: false,
+        hugetlbPinnable: this.mmu !== 'hash' && !this.pseries,
+      };
+    }
     this.sys = new Syscalls(
       {
+        iommufd: this.iommufd,
+        vfioCdev: (n) => {
+          const d = this.cdevs[n];
+          const g = d?.kdev.group === null || !d ? undefined : this.vfioGroups.get(d.kdev.group);
+          return d && g ? { device: d, group: g } : undefined;
+        },
         klog: this.klog,
         log: this.log,
         pageSize: this.mem.pageSize,
@@ -159,6 +200,7 @@ export class Machine {
    * for radix on the QEMU PowerNV machine.
    */
   get hugePageShift(): number {
+    if (this.opts.hugePageShift !== undefined) return this.opts.hugePageShift;
     if (this.mmu === 'hash') return 24;
     return this.pseries ? 21 : 0;
   }
@@ -262,7 +304,8 @@ export class Machine {
 
   /** iommu_register_group(): a new IOMMU group for a table group, and its VFIO group. */
   registerGroup(tg: TableGroup, devices: KPciDev[]): IommuGroup {
-    const g = new IommuGroup(this.groups.length, tg, devices, this.log);
+    const { platform, blocked } = tableGroupDomains(tg);
+    const g = new IommuGroup(this.groups.length, tg, devices, this.log, platform, blocked, this.iommuOps);
     tg.groupId = g.id;
     this.groups.push(g);
     this.vfioGroups.set(
@@ -375,13 +418,16 @@ export class Machine {
   }
 
   /** Bind a function to vfio-pci through driver_override, as the recording kit's init does. */
-  bindVfioPci(name: string): { ret: number; group: number | null } {
+  bindVfioPci(name: string): { ret: number; group: number | null; cdev: number | null } {
     const d = this.device(name);
-    if (!d || d.removed) return { ret: -19, group: null };
+    if (!d || d.removed) return { ret: -19, group: null, cdev: null };
     d.driver = 'vfio-pci';
+    const vd = d.group === null ? undefined : this.vfioGroups.get(d.group)?.devices.find((x) => x.kdev === d);
+    if (this.iommufd && vd && !this.cdevs.includes(vd)) this.cdevs.push(vd);
     // vfio-pci leaves an idle device in D3hot; QEMU's emulated devices refuse it.
     if (d.hw.spec.refusesD3hot && d.hw.phb.gen.idleD3hot) this.klog.printk(`vfio-pci ${d.name}: Refused to change power state from D0 to D3hot`);
-    return { ret: 0, group: d.group };
+    const cdev = vd ? this.cdevs.indexOf(vd) : -1;
+    return { ret: 0, group: d.group, cdev: cdev >= 0 ? cdev : null };
   }
 
   private deviceOpened(d: VfioDevice): void {
@@ -405,6 +451,11 @@ export class Machine {
 
   private runDeferred(): void {
     while (this.deferred.length) this.deferred.shift()!();
+  }
+
+  /** mlock() of anonymous memory: charged to locked_vm within RLIMIT_MEMLOCK. */
+  mlock(p: Process, bytes: bigint): number {
+    return accountLockedVm(p, p.mm, Number(bytes / BigInt(this.mem.pageSize)), true, this.pageShift, this.log);
   }
 
   /** The final mmdrop(): destroy_context() warns once per boot if IOMMU memory is still listed. */

@@ -1,4 +1,6 @@
 /** File objects behind file descriptors, shared by dup() and fork(), with their release. */
+import type { Fault, IommufdCtx } from '../iommufd/context.js';
+import type { VfioCdevFile } from '../vfio/cdev.js';
 import type { VfioContainer } from '../vfio/container.js';
 import type { VfioDevice } from '../vfio/device.js';
 import type { VfioGroup } from '../vfio/group.js';
@@ -7,6 +9,9 @@ export type FileKind =
   | { kind: 'container'; container: VfioContainer }
   | { kind: 'group'; group: VfioGroup }
   | { kind: 'device'; device: VfioDevice; groupFile: OpenFile }
+  | { kind: 'iommufd'; ctx: IommufdCtx }
+  | { kind: 'iommufd-fault'; ctx: IommufdCtx; fault: Fault }
+  | { kind: 'vfio-cdev'; df: VfioCdevFile }
   | { kind: 'kmsg'; pos: number }
   | { kind: 'status'; pid: number };
 

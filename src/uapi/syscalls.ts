@@ -16,6 +16,11 @@ import {
   VFIO_GROUP_UNSET_CONTAINER,
   VFIO_IOCTL_NAMES,
 } from '../kernel/include/uapi/linux/vfio.js';
+import type { IommufdCtx, IommufdPlatform } from '../iommufd/context.js';
+import { faultRelease } from '../iommufd/hw-pagetable.js';
+import { iommufdIoctl, iommufdOpen } from '../iommufd/main.js';
+import { IOMMUFD_IOCTLS } from '../kernel/include/uapi/linux/iommufd.js';
+import { VfioCdevFile } from '../vfio/cdev.js';
 import type { VfioContainer } from '../vfio/container.js';
 import type { VfioDevice } from '../vfio/device.js';
 import type { VfioGroup } from '../vfio/group.js';
@@ -32,6 +37,10 @@ export interface KernelServices {
   pageSize: number;
   newContainer(): VfioContainer;
   vfioGroup(id: number): VfioGroup | undefined;
+  /** The kernel's IOMMUFD (null when it is built without): /dev/iommu and the device cdevs. */
+  iommufd: IommufdPlatform | null;
+  /** The device behind /dev/vfio/devices/vfioN, with its group. */
+  vfioCdev(n: number): { device: VfioDevice; group: VfioGroup } | undefined;
   /** vfio-pci's first open of a device enables it; the last close disables it. */
   deviceOpened(d: VfioDevice): void;
   deviceClosed(d: VfioDevice): void;
@@ -87,16 +96,41 @@ export class Syscalls {
     if (path === '/dev/vfio/vfio') file = new OpenFile(path, { kind: 'container', container: this.k.newContainer() });
     else if (path === '/dev/kmsg') file = new OpenFile(path, { kind: 'kmsg', pos: this.k.klog.lines.length });
     else if (/^\/proc\/(self|\d+)\/status$/.test(path)) file = new OpenFile(path, { kind: 'status', pid });
-    else {
+    else if (path === '/dev/iommu' || path.startsWith('/dev/vfio/devices/')) {
+      const r = this.openIommufd(pid, path);
+      if (typeof r === 'number') return err(r);
+      file = r;
+    } else {
       const m = /^\/dev\/vfio\/(\d+)$/.exec(path);
       if (!m) return err(errno.ENOENT);
       const g = this.k.vfioGroup(Number(m[1]));
       if (!g) return err(errno.ENOENT);
-      if (g.opened) return err(errno.EBUSY);
+      if (g.opened || g.cdevOpenCnt) return err(errno.EBUSY);
       g.opened = true;
       file = new OpenFile(path, { kind: 'group', group: g });
     }
     return ok(this.table(pid).install(file));
+  }
+
+  /** /dev/iommu and /dev/vfio/devices/vfioN: root-only device nodes of an IOMMUFD kernel. */
+  private openIommufd(pid: number, path: string): OpenFile | number {
+    const platform = this.k.iommufd;
+    if (!platform) return errno.ENOENT;
+    if (this.processes.get(pid)!.uid !== 0) return errno.EACCES;
+    if (path === '/dev/iommu') return new OpenFile(path, { kind: 'iommufd', ctx: iommufdOpen(platform) });
+    const m = /^\/dev\/vfio\/devices\/vfio(\d+)$/.exec(path);
+    const c = m ? this.k.vfioCdev(Number(m[1])) : undefined;
+    if (!c) return errno.ENOENT;
+    const services = {
+      iommufdFromFd: (fd: number) => {
+        const f = this.table(pid).get(fd);
+        if (!f) return -errno.EBADF;
+        return f.f.kind === 'iommufd' ? f.f.ctx : -errno.EBADFD;
+      },
+      deviceOpened: (d: VfioDevice) => this.k.deviceOpened(d),
+      deviceClosed: (d: VfioDevice) => this.k.deviceClosed(d),
+    };
+    return new OpenFile(path, { kind: 'vfio-cdev', df: new VfioCdevFile(c.device, c.group, services) });
   }
 
   dup(pid: number, fd: number): SysResult {
@@ -128,6 +162,15 @@ export class Syscalls {
       case 'group':
         f.f.group.release();
         break;
+      case 'iommufd':
+        f.f.ctx.put();
+        break;
+      case 'iommufd-fault':
+        faultRelease(f.f.ctx, f.f.fault);
+        break;
+      case 'vfio-cdev':
+        f.f.df.release();
+        break;
       case 'device': {
         const d = f.f.device;
         d.group!.containerUsers--;
@@ -151,7 +194,7 @@ export class Syscalls {
       kind: 'ioctl',
       pid,
       file: f.path,
-      request: VFIO_IOCTL_NAMES[request] ?? `0x${request.toString(16)}`,
+      request: VFIO_IOCTL_NAMES[request] ?? IOMMUFD_IOCTLS[request]?.name ?? `0x${request.toString(16)}`,
       ret: r.ret,
       errno: r.errno,
     });
@@ -166,6 +209,14 @@ export class Syscalls {
         return kret(f.f.device.ioctl(request, arg));
       case 'group':
         return this.groupIoctl(p, f, f.f.group, request, arg);
+      case 'iommufd':
+        return kret(
+          iommufdIoctl(f.f.ctx, p, request, arg, (fault) =>
+            this.table(p.pid).install(new OpenFile('anon_inode:[iommufd-pgfault]', { kind: 'iommufd-fault', ctx: (f.f as { ctx: IommufdCtx }).ctx, fault }), 0),
+          ),
+        );
+      case 'vfio-cdev':
+        return kret(f.f.df.ioctl(request, arg));
       default:
         return err(errno.ENOTTY);
     }

@@ -12,6 +12,8 @@ export class VfioGroup {
   containerUsers = 0;
   /** The one open file of the group (a second open is -EBUSY). */
   opened = false;
+  /** Device cdev files bound to an iommufd (cdev_device_open_cnt): the group cannot be opened. */
+  cdevOpenCnt = 0;
   /** Its last device was unplugged (group->iommu_group is NULL): every group ioctl is -ENODEV. */
   dead = false;
 

@@ -133,6 +133,16 @@ export const structs = {
       'ddw.levels': { off: 28, size: 4 },
     },
   },
+  vfio_iommu_type1_info: {
+    size: 24,
+    fields: {
+      argsz: { off: 0, size: 4 },
+      flags: { off: 4, size: 4 },
+      iova_pgsizes: { off: 8, size: 8 },
+      cap_offset: { off: 16, size: 4 },
+      pad: { off: 20, size: 4 },
+    },
+  },
   vfio_iommu_type1_dma_map: {
     size: 32,
     fields: {

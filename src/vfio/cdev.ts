@@ -1,0 +1,120 @@
+/**
+ * /dev/vfio/devices/vfioN (drivers/vfio/device_cdev.c): a device file opened without its group.
+ * Nothing but BIND_IOMMUFD works until the file is bound to an iommufd; binding blocks the
+ * group file, opens the device, and claims its IOMMU group for the iommufd context. ATTACH and
+ * DETACH then move the device between IOASes and HWPTs; closing the file unbinds.
+ */
+import { errno } from '../base/errno.js';
+import type { IommufdCtx, IommufdDevice } from '../iommufd/context.js';
+import { deviceAttach, deviceBind, deviceDetach, deviceReplace, deviceUnbind } from '../iommufd/device.js';
+import { getField, setField } from '../kernel/include/uapi/linux/vfio.js';
+import { iommufdStructs, VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_BIND_IOMMUFD, VFIO_DEVICE_DETACH_IOMMUFD_PT } from '../kernel/include/uapi/linux/iommufd.js';
+import { copyFromUser, type IoctlArg } from '../kernel/uaccess.js';
+import type { VfioDevice } from './device.js';
+import type { VfioGroup } from './group.js';
+
+/** What binding needs from the rest of the system. */
+export interface CdevServices {
+  /** The iommufd context behind a descriptor: -EBADF when it is not open, -EBADFD when it is not /dev/iommu. */
+  iommufdFromFd(fd: number): IommufdCtx | number;
+  deviceOpened(d: VfioDevice): void;
+  deviceClosed(d: VfioDevice): void;
+}
+
+const F = iommufdStructs;
+
+export class VfioCdevFile {
+  accessGranted = false;
+  private ictx: IommufdCtx | null = null;
+  private idev: IommufdDevice | null = null;
+  private attached = false;
+
+  constructor(
+    readonly device: VfioDevice,
+    readonly group: VfioGroup,
+    private readonly k: CdevServices,
+  ) {}
+
+  ioctl(cmd: number, arg: IoctlArg): number {
+    if (cmd === VFIO_DEVICE_BIND_IOMMUFD) return this.bind(arg);
+    if (!this.accessGranted) return -errno.EINVAL;
+    if (cmd === VFIO_DEVICE_ATTACH_IOMMUFD_PT) return this.attach(arg);
+    if (cmd === VFIO_DEVICE_DETACH_IOMMUFD_PT) return this.detach(arg);
+    return this.device.ioctl(cmd, arg);
+  }
+
+  /** vfio_df_ioctl_bind_iommufd(). */
+  private bind(arg: IoctlArg): number {
+    const s = F.vfio_device_bind_iommufd;
+    const b = copyFromUser(arg, s.size);
+    if (!b) return -errno.EFAULT;
+    const iommufd = Number(BigInt.asIntN(32, getField(b, s.fields.iommufd)));
+    if (getField(b, s.fields.argsz) < BigInt(s.size) || getField(b, s.fields.flags) || iommufd < 0) return -errno.EINVAL;
+    // vfio_device_block_group()
+    if (this.group.opened) return -errno.EBUSY;
+    this.group.cdevOpenCnt++;
+    const rc = this.open(iommufd);
+    if (rc < 0) {
+      this.group.cdevOpenCnt--;
+      return rc;
+    }
+    setField(arg as Uint8Array, s.fields.out_devid, this.idev!.id);
+    this.accessGranted = true;
+    return 0;
+  }
+
+  /** The locked part of bind: one binding per file and per device, then vfio_df_open(). */
+  private open(fd: number): number {
+    if (this.accessGranted) return -errno.EINVAL;
+    const ictx = this.k.iommufdFromFd(fd);
+    if (typeof ictx === 'number') return ictx;
+    if (this.device.kdev.openCount !== 0) return -errno.EINVAL;
+    const kdev = this.device.kdev;
+    const idev = deviceBind(ictx, kdev, this.group.iommuGroup);
+    if (typeof idev === 'number') return idev;
+    ictx.hold();
+    this.ictx = ictx;
+    this.idev = idev;
+    this.k.deviceOpened(this.device);
+    return 0;
+  }
+
+  /** vfio_df_ioctl_attach_pt(): attach, or replace while attached. */
+  private attach(arg: IoctlArg): number {
+    const s = F.vfio_device_attach_iommufd_pt;
+    const b = copyFromUser(arg, s.size);
+    if (!b) return -errno.EFAULT;
+    if (getField(b, s.fields.argsz) < BigInt(s.size) || getField(b, s.fields.flags)) return -errno.EINVAL;
+    const pt = Number(getField(b, s.fields.pt_id));
+    const r = this.attached ? deviceReplace(this.idev!, pt) : deviceAttach(this.idev!, pt);
+    if (r < 0) return r;
+    this.attached = true;
+    setField(arg as Uint8Array, s.fields.pt_id, r);
+    return 0;
+  }
+
+  /** vfio_df_ioctl_detach_pt(). */
+  private detach(arg: IoctlArg): number {
+    const s = F.vfio_device_detach_iommufd_pt;
+    const b = copyFromUser(arg, s.size);
+    if (!b) return -errno.EFAULT;
+    if (getField(b, s.fields.argsz) < BigInt(s.size) || getField(b, s.fields.flags)) return -errno.EINVAL;
+    if (this.attached) {
+      deviceDetach(this.idev!);
+      this.attached = false;
+    }
+    return 0;
+  }
+
+  /** vfio_df_unbind_iommufd() at the file's release: close the device, detach, unbind. */
+  release(): void {
+    if (!this.accessGranted) return;
+    this.k.deviceClosed(this.device);
+    if (this.attached) deviceDetach(this.idev!);
+    this.attached = false;
+    deviceUnbind(this.idev!);
+    this.ictx!.put();
+    this.accessGranted = false;
+    this.group.cdevOpenCnt--;
+  }
+}
