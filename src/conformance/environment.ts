@@ -54,7 +54,11 @@ export function iommufdMachineFor(env: OracleRecord): { opts: MachineOptions; de
   const cmdline = env.kernel_cmdline ?? '';
   const unsafe = /\biommufd\.allow_unsafe_interrupts=(1|y|Y)\b/.test(cmdline);
   const preset = env.qemu_machine.trim().split(/[\s,]+/)[0]!;
-  if (isPresetName(preset)) return { opts: { ...machineOptionsFor(env), iommufd: 'rfc-2026', allowUnsafeInterrupts: unsafe }, deviceFree: false };
+  if (isPresetName(preset)) {
+    // The RFC kit builds powernv_defconfig with E1000E=y: the e1000e probes at boot.
+    const builtin = /-rfc-/.test(env.kernel) ? { builtinDrivers: ['e1000e' as const] } : {};
+    return { opts: { ...machineOptionsFor(env), iommufd: 'rfc-2026', allowUnsafeInterrupts: unsafe, ...builtin }, deviceFree: false };
+  }
   const out = env.out as { machine?: string; pagesize?: number };
   const arch = String(out.machine ?? '');
   const hpage = FOREIGN_HPAGE_SHIFT[arch];

@@ -149,8 +149,8 @@ export class IommufdReplay {
 
   /** The device file an ioctl of this case goes to. */
   private deviceFd(c: string): number {
-    if (/group device fd|group-obtained/.test(c)) return this.pick('gdev');
-    if (/\bB\b/.test(c)) return this.pick('cdevB');
+    if (/group device fd|on group-obtained/.test(c)) return this.pick('gdev');
+    if (/\bB\b/.test(c) && this.pick('cdevB') >= 0) return this.pick('cdevB');
     if (/second fd of the same device/.test(c)) return this.pick('cdevA', true);
     const fd = this.pick('cdevA');
     return fd >= 0 ? fd : this.pick('gdev');
@@ -306,7 +306,7 @@ export class IommufdReplay {
       }
       default:
         if (r.op in OPS && 'arg' in a) return { ...ans(this.ioctl(p, this.iommufd(), OPS[r.op]!, BigInt(Number(a.arg)))), out: {} };
-        if (r.op in OPS) return 'size' in a ? this.raw(r, p) : this.iommufdCmd(r, p);
+        if (r.op in OPS) return 'sizeof' in a ? this.raw(r, p) : this.iommufdCmd(r, p);
         return this.rawNumber(r, p);
     }
   }

@@ -59,6 +59,11 @@ export interface MachineOptions {
   allowUnsafeInterrupts?: boolean;
   /** The MMU's huge page size (HPAGE_SHIFT), when it is not the one this MMU mode gives. */
   hugePageShift?: number;
+  /**
+   * Kernel drivers built into the image that probe their devices at boot, before vfio-pci takes
+   * them over: e1000e (8086:10d3) enables memory decoding, and its removal leaves it enabled.
+   */
+  builtinDrivers?: 'e1000e'[];
 }
 
 /** MAX_PAGE_ORDER of the Debian ppc64el kernels: 8 with 64K pages, 12 with 4K pages (16 MiB blocks). */
@@ -215,6 +220,8 @@ export class Machine {
 
   /** PCI probe, then the platform's DMA setup, in the order the kernel does it at boot. */
   private boot(): void {
+    if (this.opts.builtinDrivers?.includes('e1000e'))
+      for (const d of this.devices) if (d.hw.spec.vendor === 0x8086 && d.hw.spec.device === 0x10d3) d.command |= 0x0002;
     for (const spec of this.topology.devices) {
       if (!this.phbs[spec.addr.domain])
         throw new Error(

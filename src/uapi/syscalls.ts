@@ -317,12 +317,15 @@ export class Syscalls {
     return ok(child.pid);
   }
 
-  /** exit(): closes every descriptor (lowest first), then tears the mm down. */
+  /**
+   * exit(): closes every descriptor, then tears the mm down. The final fput()s of an exiting task
+   * run as task work, last queued first: the highest descriptor is released first.
+   */
   exit(pid: number): void {
     const p = this.enter(pid);
     if (!p) return;
     const t = this.table(pid);
-    for (const fd of [...t.fds.keys()].sort((a, b) => a - b)) this.close(pid, fd);
+    for (const fd of [...t.fds.keys()].sort((a, b) => b - a)) this.close(pid, fd);
     p.exited = true;
     this.k.mmTeardown(p);
   }

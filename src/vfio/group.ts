@@ -62,7 +62,8 @@ export class VfioGroup {
     if (this.dead) return -errno.ENODEV;
     const dev = this.devices.find((d) => d.kdev.name === name && !d.kdev.removed);
     if (!dev) return -errno.ENODEV;
-    if (!this.container) return -errno.EINVAL;
+    // vfio_group_use_container(): a container without an IOMMU driver (no SET_IOMMU yet) is -EINVAL.
+    if (!this.container?.iommuData) return -errno.EINVAL;
     return dev;
   }
 
