@@ -27,6 +27,8 @@ export interface Mismatch {
 
 /** Fields of the environment record that name the kernel build or the CPU, not behaviour. */
 const ENV_EXCEPT = new Set(['release', 'version', 'cpu']);
+/** Out fields that are wall-clock measurements (the RFC probe's timed maps). */
+const TIMING = new Set(['elapsed_ms']);
 
 export function normalizeDmesg(lines: string[], op: string): string[] {
   const out: string[] = [];
@@ -78,7 +80,7 @@ export function compareRecord(rec: OracleRecord, model: Answer): Mismatch[] {
   const isEnv = rec.op === 'note' && rec.case === 'environment';
   const keys = new Set([...Object.keys(rec.out ?? {}), ...Object.keys(model.out)]);
   for (const k of keys) {
-    if (isEnv && ENV_EXCEPT.has(k)) continue;
+    if ((isEnv && ENV_EXCEPT.has(k)) || TIMING.has(k)) continue;
     if (show(rec.out?.[k]) !== show(model.out[k])) add(`out.${k}`, rec.out?.[k], model.out[k]);
   }
   if (rec.vmlck_kb !== model.vmlck_kb) add('vmlck_kb', rec.vmlck_kb, model.vmlck_kb);

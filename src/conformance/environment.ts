@@ -22,6 +22,13 @@ export function machineOptionsFor(r: OracleRecord): MachineOptions {
   const cmdline = r.kernel_cmdline ?? '';
   const opts: MachineOptions = { preset, pageSize, topology: 'qemu' };
   if (/\bdisable_radix\b/.test(cmdline)) opts.mmu = 'hash';
+  // The IOMMUFD RFC kit's kernels (6.12.95-rfc-<container>-<pagesize>): powernv_defconfig with
+  // IOMMUFD and the VFIO device cdev, and E1000E=y, so the e1000e probes at boot.
+  if (/-rfc-/.test(r.kernel)) {
+    opts.iommufd = 'rfc-2026';
+    opts.builtinDrivers = ['e1000e'];
+    opts.allowUnsafeInterrupts = /\biommufd\.allow_unsafe_interrupts=(1|y|Y)\b/.test(cmdline);
+  }
   for (let i = 1; i < words.length; i++) {
     const w = words[i]!;
     const next = words[i + 1] ?? '';
@@ -36,10 +43,10 @@ export function machineOptionsFor(r: OracleRecord): MachineOptions {
   return opts;
 }
 
-/** A recording of the IOMMUFD oracle program (its environment record lists the iommufd structs). */
+/** A recording of the IOMMUFD oracle program (its environment lists the iommufd structs) or of the RFC kit's probe. */
 export function isIommufdProgram(env: OracleRecord): boolean {
-  const sizes = (env.out as { sizeof?: Record<string, unknown> }).sizeof;
-  return !!sizes && 'ioas_alloc' in sizes;
+  const out = env.out as { sizeof?: Record<string, unknown>; program?: string };
+  return (!!out.sizeof && 'ioas_alloc' in out.sizeof) || out.program === 'rfc_probe';
 }
 
 /** The huge page size (HPAGE_SHIFT) of machines tcelab does not model, for their device-free records. */
@@ -51,14 +58,9 @@ const FOREIGN_HPAGE_SHIFT: Record<string, number> = { x86_64: 21, aarch64: 21 };
  * huge page size (only its device-free records replay).
  */
 export function iommufdMachineFor(env: OracleRecord): { opts: MachineOptions; deviceFree: boolean } {
-  const cmdline = env.kernel_cmdline ?? '';
-  const unsafe = /\biommufd\.allow_unsafe_interrupts=(1|y|Y)\b/.test(cmdline);
+  const unsafe = /\biommufd\.allow_unsafe_interrupts=(1|y|Y)\b/.test(env.kernel_cmdline ?? '');
   const preset = env.qemu_machine.trim().split(/[\s,]+/)[0]!;
-  if (isPresetName(preset)) {
-    // The RFC kit builds powernv_defconfig with E1000E=y: the e1000e probes at boot.
-    const builtin = /-rfc-/.test(env.kernel) ? { builtinDrivers: ['e1000e' as const] } : {};
-    return { opts: { ...machineOptionsFor(env), iommufd: 'rfc-2026', allowUnsafeInterrupts: unsafe, ...builtin }, deviceFree: false };
-  }
+  if (isPresetName(preset)) return { opts: { iommufd: 'rfc-2026', ...machineOptionsFor(env) }, deviceFree: false };
   const out = env.out as { machine?: string; pagesize?: number };
   const arch = String(out.machine ?? '');
   const hpage = FOREIGN_HPAGE_SHIFT[arch];

@@ -7,7 +7,8 @@
  */
 import { errnoName } from '../base/errno.js';
 import { Machine, type MachineOptions } from '../machine/machine.js';
-import type { Process } from '../kernel/process.js';
+import { type Process, touchUserPages } from '../kernel/process.js';
+import { deviceState, netDeviceDma, sysfsWrite } from '../machine/sysfs.js';
 import type { IoctlArg } from '../kernel/uaccess.js';
 import * as I from '../kernel/include/uapi/linux/iommufd.js';
 import * as V from '../kernel/include/uapi/linux/vfio.js';
@@ -19,6 +20,8 @@ const MiB = 1n << 20n;
 const BUF = 0x7fff_8000_0000n;
 const READONLY = 0x7ffb_0000_0000n;
 const HOLE = 0x7ffc_0000_0000n;
+/** The probe program's 2 GiB PROT_NONE reservation: nothing there can be pinned. */
+const PROTNONE = 0x7ff0_0000_0000n;
 /** Scratch user memory for arrays behind struct pointers. */
 const SCRATCH = 0x7ffa_0000_0000n;
 
@@ -75,6 +78,9 @@ export class IommufdReplay {
   private open: OpenFd[] = [];
   private klogPos = 0;
   private vars: Vars = {};
+  /** The probe's user page before any map, and MemFree when its leak test began. */
+  private phys0: number | undefined;
+  private memfree0 = 0;
   private readonly devA: { bdf: string; group: number; cdev: number };
   private readonly devB: { bdf: string; group: number; cdev: number };
 
@@ -101,6 +107,10 @@ export class IommufdReplay {
     const maps = this.parent.mm.mappings;
     maps.push({ start: BUF, end: BUF + 16n * MiB, kind: 'anon' });
     maps.push({ start: READONLY, end: READONLY + MiB, kind: 'readonly' });
+    // main() fills both buffers (memset) before it forks the scenarios.
+    const pages = (n: bigint) => Number(n / BigInt(this.machine.mem.pageSize));
+    touchUserPages(this.parent.mm, this.machine.mem, BUF, pages(16n * MiB));
+    touchUserPages(this.parent.mm, this.machine.mem, READONLY, pages(MiB));
   }
 
   run(r: OracleRecord): Answer {
@@ -131,7 +141,7 @@ export class IommufdReplay {
     const s = String(v);
     const m = /^([a-z]+)\+0x([0-9a-f]+)$/.exec(s);
     if (!m) return BigInt(s);
-    const base = { buf: BUF, unmapped: HOLE, readonly: READONLY }[m[1]!];
+    const base = { buf: BUF, unmapped: HOLE, readonly: READONLY, protnone: PROTNONE }[m[1]!];
     if (base === undefined) throw new IommufdReplayError(`unknown buffer "${m[1]}" in address ${s}`);
     return base + BigInt(`0x${m[2]}`);
   }
@@ -191,7 +201,7 @@ export class IommufdReplay {
         return { ret: b.ret < 0 ? -1 : 0, errno: b.ret < 0 ? errnoName(-b.ret) : null, out };
       }
       case 'note':
-        return { ret: 0, errno: null, out: this.note(r) };
+        return { ret: 0, errno: null, out: this.note(r, p) };
       case 'open': {
         const path = String(a.path);
         const res = sys.open(p.pid, path);
@@ -225,6 +235,20 @@ export class IommufdReplay {
       }
       case 'VFIO_DEVICE_BIND_IOMMUFD':
         return this.bind(r, p);
+      case 'kcore_scan': {
+        const page = BigInt(this.physOf(p, BUF + 0xf0_0000n) ?? 0) & ~0xfffn;
+        const count = (perm: bigint) => this.machine.mem.countU64BE(page | perm);
+        return { ret: 0, errno: null, out: { tce_R_only: count(1n), tce_W_only: count(2n), tce_RW: count(3n) } };
+      }
+      case 'sysfs_write': {
+        const e = sysfsWrite(this.machine, String(a.path), String(a.value));
+        return { ret: e ? -1 : 0, errno: e ? errnoName(e) : null, out: {} };
+      }
+      case 'device_state':
+        return { ret: 0, errno: null, out: deviceState(this.machine, this.bdfOfCase(r.case)) };
+      case 'shell':
+        // `[ -n "$n" ] && ip link set $n up` / `udhcpc -i $n`: both need the interface and working DMA.
+        return { ret: netDeviceDma(this.machine, this.bdfOfCase(r.case)) ? 0 : 1, errno: null, out: {} };
       case 'VFIO_DEVICE_ATTACH_IOMMUFD_PT': {
         const buf = struct('vfio_device_attach_iommufd_pt', { argsz: Number(a.argsz), flags: Number(a.flags), pt_id: Number(a.pt_id) });
         const res = this.ioctl(p, this.deviceFd(r.case), I.VFIO_DEVICE_ATTACH_IOMMUFD_PT, buf);
@@ -309,6 +333,41 @@ export class IommufdReplay {
         if (r.op in OPS) return 'sizeof' in a ? this.raw(r, p) : this.iommufdCmd(r, p);
         return this.rawNumber(r, p);
     }
+  }
+
+  /**
+   * The probe's leak test: 32 HWPT_ALLOC + DESTROY on the bound device and its IOAS, the kernel
+   * lines they print flushed, and the MemFree drop in MiB rounded to 16 as the program prints it.
+   */
+  private leakLoop(p: Process): Record<string, unknown> {
+    this.memfree0 = this.machine.mem.freeBytes;
+    const fd = this.iommufd();
+    let ok = 0;
+    for (let i = 0; i < 32; i++) {
+      const buf = struct('iommu_hwpt_alloc', { size: 48, dev_id: this.kept('dev', 'bind'), pt_id: this.kept('ioas', 'IOAS') });
+      if (this.ioctl(p, fd, I.IOMMU_HWPT_ALLOC, buf).ret !== 0) continue;
+      const id = field(buf, 'iommu_hwpt_alloc', 'out_hwpt_id');
+      if (this.ioctl(p, fd, I.IOMMU_DESTROY, struct('iommu_destroy', { size: 8, id })).ret === 0) ok++;
+    }
+    this.klogPos = this.machine.klog.lines.length;
+    return { alloc_destroy_ok: ok, memfree_drop_mib_rounded_to_16: this.memfreeDrop(), expected_if_leaked_mib: ok * 4 };
+  }
+
+  private memfreeDrop(): number {
+    const kb = Math.trunc((this.memfree0 - this.machine.mem.freeBytes) / 1024);
+    return Math.trunc((Math.trunc(kb / 1024) + 8) / 16) * 16;
+  }
+
+  /** "A: …" / "B: …" cases of the probe program name the device. */
+  private bdfOfCase(c: string): string {
+    return c.startsWith('B:') ? this.devB.bdf : this.devA.bdf;
+  }
+
+  /** The physical address behind a user address of a process, if the page is present. */
+  private physOf(p: Process, va: bigint): number | undefined {
+    const ps = BigInt(this.machine.mem.pageSize);
+    const pfn = p.mm.pages.get(Number(va / ps));
+    return pfn === undefined ? undefined : pfn * this.machine.mem.pageSize + Number(va % ps);
   }
 
   /** The container (or /dev/iommu) a VFIO container ioctl of this case goes to. */
@@ -427,7 +486,10 @@ export class IommufdReplay {
           length: big(a.length),
           iova: big(a.iova),
         });
+        const t0 = performance.now();
         const res = call(I.IOMMU_IOAS_MAP, buf);
+        // The probe's timed maps print the TCE count and the wall time instead of the IOVA.
+        if ('tces_4k' in r.out) return { ...ans(res), out: { tces_4k: Number(big(a.length) >> 12n), elapsed_ms: Math.floor(performance.now() - t0) } };
         return { ...ans(res), out: res.ret === 0 ? { iova: hex(fieldBig(buf, 'iommu_ioas_map', 'iova')) } : {} };
       }
       case 'IOMMU_IOAS_COPY': {
@@ -584,9 +646,30 @@ export class IommufdReplay {
     throw new IommufdReplayError(`cannot replay ${r.op}`);
   }
 
-  private note(r: OracleRecord): Record<string, unknown> {
+  /** The first value the program kept from a case starting with `prefix`. */
+  private kept(kind: string, prefix: string): number {
+    for (const [k, val] of Object.entries(this.vars)) if (k.startsWith(`${kind}:${prefix}`)) return val;
+    return -1;
+  }
+
+  private note(r: OracleRecord, p: Process): Record<string, unknown> {
     const v = this.vars;
+    const page = BUF + 0xf0_0000n;
+    if (r.case === 'user page') {
+      this.phys0 = this.physOf(p, page);
+      return { user_va: 'buf+0xf00000', phys_found: this.phys0 !== undefined };
+    }
+    if (r.case.startsWith('page after ')) {
+      const now = this.physOf(p, page);
+      return { phys_found: now !== undefined, moved_by_pinning: now !== undefined && now !== this.phys0 };
+    }
+    if (r.case.startsWith('32 x (HWPT_ALLOC + IOMMU_DESTROY)')) return this.leakLoop(p);
+    if (r.case.startsWith('after closing device and iommufd')) return { memfree_drop_mib_rounded_to_16: this.memfreeDrop() };
     switch (r.case) {
+      case 'attached':
+        return { pt: this.kept('pt', 'attach to IOAS 1'), allocated_not_attached: this.kept('hwpt', 'HWPT_ALLOC on IOAS 2 while attached') };
+      case 'detached_but_window_set':
+        return { hwpt: this.kept('hwpt', 'HWPT_ALLOC on IOAS 2 while the device is detached') };
       case 'environment': {
         const o = r.out as Record<string, unknown>;
         const sizes: Record<string, number> = {};
@@ -612,6 +695,8 @@ export class IommufdReplay {
           detach_pt: 'vfio_device_detach_iommufd_pt',
         };
         for (const [k, s] of Object.entries(names)) sizes[k] = typeof s === 'number' ? s : I.iommufdStructs[s].size;
+        if (o.program === 'rfc_probe')
+          return { program: 'rfc_probe', release: o.release, pagesize: this.machine.mem.pageSize, devA: this.devA, devB: this.devB };
         return {
           release: o.release,
           version: o.version,
@@ -623,15 +708,12 @@ export class IommufdReplay {
           sizeof: sizes,
         };
       }
-      case 'ids':
+      case 'ids': {
         if ('dev_id_after_rebind' in r.out) return { dev_id_after_rebind: v['dev:bind reopened device to third iommufd'] ?? -1 };
-        return {
-          dev_a: v['dev:bind A'] ?? -1,
-          dev_b: v['dev:bind B'] ?? -1,
-          pt_a: v['pt:attach A to IOAS'] ?? -1,
-          pt_b: v['pt:attach B to same IOAS (auto HWPT shared?)'] ?? -1,
-          shared_hwpt: v['pt:attach A to IOAS'] === v['pt:attach B to same IOAS (auto HWPT shared?)'],
-        };
+        const ptA = this.kept('pt', 'attach A');
+        const ptB = this.kept('pt', 'attach B');
+        return { dev_a: this.kept('dev', 'bind A'), dev_b: this.kept('dev', 'bind B'), pt_a: ptA, pt_b: ptB, shared_hwpt: ptA === ptB };
+      }
       case 'exiting':
         return { hwpt: v['hwpt:HWPT on IOAS 2'] ?? -1, ioas: v['ioas:IOAS'] ?? -1, ioas2: v['ioas:IOAS 2'] ?? -1 };
       case 'ids_after_exit':

@@ -104,7 +104,7 @@ export class OracleReplay {
         return {
           ret: b.ret < 0 ? -1 : 0,
           errno: b.ret < 0 ? errnoName(-b.ret) : null,
-          out: { driver: 'vfio-pci', iommu_group: String(b.group), probe_error: null },
+          out: { driver: 'vfio-pci', iommu_group: String(b.group), ...(b.cdev === null ? {} : { cdev: `vfio${b.cdev}` }), probe_error: null },
         };
       }
       case 'note':

@@ -158,6 +158,29 @@ export class PhysMemory {
     }
   }
 
+  /**
+   * How many 8-byte-aligned big-endian words of RAM equal `value`: what a root scan of the
+   * kernel's linear map (/proc/kcore) finds. Pages never written read as zero.
+   */
+  countU64BE(value: bigint): number {
+    let n = 0;
+    const hi = Number(value >> 32n);
+    const lo = Number(value & 0xffff_ffffn);
+    if (value === 0n) throw new RangeError('countU64BE: zero matches every untouched page');
+    for (const p of this.data.values()) {
+      const dv = new DataView(p.buffer, p.byteOffset, p.byteLength);
+      for (let off = 0; off < p.length; off += 8) if (dv.getUint32(off + 4, false) === lo && dv.getUint32(off, false) === hi) n++;
+    }
+    return n;
+  }
+
+  /** Copy one page's contents to another (page migration). */
+  copyPage(fromPfn: number, toPfn: number): void {
+    const src = this.data.get(fromPfn);
+    this.dropPage(toPfn);
+    if (src) this.data.set(toPfn, src.slice());
+  }
+
   /** True when a physical address is backed by RAM. */
   isRam(pa: number): boolean {
     return pa >= 0 && pa < this.ramBytes;

@@ -37,6 +37,8 @@ export interface PciFunctionSpec {
   refusesD3hot?: boolean;
   /** Human label ("e1000e", "virtio-net"). */
   model: string;
+  /** The kernel driver that binds the function when vfio-pci does not ("e1000e", "virtio-pci"). */
+  kernelDriver?: string;
   /** The function is a PCIe-to-PCI bridge (its secondary bus forms a bus-all PE). */
   isBridge?: boolean;
 }

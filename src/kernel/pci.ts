@@ -16,6 +16,8 @@ export class KPciDev implements DmaDevice {
   maxSegSize = PCI_DMA_MAX_SEG_SIZE;
   segBoundaryMask = PCI_DMA_SEG_BOUNDARY;
   driver: DriverName = null;
+  /** The kernel driver's name while one is bound ("e1000e"). */
+  driverName: string | null = null;
   /** PCI_COMMAND as firmware left it (SERR enabled). */
   command = 0x0100;
   /** Open VFIO device files. */

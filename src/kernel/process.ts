@@ -32,6 +32,11 @@ export class Mm {
   readonly pages = new Map<number, number>();
   /** Outstanding pins per user virtual page number. */
   readonly pins = new Map<number, number>();
+  /**
+   * Anonymous pages shared copy-on-write with another mm since a fork(). Pinning one (FOLL_PIN)
+   * unshares it first: the pinning mm gets its own copy at a new physical address.
+   */
+  readonly cowShared = new Set<number>();
   /** mmgrab() count from VFIO containers; the mm outlives the process while held. */
   grabs = 0;
   destroyed = false;
@@ -102,6 +107,15 @@ export function pinUserPages(mm: Mm, mem: PhysMemory, addr: bigint, npages: numb
     if (m.kind === 'hugetlb' && !flags.hugetlbPinnable) return unpinAll(mm, out, addr, pageSize, -14);
     const vpn = Number(va / pageSize);
     let pfn = mm.pages.get(vpn);
+    if (pfn !== undefined && mm.cowShared.has(vpn)) {
+      // gup_must_unshare(): a pinned anonymous page must be exclusive to this mm.
+      const to = mem.allocPages(0, { kind: 'user', label: `pid ${mm.owner} page 0x${(va - (va % pageSize)).toString(16)}` });
+      if (to === null) return unpinAll(mm, out, addr, pageSize, -12);
+      mem.copyPage(pfn, to);
+      mm.cowShared.delete(vpn);
+      mm.pages.set(vpn, to);
+      pfn = to;
+    }
     if (pfn === undefined) {
       const p = mem.allocPages(0, { kind: 'user', label: `pid ${mm.owner} page 0x${(va - (va % pageSize)).toString(16)}` });
       if (p === null) return unpinAll(mm, out, addr, pageSize, -12);
@@ -117,6 +131,19 @@ export function pinUserPages(mm: Mm, mem: PhysMemory, addr: bigint, npages: numb
 function unpinAll(mm: Mm, pinned: number[], addr: bigint, pageSize: bigint, err: number): number {
   for (let i = 0; i < pinned.length; i++) unpinUserPage(mm, Number((addr + BigInt(i) * pageSize) / pageSize));
   return err;
+}
+
+/** A program writing to its anonymous memory: every page gets a physical page. */
+export function touchUserPages(mm: Mm, mem: PhysMemory, addr: bigint, npages: number): void {
+  const pageSize = BigInt(mem.pageSize);
+  for (let i = 0; i < npages; i++) {
+    const va = addr + BigInt(i) * pageSize;
+    const vpn = Number(va / pageSize);
+    if (mm.pages.has(vpn)) continue;
+    const pfn = mem.allocPages(0, { kind: 'user', label: `pid ${mm.owner} page 0x${va.toString(16)}` });
+    if (pfn === null) return;
+    mm.pages.set(vpn, pfn);
+  }
 }
 
 /** unpin_user_page() by user virtual page number. */

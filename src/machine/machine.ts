@@ -94,6 +94,10 @@ export class Machine {
   /** The IOMMUFD core's view of this machine, when the kernel has one. */
   readonly iommufd: IommufdPlatform | null = null;
   private readonly iommuOps: IommuOps;
+  /** driver_override of each function (the init's `vfio-pci`, or none). */
+  readonly driverOverride = new Map<string, string | null>();
+  /** Network interfaces of functions whose kernel driver registered one (eth0, …). */
+  readonly netifs = new Map<string, string>();
   /** vfio-pci devices in cdev order (/dev/vfio/devices/vfioN). */
   private readonly cdevs: VfioDevice[] = [];
   /** Deferred kernel work (runtime PM) run at the next kernel entry. */
@@ -220,8 +224,6 @@ export class Machine {
 
   /** PCI probe, then the platform's DMA setup, in the order the kernel does it at boot. */
   private boot(): void {
-    if (this.opts.builtinDrivers?.includes('e1000e'))
-      for (const d of this.devices) if (d.hw.spec.vendor === 0x8086 && d.hw.spec.device === 0x10d3) d.command |= 0x0002;
     for (const spec of this.topology.devices) {
       if (!this.phbs[spec.addr.domain])
         throw new Error(
@@ -233,6 +235,8 @@ export class Machine {
     for (const spec of specs) this.devices.push(new KPciDev(new PciFunction(spec, this.phbs[spec.addr.domain]!)));
     if (this.papr && this.pseries) bootPseries(this, this.papr, this.pseries);
     else this.bootPowernv();
+    if (this.opts.builtinDrivers?.includes('e1000e'))
+      for (const d of this.devices) if (d.hw.spec.vendor === 0x8086 && d.hw.spec.device === 0x10d3) d.command |= 0x0002;
   }
 
   /** PowerNV: a PE per bus (pnv_pci_configure_bus()), its DMA setup and its group. */
@@ -429,6 +433,7 @@ export class Machine {
     const d = this.device(name);
     if (!d || d.removed) return { ret: -19, group: null, cdev: null };
     d.driver = 'vfio-pci';
+    this.driverOverride.set(d.name, 'vfio-pci');
     const vd = d.group === null ? undefined : this.vfioGroups.get(d.group)?.devices.find((x) => x.kdev === d);
     if (this.iommufd && vd && !this.cdevs.includes(vd)) this.cdevs.push(vd);
     // vfio-pci leaves an idle device in D3hot; QEMU's emulated devices refuse it.

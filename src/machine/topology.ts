@@ -16,6 +16,7 @@ const E1000E = (domain: number, bus = 1, dev = 0): PciFunctionSpec => ({
   vendor: 0x8086,
   device: 0x10d3,
   model: 'e1000e',
+  kernelDriver: 'e1000e',
   dmaMask: (1n << 64n) - 1n,
   m64: false,
   bars: [
@@ -35,6 +36,7 @@ const VIRTIO_NET = (domain: number, bus = 1, dev = 0): PciFunctionSpec => ({
   vendor: 0x1af4,
   device: 0x1041,
   model: 'virtio-net',
+  kernelDriver: 'virtio-pci',
   dmaMask: (1n << 64n) - 1n,
   m64: true,
   bars: [

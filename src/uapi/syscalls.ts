@@ -312,6 +312,13 @@ export class Syscalls {
     child.capIpcLock = parent.capIpcLock;
     child.rlimitMemlock = parent.rlimitMemlock;
     for (const m of parent.mm.mappings) child.mm.mappings.push({ ...m });
+    // Anonymous pages the parent has are shared copy-on-write, unless the parent pinned them.
+    for (const [vpn, pfn] of parent.mm.pages) {
+      if (parent.mm.pins.has(vpn)) continue;
+      child.mm.pages.set(vpn, pfn);
+      child.mm.cowShared.add(vpn);
+      parent.mm.cowShared.add(vpn);
+    }
     this.processes.set(child.pid, child);
     this.fdTables.set(child.pid, this.table(pid).clone());
     return ok(child.pid);

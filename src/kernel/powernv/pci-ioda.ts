@@ -166,7 +166,7 @@ export class PnvIoda2 implements TableGroupOps {
     const tbl = dev.table;
     if (!tbl) {
       this.ctx.klog.printk(
-        `${dev.driver ?? 'pci'} ${dev.name}: Warning: IOMMU dma not supported: mask 0x${mask.toString(16).padStart(8, '0')}, table unavailable`,
+        `${dev.driverName ?? dev.driver ?? 'pci'} ${dev.name}: Warning: IOMMU dma not supported: mask 0x${mask.toString(16).padStart(8, '0')}, table unavailable`,
       );
       return -5;
     }
