@@ -28,6 +28,7 @@ export function machineOptionsFor(r: OracleRecord): MachineOptions {
     opts.iommufd = 'rfc-2026';
     opts.builtinDrivers = ['e1000e'];
     opts.allowUnsafeInterrupts = /\biommufd\.allow_unsafe_interrupts=(1|y|Y)\b/.test(cmdline);
+    if (/-rfc-compat-/.test(r.kernel)) opts.vfioContainer = 'iommufd';
   }
   for (let i = 1; i < words.length; i++) {
     const w = words[i]!;

@@ -22,7 +22,7 @@ import {
 import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE } from '../kernel/iommu-group.js';
 import type { Process } from '../kernel/process.js';
 import type { IommufdCtx } from './context.js';
-import { compatIoas, mapUserPages } from './ioas.js';
+import { compatIoas, ioasAlloc, mapUserPages } from './ioas.js';
 
 const ENOTTY = -25;
 const VFIO_DMA_UNMAP_FLAG_ALL = 2;
@@ -157,4 +157,17 @@ function unmapDma(ictx: IommufdCtx, arg: IoctlArg): number {
   const out = encode('vfio_iommu_type1_dma_unmap', { argsz: cs.v.argsz, flags: cs.v.flags, iova: cs.v.iova, size: r.unmapped });
   if (!copyToUser(arg, out)) return -14;
   return r.rc;
+}
+
+/** iommufd_vfio_compat_ioas_create(): a group set on the context gets a compat IOAS (or keeps its one). */
+export function compatIoasCreate(ictx: IommufdCtx): number {
+  const ioas = ioasAlloc(ictx);
+  if (typeof ioas === 'number') return ioas;
+  if (ictx.vfioIoas) {
+    ictx.abort(ioas);
+    return 0;
+  }
+  ictx.vfioIoas = ioas;
+  ictx.finalize(ioas);
+  return 0;
 }

@@ -57,6 +57,11 @@ export interface MachineOptions {
   iommufd?: 'rfc-2026';
   /** iommufd.allow_unsafe_interrupts=1 on the kernel command line. */
   allowUnsafeInterrupts?: boolean;
+  /**
+   * Who provides /dev/vfio/vfio on an IOMMUFD kernel: VFIO's container (`legacy`, the default,
+   * CONFIG_VFIO_CONTAINER) or IOMMUFD (`iommufd`, CONFIG_IOMMUFD_VFIO_CONTAINER).
+   */
+  vfioContainer?: 'legacy' | 'iommufd';
   /** The MMU's huge page size (HPAGE_SHIFT), when it is not the one this MMU mode gives. */
   hugePageShift?: number;
   /**
@@ -177,6 +182,7 @@ export class Machine {
     this.sys = new Syscalls(
       {
         iommufd: this.iommufd,
+        vfioContainer: opts.vfioContainer ?? 'legacy',
         vfioCdev: (n) => {
           const d = this.cdevs[n];
           const g = d?.kdev.group === null || !d ? undefined : this.vfioGroups.get(d.kdev.group);

@@ -8,7 +8,7 @@ import type { VfioGroup } from '../vfio/group.js';
 export type FileKind =
   | { kind: 'container'; container: VfioContainer }
   | { kind: 'group'; group: VfioGroup }
-  | { kind: 'device'; device: VfioDevice; groupFile: OpenFile }
+  | { kind: 'device'; device: VfioDevice; groupFile: OpenFile; df?: VfioCdevFile }
   | { kind: 'iommufd'; ctx: IommufdCtx }
   | { kind: 'iommufd-fault'; ctx: IommufdCtx; fault: Fault }
   | { kind: 'vfio-cdev'; df: VfioCdevFile }

@@ -19,8 +19,8 @@ import {
 import type { IommufdCtx, IommufdPlatform } from '../iommufd/context.js';
 import { faultRelease } from '../iommufd/hw-pagetable.js';
 import { iommufdIoctl, iommufdOpen } from '../iommufd/main.js';
-import { IOMMUFD_IOCTLS } from '../kernel/include/uapi/linux/iommufd.js';
-import { VfioCdevFile } from '../vfio/cdev.js';
+import { IOMMUFD_IOCTLS, VFIO_DEVICE_BIND_IOMMUFD } from '../kernel/include/uapi/linux/iommufd.js';
+import { groupDeviceBind, VfioCdevFile } from '../vfio/cdev.js';
 import type { VfioContainer } from '../vfio/container.js';
 import type { VfioDevice } from '../vfio/device.js';
 import type { VfioGroup } from '../vfio/group.js';
@@ -39,6 +39,8 @@ export interface KernelServices {
   vfioGroup(id: number): VfioGroup | undefined;
   /** The kernel's IOMMUFD (null when it is built without): /dev/iommu and the device cdevs. */
   iommufd: IommufdPlatform | null;
+  /** Who provides /dev/vfio/vfio: VFIO's own container, or IOMMUFD's type1 emulation. */
+  vfioContainer: 'legacy' | 'iommufd';
   /** The device behind /dev/vfio/devices/vfioN, with its group. */
   vfioCdev(n: number): { device: VfioDevice; group: VfioGroup } | undefined;
   /** vfio-pci's first open of a device enables it; the last close disables it. */
@@ -60,6 +62,7 @@ export class Syscalls {
   readonly processes = new Map<number, Process>();
   private readonly fdTables = new Map<number, FdTable>();
   private nextPid = 100;
+  private vfioByIommufdNoted = false;
 
   constructor(
     private readonly k: KernelServices,
@@ -93,7 +96,14 @@ export class Syscalls {
   open(pid: number, path: string): SysResult {
     if (!this.enter(pid, !(path === '/dev/kmsg' || path.startsWith('/proc/')))) return err(errno.ESRCH);
     let file: OpenFile;
-    if (path === '/dev/vfio/vfio') file = new OpenFile(path, { kind: 'container', container: this.k.newContainer() });
+    if (path === '/dev/vfio/vfio' && this.k.vfioContainer === 'iommufd' && this.k.iommufd) {
+      // iommufd_fops_open() for the VFIO misc device: VFIO's rlimit accounting, and a note once.
+      const ctx = iommufdOpen(this.k.iommufd);
+      ctx.accountMode = 'mm';
+      if (!this.vfioByIommufdNoted) this.k.klog.printk('iommufd: IOMMUFD is providing /dev/vfio/vfio, not VFIO.');
+      this.vfioByIommufdNoted = true;
+      file = new OpenFile(path, { kind: 'iommufd', ctx });
+    } else if (path === '/dev/vfio/vfio') file = new OpenFile(path, { kind: 'container', container: this.k.newContainer() });
     else if (path === '/dev/kmsg') file = new OpenFile(path, { kind: 'kmsg', pos: this.k.klog.lines.length });
     else if (/^\/proc\/(self|\d+)\/status$/.test(path)) file = new OpenFile(path, { kind: 'status', pid });
     else if (path === '/dev/iommu' || path.startsWith('/dev/vfio/devices/')) {
@@ -121,7 +131,11 @@ export class Syscalls {
     const m = /^\/dev\/vfio\/devices\/vfio(\d+)$/.exec(path);
     const c = m ? this.k.vfioCdev(Number(m[1])) : undefined;
     if (!c) return errno.ENOENT;
-    const services = {
+    return new OpenFile(path, { kind: 'vfio-cdev', df: new VfioCdevFile(c.device, c.group, this.cdevServices(pid)) });
+  }
+
+  private cdevServices(pid: number) {
+    return {
       iommufdFromFd: (fd: number) => {
         const f = this.table(pid).get(fd);
         if (!f) return -errno.EBADF;
@@ -130,7 +144,6 @@ export class Syscalls {
       deviceOpened: (d: VfioDevice) => this.k.deviceOpened(d),
       deviceClosed: (d: VfioDevice) => this.k.deviceClosed(d),
     };
-    return new OpenFile(path, { kind: 'vfio-cdev', df: new VfioCdevFile(c.device, c.group, services) });
   }
 
   dup(pid: number, fd: number): SysResult {
@@ -173,8 +186,11 @@ export class Syscalls {
         break;
       case 'device': {
         const d = f.f.device;
-        d.group!.containerUsers--;
-        this.k.deviceClosed(d);
+        if (f.f.df) f.f.df.release();
+        else {
+          d.group!.containerUsers--;
+          this.k.deviceClosed(d);
+        }
         this.fput(f.f.groupFile);
         break;
       }
@@ -206,6 +222,8 @@ export class Syscalls {
       case 'container':
         return kret(f.f.container.ioctl(request, arg));
       case 'device':
+        // A kernel with device cdevs answers BIND_IOMMUFD on every device file.
+        if (request === VFIO_DEVICE_BIND_IOMMUFD && this.k.iommufd) return kret(groupDeviceBind(arg));
         return kret(f.f.device.ioctl(request, arg));
       case 'group':
         return this.groupIoctl(p, f, f.f.group, request, arg);
@@ -233,6 +251,7 @@ export class Syscalls {
         if (cfd < 0) return err(errno.EINVAL);
         const cf = this.table(p.pid).get(cfd);
         if (!cf) return err(errno.EBADF);
+        if (cf.f.kind === 'iommufd') return kret(g.setIommufd(cf.f.ctx));
         return kret(g.setContainer(cf.f.kind === 'container' ? cf.f.container : null));
       }
       case VFIO_GROUP_UNSET_CONTAINER:
@@ -243,6 +262,14 @@ export class Syscalls {
         const name = new TextDecoder().decode(nul >= 0 ? arg.subarray(0, nul) : arg);
         const d = g.lookupDevice(name);
         if (typeof d === 'number') return err(-d);
+        if (g.iommufd) {
+          const df = new VfioCdevFile(d, g, this.cdevServices(p.pid), true);
+          const rc = df.openForGroup(g.iommufd);
+          if (rc) return err(-rc);
+          d.group = g;
+          gf.refs++;
+          return ok(this.table(p.pid).install(new OpenFile(`vfio-device:${name}`, { kind: 'device', device: d, groupFile: gf, df })));
+        }
         d.group = g;
         g.containerUsers++;
         gf.refs++;

@@ -33,6 +33,8 @@ export class VfioCdevFile {
     readonly device: VfioDevice,
     readonly group: VfioGroup,
     private readonly k: CdevServices,
+    /** Opened through the group's GET_DEVICE_FD, not the cdev. */
+    private readonly viaGroup = false,
   ) {}
 
   ioctl(cmd: number, arg: IoctlArg): number {
@@ -59,7 +61,6 @@ export class VfioCdevFile {
       return rc;
     }
     setField(arg as Uint8Array, s.fields.out_devid, this.idev!.id);
-    this.accessGranted = true;
     return 0;
   }
 
@@ -69,13 +70,42 @@ export class VfioCdevFile {
     const ictx = this.k.iommufdFromFd(fd);
     if (typeof ictx === 'number') return ictx;
     if (this.device.kdev.openCount !== 0) return -errno.EINVAL;
+    ictx.hold();
+    const rc = this.openWith(ictx);
+    if (rc) ictx.put();
+    return rc;
+  }
+
+  /** vfio_df_device_first_open() with an iommufd: bind, then the driver's open_device(). */
+  private openWith(ictx: IommufdCtx): number {
     const kdev = this.device.kdev;
     const idev = deviceBind(ictx, kdev, this.group.iommuGroup);
     if (typeof idev === 'number') return idev;
-    ictx.hold();
     this.ictx = ictx;
+    this.accessGranted = true;
     this.idev = idev;
     this.k.deviceOpened(this.device);
+    return 0;
+  }
+
+  /**
+   * A device file of a group whose "container" is an iommufd (/dev/vfio/vfio provided by
+   * IOMMUFD): GET_DEVICE_FD binds the device to that context and attaches it to the compat IOAS.
+   */
+  openForGroup(ictx: IommufdCtx): number {
+    ictx.hold();
+    const rc = this.openWith(ictx);
+    if (rc) {
+      ictx.put();
+      return rc;
+    }
+    const ioas = ictx.vfioIoas;
+    const r = ioas ? deviceAttach(this.idev!, ioas.id) : -19;
+    if (r < 0) {
+      this.release();
+      return r;
+    }
+    this.attached = true;
     return 0;
   }
 
@@ -115,6 +145,14 @@ export class VfioCdevFile {
     deviceUnbind(this.idev!);
     this.ictx!.put();
     this.accessGranted = false;
-    this.group.cdevOpenCnt--;
+    if (!this.viaGroup) this.group.cdevOpenCnt--;
   }
+}
+
+/** VFIO_DEVICE_BIND_IOMMUFD on a device file from a group's GET_DEVICE_FD: checked, then -EINVAL. */
+export function groupDeviceBind(arg: IoctlArg): number {
+  const s = F.vfio_device_bind_iommufd;
+  const b = copyFromUser(arg, s.size);
+  if (!b) return -errno.EFAULT;
+  return -errno.EINVAL;
 }

@@ -3,11 +3,15 @@ import { errno } from '../base/errno.js';
 import type { IommuGroup } from '../kernel/iommu-group.js';
 import { copyStructFromUser, copyToUser, type IoctlArg } from '../kernel/uaccess.js';
 import { encode, VFIO_GROUP_FLAGS_CONTAINER_SET, VFIO_GROUP_FLAGS_VIABLE } from '../kernel/include/uapi/linux/vfio.js';
+import type { IommufdCtx } from '../iommufd/context.js';
+import { compatIoasCreate } from '../iommufd/vfio-compat.js';
 import type { VfioContainer } from './container.js';
 import type { VfioDevice } from './device.js';
 
 export class VfioGroup {
   container: VfioContainer | null = null;
+  /** The iommufd set as the group's "container" when IOMMUFD provides /dev/vfio/vfio. */
+  iommufd: IommufdCtx | null = null;
   /** 1 while attached, +1 per open device file. */
   containerUsers = 0;
   /** The one open file of the group (a second open is -EBUSY). */
@@ -35,15 +39,29 @@ export class VfioGroup {
     if (typeof cs === 'number') return cs;
     const p = cs.v;
     let flags = 0;
-    if (this.container) flags |= VFIO_GROUP_FLAGS_CONTAINER_SET | VFIO_GROUP_FLAGS_VIABLE;
+    if (this.container || this.iommufd) flags |= VFIO_GROUP_FLAGS_CONTAINER_SET | VFIO_GROUP_FLAGS_VIABLE;
     else if (!this.iommuGroup.ownerCnt && this.iommuGroup.viable) flags |= VFIO_GROUP_FLAGS_VIABLE;
     if (!copyToUser(arg, encode('vfio_group_status', { argsz: p.argsz, flags }))) return -errno.EFAULT;
     return 0;
   }
 
+  /**
+   * VFIO_GROUP_SET_CONTAINER with an iommufd: the context gets its compat IOAS; ownership is
+   * claimed only when a device is opened.
+   */
+  setIommufd(ictx: IommufdCtx): number {
+    if (this.container || this.iommufd) return -errno.EINVAL;
+    if (this.dead) return -errno.ENODEV;
+    const rc = compatIoasCreate(ictx);
+    if (rc) return rc;
+    ictx.hold();
+    this.iommufd = ictx;
+    return 0;
+  }
+
   /** VFIO_GROUP_SET_CONTAINER, once the fd argument has been resolved to a container. */
   setContainer(container: VfioContainer | null): number {
-    if (this.container) return -errno.EINVAL;
+    if (this.container || this.iommufd) return -errno.EINVAL;
     if (this.dead) return -errno.ENODEV;
     if (!container) return -errno.EBADFD;
     return container.attachGroup(this);
@@ -51,6 +69,11 @@ export class VfioGroup {
 
   /** VFIO_GROUP_UNSET_CONTAINER. */
   unsetContainer(): number {
+    if (this.iommufd) {
+      this.iommufd.put();
+      this.iommufd = null;
+      return 0;
+    }
     if (!this.container) return -errno.EINVAL;
     if (this.containerUsers !== 1) return -errno.EBUSY;
     this.container.detachGroup(this);
@@ -63,13 +86,15 @@ export class VfioGroup {
     const dev = this.devices.find((d) => d.kdev.name === name && !d.kdev.removed);
     if (!dev) return -errno.ENODEV;
     // vfio_group_use_container(): a container without an IOMMU driver (no SET_IOMMU yet) is -EINVAL.
-    if (!this.container?.iommuData) return -errno.EINVAL;
+    if (!this.iommufd && !this.container?.iommuData) return -errno.EINVAL;
     return dev;
   }
 
   /** vfio_group_fops_release(). */
   release(): void {
     if (this.container) this.container.detachGroup(this);
+    this.iommufd?.put();
+    this.iommufd = null;
     this.opened = false;
   }
 }
