@@ -8,6 +8,7 @@ import type { IommuTable } from '../kernel/iommu-table.js';
 import { tceAddr, tcePerm } from '../hw/tce.js';
 import type { PseriesPe } from '../kernel/pseries/pe.js';
 import type { Machine } from '../machine/machine.js';
+import { checkIommufd, IOMMUFD_INVARIANTS, iommufdLockedPages } from './iommufd-invariants.js';
 
 export const INVARIANTS = {
   'tce-points-at-owned-memory': 'a valid TCE never points at memory that is not pinned by its user or owned by the kernel',
@@ -19,6 +20,7 @@ export const INVARIANTS = {
   'exit-unpins': 'after a process exits, nothing it pinned stays pinned',
   'frozen-pe-moves-no-data': 'a frozen PE moves no data',
   'hypervisor-windows-known': "every DMA window the hypervisor keeps enabled is one the guest knows: its ibm,dma-window, its DDW or one of its PE's tables",
+  ...IOMMUFD_INVARIANTS,
 } as const;
 
 export type InvariantName = keyof typeof INVARIANTS;
@@ -142,6 +144,7 @@ export class Checker {
         }
       }
     }
+    checkIommufd(m, (inv, detail) => this.report(inv, detail, seq));
     // locked-vm-accounted and exit-unpins
     for (const p of m.sys.processes.values()) {
       if (p.exited) {
@@ -149,7 +152,7 @@ export class Checker {
         if (left) this.report('exit-unpins', `pid ${p.pid} exited with ${left} page pins left`, seq);
         continue;
       }
-      let accounted = p.mm.iommuGroupMemList.reduce((s, r) => s + r.entries, 0);
+      let accounted = p.mm.iommuGroupMemList.reduce((s, r) => s + r.entries, 0) + iommufdLockedPages(m, p);
       for (const g of m.vfioGroups.values()) {
         const c = g.container?.iommuData;
         if (!c || c.mm !== p.mm || g.container!.groups[0] !== g) continue;

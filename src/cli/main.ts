@@ -22,7 +22,7 @@ import { runScenarioFile } from './run-scenario.js';
 const HELP = `tcelab — an executable model of the POWER (ppc64) IOMMU stack
 
 Usage:
-  tcelab run FILE.yaml [--quirk NAME]... [--fix NAME]... [--json]
+  tcelab run FILE.yaml [--quirk NAME]... [--fix NAME]... [--iommufd ppc64|rfc-2026] [--json]
       Run a scenario (see docs/scenarios.md): exit 0 when every expectation and invariant held,
       1 when one failed (with the step, the invariant and the events that led there), 2 on a
       bad file.
@@ -74,8 +74,9 @@ Machine options:
   --ddw on|off                            pseries: dynamic DMA windows offered by the hypervisor
   --maxmem SIZE                           pseries: hot-pluggable memory top, as QEMU -m …,maxmem=SIZE
   --hypervisor NAME                       pseries: hypervisor profile (default qemu-7.2)
-  --iommufd rfc-2026                      a kernel with IOMMUFD: /dev/iommu and the VFIO device cdevs,
-                                          with the 2026 PPC64 IOMMUFD RFC's driver (docs/iommufd-ppc64.md)
+  --iommufd ppc64|rfc-2026                a kernel with IOMMUFD: /dev/iommu and the VFIO device cdevs,
+                                          with tcelab's PPC64 driver (both windows, several PEs) or
+                                          the 2026 RFC's driver as posted (docs/iommufd-ppc64.md)
   --allow-unsafe-interrupts               iommufd.allow_unsafe_interrupts=1 (binding needs it on POWER)
   --topology FILE.json                    PHBs and devices (docs/topology.md); default: the recorded
                                           QEMU machine (e1000e on PHB 0, virtio-net on PHB 1)
@@ -119,8 +120,8 @@ function machineOptions(v: Record<string, unknown>): Partial<MachineOptions> {
     o.hypervisor = String(v.hypervisor);
   }
   if (v.iommufd !== undefined) {
-    if (v.iommufd !== 'rfc-2026') throw new UsageError(`--iommufd: expected rfc-2026, got "${v.iommufd}"`);
-    o.iommufd = 'rfc-2026';
+    if (v.iommufd !== 'rfc-2026' && v.iommufd !== 'ppc64') throw new UsageError(`--iommufd: expected ppc64 or rfc-2026, got "${v.iommufd}"`);
+    o.iommufd = v.iommufd;
   }
   if (v['allow-unsafe-interrupts']) o.allowUnsafeInterrupts = true;
   const quirks: Partial<Quirks> = {};
@@ -195,7 +196,10 @@ function main(argv: string[]): number | Promise<number> {
     case 'run': {
       if (values.topology !== undefined) throw new UsageError('run: the tour uses its own topology; use --topology with boot, serve or exec');
       if (rest.length > 1) throw new UsageError('run: give at most one scenario file');
-      if (rest.length === 1) return runScenarioFile(rest[0]!, machineOptions(values).quirks ?? {}, values.json === true);
+      if (rest.length === 1) {
+        const mo = machineOptions(values);
+        return runScenarioFile(rest[0]!, mo.quirks ?? {}, values.json === true, mo.iommufd);
+      }
       const t = runTour(machineOptions(values));
       process.stdout.write(values.json ? `${JSON.stringify(t, null, 2)}\n` : formatTour(t));
       return t.steps.every((s) => s.ok) ? 0 : 1;

@@ -4,7 +4,7 @@ import type { Quirks } from '../kernel/quirks.js';
 import { runScenario } from '../scenario/runner.js';
 import { parseScenario, type Scenario, ScenarioError } from '../scenario/schema.js';
 
-export function runScenarioFile(file: string, quirks: Partial<Quirks>, json: boolean): number {
+export function runScenarioFile(file: string, quirks: Partial<Quirks>, json: boolean, iommufd?: 'ppc64' | 'rfc-2026'): number {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -20,7 +20,7 @@ export function runScenarioFile(file: string, quirks: Partial<Quirks>, json: boo
     process.stderr.write(`tcelab: ${e.message}\n`);
     return 2;
   }
-  const r = runScenario(sc, quirks);
+  const r = runScenario(sc, quirks, undefined, iommufd);
   if (json) {
     process.stdout.write(`${JSON.stringify(r, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v), 2)}\n`);
     return r.ok ? 0 : 1;

@@ -23,6 +23,8 @@ export interface IommufdPlatform {
   iopt: IoptPlatform;
   /** iommufd.allow_unsafe_interrupts: bind without isolated MSI. */
   allowUnsafeInterrupts: boolean;
+  /** Every live context (for the invariant checker and reports). */
+  contexts: Set<IommufdCtx>;
   /** The interrupt controller isolates MSIs (false on PowerPC). */
   isolatedMsi: boolean;
   hugetlbPinnable: boolean;
@@ -117,7 +119,9 @@ export class IommufdCtx {
   refs = 1;
   released = false;
 
-  constructor(readonly platform: IommufdPlatform) {}
+  constructor(readonly platform: IommufdPlatform) {
+    platform.contexts.add(this);
+  }
 
   /** _iommufd_object_alloc(): reserve the lowest free id. */
   alloc<T extends IommufdObject>(obj: T): T | number {
@@ -194,5 +198,11 @@ export class IommufdCtx {
       if (empty || !destroyed) break;
     }
     this.objects.clear();
+    this.platform.contexts.delete(this);
+  }
+
+  /** The live objects of a type. */
+  objectsOf<T extends IommufdObject>(type: ObjectType): T[] {
+    return [...this.objects.values()].filter((o): o is T => o?.type === type);
   }
 }

@@ -146,7 +146,7 @@ function autoGetDomain(idev: IommufdDevice, ioas: Ioas, fn: AttachFn): { hwpt: H
     }
     return { hwpt, destroy: r };
   }
-  const hwpt = hwptPagingAlloc(idev.ictx, ioas, idev, 0, immediate, false);
+  const hwpt = hwptPagingAlloc(idev.ictx, ioas, idev, 0, immediate, null);
   if (typeof hwpt === 'number') return hwpt;
   let destroy: HwptPaging | null = null;
   if (!immediate) {

@@ -16,15 +16,30 @@ import type { Ucmd } from './ucmd.js';
 
 const U64_MAX = (1n << 64n) - 1n;
 
+/** Driver data for a new domain (struct iommu_user_data): its type and the user's bytes, read when the driver asks. */
+export interface UserData {
+  type: number;
+  read(): Uint8Array | null;
+}
+
 /** iommufd_hwpt_paging_alloc(): a new domain for the device, filled from the IOAS. */
-export function hwptPagingAlloc(ictx: IommufdCtx, ioas: Ioas, idev: IommufdDevice, flags: number, immediateAttach: boolean, userData: boolean): HwptPaging | number {
+export function hwptPagingAlloc(ictx: IommufdCtx, ioas: Ioas, idev: IommufdDevice, flags: number, immediateAttach: boolean, userData: UserData | null): HwptPaging | number {
   const ops = idev.igroup.group.ops;
-  // No IOMMU driver of tcelab has domain_alloc_user(): flags and driver data are refused.
-  if (flags || userData) return -95;
+  if ((flags || userData) && !ops.domainAllocUser) return -95;
+  // No driver here tracks dirty pages or nests: every allocation flag is refused.
+  if (flags) return -95;
   const hwpt = ictx.alloc(new HwptPaging(ioas));
   if (typeof hwpt === 'number') return hwpt;
   ioas.users++;
-  const d = ops.domainAllocPaging ? ops.domainAllocPaging(idev.dev, idev.igroup.group) : -12;
+  const g = idev.igroup.group;
+  const bytes = userData ? userData.read() : null;
+  const d = userData
+    ? bytes
+      ? ops.domainAllocUser!(idev.dev, g, userData.type, bytes)
+      : -14
+    : ops.domainAllocPaging
+      ? ops.domainAllocPaging(idev.dev, g)
+      : -12;
   if (typeof d === 'number') {
     ictx.abort(hwpt);
     return d;
@@ -58,7 +73,9 @@ export function hwptAllocIoctl(u: Ucmd<'iommu_hwpt_alloc'>): number {
   const pt = u.ictx.objects.get(u.num('pt_id'));
   if (!pt) return -22;
   let hwpt: HwptPaging | number;
-  if (pt.type === 'ioas') hwpt = hwptPagingAlloc(u.ictx, pt as Ioas, idev, u.num('flags'), false, dataLen !== 0);
+  const ptr = u.get('data_uptr');
+  const data: UserData | null = dataLen ? { type: dataType, read: () => u.proc.mm.user.read(ptr, dataLen) } : null;
+  if (pt.type === 'ioas') hwpt = hwptPagingAlloc(u.ictx, pt as Ioas, idev, u.num('flags'), false, data);
   else if (pt.type === 'hwpt_paging') hwpt = -95; // nested HWPTs need domain_alloc_user()
   else return -22;
   if (typeof hwpt === 'number') return hwpt;

@@ -393,6 +393,13 @@ export class IoPagetable {
       const rc = this.reserveIova(g.apertureEnd + 1n, U64_MAX, d);
       if (rc) return this.undoReserve(d, rc);
     }
+    // The holes between a multi-window domain's apertures.
+    const aps = [...(d.apertures ?? [])].sort((a, b) => (a.start < b.start ? -1 : 1));
+    for (let i = 1; i < aps.length; i++) {
+      if (aps[i]!.start <= aps[i - 1]!.last + 1n) continue;
+      const rc = this.reserveIova(aps[i - 1]!.last + 1n, aps[i]!.start - 1n, d);
+      if (rc) return this.undoReserve(d, rc);
+    }
     const rc = this.fillDomain(d);
     if (rc) return this.undoReserve(d, rc);
     this.iovaAlignment = align;

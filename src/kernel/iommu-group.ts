@@ -41,6 +41,11 @@ export interface IommuDomain {
   readonly ops: IommuDomainOps;
   pgsizeBitmap: bigint;
   geometry: IommuDomainGeometry;
+  /**
+   * The IOVA ranges that translate, when the domain has several (a PPC64 domain's 32-bit and
+   * 64-bit windows); what lies between them inside the geometry is reserved.
+   */
+  apertures?: { start: bigint; last: bigint }[];
   /** A name for logs and reports. */
   readonly label: string;
 }
@@ -70,6 +75,8 @@ export interface IommuOps {
   capable(dev: KPciDev, cap: number): boolean;
   /** domain_alloc_paging(), or undefined when the driver has none. */
   domainAllocPaging?(dev: KPciDev, group: IommuGroup): IommuDomain | number;
+  /** domain_alloc_user() with driver data (its type and bytes, as the user gave them). */
+  domainAllocUser?(dev: KPciDev, group: IommuGroup, type: number, data: Uint8Array): IommuDomain | number;
   /** hw_info(): the info type and its data, or undefined (no op: type NONE). */
   hwInfo?(dev: KPciDev, group: IommuGroup): { type: number; data: Uint8Array };
   getResvRegions?(dev: KPciDev): IommuResvRegion[];
@@ -171,8 +178,11 @@ export class IommuGroup {
   }
 }
 
-/** The platform and blocked domains over a table group's ownership ops (spapr_tce_iommu_ops). */
-export function tableGroupDomains(tg: TableGroup): { platform: IommuDomain; blocked: IommuDomain } {
+/**
+ * The platform and blocked domains over a table group's ownership ops (spapr_tce_iommu_ops).
+ * `block` replaces take_ownership() as the blocked domain's attach.
+ */
+export function tableGroupDomains(tg: TableGroup, block?: (tg: TableGroup) => number): { platform: IommuDomain; blocked: IommuDomain } {
   const geometry: IommuDomainGeometry = { apertureStart: 0n, apertureEnd: 0n, forceAperture: false };
   return {
     platform: {
@@ -192,7 +202,7 @@ export function tableGroupDomains(tg: TableGroup): { platform: IommuDomain; bloc
       label: `${tg.label} blocked`,
       pgsizeBitmap: 0n,
       geometry,
-      ops: { attachDev: (_d, dev) => tg.ops.takeOwnership(tg, dev.name) },
+      ops: { attachDev: (_d, dev) => (block ? block(tg) : tg.ops.takeOwnership(tg, dev.name)) },
     },
   };
 }

@@ -16,6 +16,7 @@ import { IommuGroup, type IommuOps, IOMMU_CAP_CACHE_COHERENCY, tableGroupDomains
 import type { IommufdPlatform } from '../iommufd/context.js';
 import { UserStructs } from '../iommufd/pages.js';
 import { spaprTceRfcOps } from '../kernel/spapr-tce-iommu.js';
+import { ppc64BlockPe, ppc64TceOps } from '../kernel/ppc64-iommu.js';
 import { KPciDev } from '../kernel/pci.js';
 import { PseriesIommu } from '../kernel/pseries/iommu.js';
 import type { TableGroup } from '../kernel/table-group.js';
@@ -51,10 +52,11 @@ export interface MachineOptions {
   /** pseries: the top of hot-pluggable memory (QEMU -m …,maxmem=); none by default. */
   maxmemBytes?: number;
   /**
-   * The kernel's IOMMUFD: absent (Debian's 6.12 ppc64el kernels have none), or `rfc-2026`, the
-   * PPC64 IOMMUFD RFC as posted, with /dev/iommu and the VFIO device cdevs.
+   * The kernel's IOMMUFD, with /dev/iommu and the VFIO device cdevs: absent (Debian's 6.12
+   * ppc64el kernels have none), `rfc-2026` (the PPC64 IOMMUFD RFC as posted) or `ppc64`
+   * (tcelab's design: both DMA windows, several PEs per domain; docs/iommufd-ppc64.md).
    */
-  iommufd?: 'rfc-2026';
+  iommufd?: 'rfc-2026' | 'ppc64';
   /** iommufd.allow_unsafe_interrupts=1 on the kernel command line. */
   allowUnsafeInterrupts?: boolean;
   /**
@@ -161,7 +163,12 @@ export class Machine {
       eeh: this.eeh.enabled ? vfioEehOps(this.eeh) : noEehOps,
       current: () => this.current!,
     });
-    this.iommuOps = opts.iommufd === 'rfc-2026' ? spaprTceRfcOps(this.quirks) : { capable: (_d, cap) => cap === IOMMU_CAP_CACHE_COHERENCY };
+    this.iommuOps =
+      opts.iommufd === 'rfc-2026'
+        ? spaprTceRfcOps(this.quirks)
+        : opts.iommufd === 'ppc64'
+          ? ppc64TceOps(pageShift, (tg) => (tg instanceof Pe ? tg.tceBypassBase : (this.papr?.profile.dma64WinAddr ?? 1n << 59n)))
+          : { capable: (_d, cap) => cap === IOMMU_CAP_CACHE_COHERENCY };
     if (opts.iommufd) {
       this.iommufd = {
         mem: this.mem,
@@ -175,6 +182,7 @@ export class Machine {
           capAtLeastPage: !this.quirks['iova-alignment-hpage-zero'],
         },
         allowUnsafeInterrupts: opts.allowUnsafeInterrupts ?? false,
+        contexts: new Set(),
         isolatedMsi: false,
         hugetlbPinnable: this.mmu !== 'hash' && !this.pseries,
       };
@@ -321,7 +329,7 @@ export class Machine {
 
   /** iommu_register_group(): a new IOMMU group for a table group, and its VFIO group. */
   registerGroup(tg: TableGroup, devices: KPciDev[]): IommuGroup {
-    const { platform, blocked } = tableGroupDomains(tg);
+    const { platform, blocked } = tableGroupDomains(tg, this.opts.iommufd === 'ppc64' ? ppc64BlockPe : undefined);
     const g = new IommuGroup(this.groups.length, tg, devices, this.log, platform, blocked, this.iommuOps);
     tg.groupId = g.id;
     this.groups.push(g);

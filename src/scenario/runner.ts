@@ -9,6 +9,7 @@ import type { Quirks } from '../kernel/quirks.js';
 import type { IoctlArg } from '../kernel/uaccess.js';
 import { Machine } from '../machine/machine.js';
 import * as V from '../kernel/include/uapi/linux/vfio.js';
+import { iommufdStep } from './iommufd-steps.js';
 import type { Scenario, Step } from './schema.js';
 
 export interface StepResult {
@@ -53,13 +54,20 @@ export function describeEvent(e: TcelabEvent): string {
   return `#${seq} ${layer}.${kind} ${body}`;
 }
 
-export function runScenario(sc: Scenario, overrides: Partial<Quirks> = {}, onStep?: (m: Machine) => void): RunResult {
+/**
+ * Run a scenario. `overrides` turns quirks on or off; `iommufdDriver` replaces the scenario's
+ * IOMMUFD driver (to replay a scenario written for tcelab's design on the RFC's).
+ */
+export function runScenario(sc: Scenario, overrides: Partial<Quirks> = {}, onStep?: (m: Machine) => void, iommufdDriver?: 'ppc64' | 'rfc-2026'): RunResult {
+  const iommufd = iommufdDriver ?? sc.machine.iommufd;
   const m = new Machine({
     preset: sc.machine.preset,
     pageSize: sc.machine.pageSize,
     topology: sc.machine.topology,
     quirks: { ...sc.machine.quirks, ...overrides },
+    ...(iommufd ? { iommufd, allowUnsafeInterrupts: sc.machine.allowUnsafeInterrupts ?? true } : {}),
   });
+  const vars = new Map<string, bigint>();
   const checker = new Checker(m);
   const procs = new Map<string, Process>();
   const fds = new Map<string, number>();
@@ -192,6 +200,8 @@ export function runScenario(sc: Scenario, overrides: Partial<Quirks> = {}, onSte
       }
       case 'ioctl':
         return ioctl(step);
+      case 'iommufd':
+        return iommufdStep({ m, p: proc(step.actor!), fd: (n) => fd(step.actor!, n), vars }, f);
       default:
         throw new Error(`op ${step.op} is not implemented`);
     }

@@ -6,6 +6,7 @@ import { isMap, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
 import { isQuirkName, type Quirks } from '../kernel/quirks.js';
 import { isPresetName, type PresetName } from '../machine/presets.js';
 import { VFIO_IOCTL_NAMES } from '../kernel/include/uapi/linux/vfio.js';
+import { IOMMUFD_STEP_REQUESTS } from './iommufd-steps.js';
 
 export class ScenarioError extends Error {}
 
@@ -31,7 +32,15 @@ export interface Step {
 
 export interface Scenario {
   name: string;
-  machine: { preset: PresetName; pageSize: '4k' | '64k'; topology: 'qemu' | 'tour'; quirks: Partial<Quirks> };
+  machine: {
+    preset: PresetName;
+    pageSize: '4k' | '64k';
+    topology: 'qemu' | 'tour';
+    quirks: Partial<Quirks>;
+    /** An IOMMUFD kernel and its PPC64 driver. */
+    iommufd?: 'ppc64' | 'rfc-2026';
+    allowUnsafeInterrupts?: boolean;
+  };
   actors: Record<string, Actor>;
   steps: Step[];
 }
@@ -48,6 +57,7 @@ export const OPS: Record<string, { actor: 'driver' | 'vfio-user' | 'machine'; fi
   open: { actor: 'vfio-user', fields: { path: 'string', as: 'string?' } },
   close: { actor: 'vfio-user', fields: { fd: 'string' } },
   ioctl: { actor: 'vfio-user', fields: { fd: 'string', request: 'ioctl', '*': 'any' } },
+  iommufd: { actor: 'vfio-user', fields: { fd: 'string', request: 'iommufd-request', as: 'string?', '*': 'any' } },
   exit: { actor: 'vfio-user', fields: {} },
   bind: { actor: 'machine', fields: { device: 'string', driver: 'driver' } },
   'eeh-inject': { actor: 'machine', fields: { device: 'string' } },
@@ -90,6 +100,12 @@ export function parseScenario(text: string, file: string): Scenario {
   const topology = mj.topology ?? 'tour';
   if (topology !== 'qemu' && topology !== 'tour')
     fail(get(['machine', 'topology']), `machine.topology: expected qemu or tour, got ${JSON.stringify(topology)}`);
+  const iommufd = mj.iommufd;
+  if (iommufd !== undefined && iommufd !== 'ppc64' && iommufd !== 'rfc-2026')
+    fail(get(['machine', 'iommufd']), `machine.iommufd: expected ppc64 or rfc-2026, got ${JSON.stringify(iommufd)}`);
+  const unsafe = mj.allowUnsafeInterrupts;
+  if (unsafe !== undefined && typeof unsafe !== 'boolean')
+    fail(get(['machine', 'allowUnsafeInterrupts']), `machine.allowUnsafeInterrupts: expected true or false, got ${JSON.stringify(unsafe)}`);
   const quirks: Partial<Quirks> = {};
   for (const [q, v] of Object.entries((mj.quirks ?? {}) as Record<string, unknown>)) {
     if (!isQuirkName(q)) fail(get(['machine', 'quirks', q]), `machine.quirks: unknown quirk "${q}"`);
@@ -165,7 +181,14 @@ export function parseScenario(text: string, file: string): Scenario {
   });
   return {
     name: String(js.name ?? file),
-    machine: { preset: preset as PresetName, pageSize: pageSize as '4k' | '64k', topology: topology as 'qemu' | 'tour', quirks },
+    machine: {
+      preset: preset as PresetName,
+      pageSize: pageSize as '4k' | '64k',
+      topology: topology as 'qemu' | 'tour',
+      quirks,
+      ...(iommufd ? { iommufd: iommufd as 'ppc64' | 'rfc-2026' } : {}),
+      ...(unsafe ? { allowUnsafeInterrupts: true } : {}),
+    },
     actors,
     steps,
   };
@@ -202,6 +225,10 @@ function checkType(v: unknown, type: string, n: Node | undefined, path: string, 
       return v;
     case 'ioctl':
       if (typeof v !== 'string' || !IOCTLS.has(v)) fail(n, `${path}: expected a VFIO ioctl name such as VFIO_IOMMU_MAP_DMA, got ${JSON.stringify(v)}`);
+      return v;
+    case 'iommufd-request':
+      if (typeof v !== 'string' || !(v in IOMMUFD_STEP_REQUESTS))
+        fail(n, `${path}: expected an IOMMUFD request such as IOMMU_IOAS_MAP or VFIO_DEVICE_BIND_IOMMUFD, got ${JSON.stringify(v)}`);
       return v;
     default:
       return v;
