@@ -12,6 +12,7 @@ import { PhysMemory } from '../hw/memory.js';
 import { PciFunction, type PciFunctionSpec } from '../hw/pci-device.js';
 import { Phb } from '../hw/phb.js';
 import { Eeh } from '../kernel/eeh.js';
+import type { IoctlArg } from '../kernel/uaccess.js';
 import { IommuGroup, type IommuOps, IOMMU_CAP_CACHE_COHERENCY, tableGroupDomains } from '../kernel/iommu-group.js';
 import type { IommufdPlatform } from '../iommufd/context.js';
 import { UserStructs } from '../iommufd/pages.js';
@@ -191,6 +192,7 @@ export class Machine {
       {
         iommufd: this.iommufd,
         vfioContainer: opts.vfioContainer ?? 'legacy',
+        ...(opts.iommufd === 'ppc64' && this.eeh.enabled ? { cdevEehPeOp: (g: IommuGroup, arg: IoctlArg) => vfioEehOps(this.eeh).peOp(g, arg) } : {}),
         vfioCdev: (n) => {
           const d = this.cdevs[n];
           const g = d?.kdev.group === null || !d ? undefined : this.vfioGroups.get(d.kdev.group);

@@ -234,8 +234,10 @@ export function runScenario(sc: Scenario, overrides: Partial<Quirks> = {}, onSte
     } else if (STRUCT_OF[req]) {
       const s = STRUCT_OF[req]!;
       const values: Record<string, bigint | number> = { argsz: V.structs[s].size };
-      for (const [k, v] of Object.entries(f)) {
-        if (k === 'fd' || k === 'request' || k === 'as') continue;
+      for (const [k0, v] of Object.entries(f)) {
+        if (k0 === 'fd' || k0 === 'request' || k0 === 'as') continue;
+        // A step's own "op" key names the step; vfio_eeh_pe_op's op field is spelled eeh_op.
+        const k = k0 === 'eeh_op' ? 'op' : k0;
         if (!(k in V.structs[s].fields)) throw new Error(`${req} has no field "${k}" (fields: ${Object.keys(V.structs[s].fields).join(', ')})`);
         values[k] = BigInt(v as number | bigint | string);
       }

@@ -17,6 +17,7 @@ import {
   VFIO_IOCTL_NAMES,
 } from '../kernel/include/uapi/linux/vfio.js';
 import type { IommufdCtx, IommufdPlatform } from '../iommufd/context.js';
+import type { IommuGroup } from '../kernel/iommu-group.js';
 import { faultRelease } from '../iommufd/hw-pagetable.js';
 import { iommufdIoctl, iommufdOpen } from '../iommufd/main.js';
 import { IOMMUFD_IOCTLS, VFIO_DEVICE_BIND_IOMMUFD } from '../kernel/include/uapi/linux/iommufd.js';
@@ -41,6 +42,8 @@ export interface KernelServices {
   iommufd: IommufdPlatform | null;
   /** Who provides /dev/vfio/vfio: VFIO's own container, or IOMMUFD's type1 emulation. */
   vfioContainer: 'legacy' | 'iommufd';
+  /** EEH PE operations on bound device cdevs (tcelab's PPC64 IOMMUFD design), if offered. */
+  cdevEehPeOp?: (g: IommuGroup, arg: IoctlArg) => number;
   /** The device behind /dev/vfio/devices/vfioN, with its group. */
   vfioCdev(n: number): { device: VfioDevice; group: VfioGroup } | undefined;
   /** vfio-pci's first open of a device enables it; the last close disables it. */
@@ -143,6 +146,7 @@ export class Syscalls {
       },
       deviceOpened: (d: VfioDevice) => this.k.deviceOpened(d),
       deviceClosed: (d: VfioDevice) => this.k.deviceClosed(d),
+      ...(this.k.cdevEehPeOp ? { eehPeOp: this.k.cdevEehPeOp } : {}),
     };
   }
 

@@ -7,7 +7,8 @@
 import { errno } from '../base/errno.js';
 import type { IommufdCtx, IommufdDevice } from '../iommufd/context.js';
 import { deviceAttach, deviceBind, deviceDetach, deviceReplace, deviceUnbind } from '../iommufd/device.js';
-import { getField, setField } from '../kernel/include/uapi/linux/vfio.js';
+import { getField, setField, VFIO_EEH_PE_OP } from '../kernel/include/uapi/linux/vfio.js';
+import type { IommuGroup } from '../kernel/iommu-group.js';
 import { iommufdStructs, VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_BIND_IOMMUFD, VFIO_DEVICE_DETACH_IOMMUFD_PT } from '../kernel/include/uapi/linux/iommufd.js';
 import { copyFromUser, type IoctlArg } from '../kernel/uaccess.js';
 import type { VfioDevice } from './device.js';
@@ -19,6 +20,11 @@ export interface CdevServices {
   iommufdFromFd(fd: number): IommufdCtx | number;
   deviceOpened(d: VfioDevice): void;
   deviceClosed(d: VfioDevice): void;
+  /**
+   * VFIO_EEH_PE_OP on a bound device file, for the device's PE (tcelab's PPC64 IOMMUFD design);
+   * undefined where the cdev path has no EEH (the RFC).
+   */
+  eehPeOp?(g: IommuGroup, arg: IoctlArg): number;
 }
 
 const F = iommufdStructs;
@@ -42,6 +48,7 @@ export class VfioCdevFile {
     if (!this.accessGranted) return -errno.EINVAL;
     if (cmd === VFIO_DEVICE_ATTACH_IOMMUFD_PT) return this.attach(arg);
     if (cmd === VFIO_DEVICE_DETACH_IOMMUFD_PT) return this.detach(arg);
+    if (cmd === VFIO_EEH_PE_OP && this.k.eehPeOp) return this.k.eehPeOp(this.group.iommuGroup, arg);
     return this.device.ioctl(cmd, arg);
   }
 
