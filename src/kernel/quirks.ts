@@ -43,6 +43,11 @@ export const QUIRKS = {
     source: 'pSeries remove_dma_window_named() calls ibm,remove-pe-dma-window only for a property as long as struct dynamic_dma_window_prop',
     what: 'removing the default window drops the property but the hypervisor keeps the window, so userspace gets one DDW (fixed: RTAS remove)',
   },
+  'unchecked-userspace-view': {
+    default: true,
+    source: 'pSeries spapr_tce_create_table() ignores the -ENOMEM of pseries_tce_iommu_userspace_view_alloc()',
+    what: 'a TCE_CREATE whose userspace view vzalloc() fails returns 0; the next MAP_DMA into it oopses in tce_iommu_ioctl (fixed: -ENOMEM)',
+  },
   'missing-tce-kill': {
     default: false,
     source: 'not in 6.12: a kernel whose VFIO unmap path drops the iommu_tce_kill() after exchanging TCEs out',

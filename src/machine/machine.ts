@@ -118,6 +118,7 @@ export class Machine {
         log: this.log,
         quirks: this.quirks,
         memoryHotplugMax: BigInt(opts.maxmemBytes ?? 0),
+        current: () => this.current!,
       });
       this.eeh.enabled = profile.eehForEmulated;
     }

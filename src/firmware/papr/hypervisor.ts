@@ -173,11 +173,12 @@ export class PaprHypervisor {
     const args = [liobn, ioba, value, npages];
     const t = this.liveTable(liobn);
     if (!t || npages > t.nbTable) return this.hcall('H_STUFF_TCE', args, H_PARAMETER);
-    return this.hcall(
-      'H_STUFF_TCE',
-      args,
-      fillEntries(t, ioba, npages, () => value),
-    );
+    // The entries of a window are consecutive: write those that fit, fail if not all did.
+    const first = t.index(ioba);
+    if (first < 0) return this.hcall('H_STUFF_TCE', args, H_PARAMETER);
+    const n = Math.min(npages, t.nbTable - first);
+    t.fill(first, n, value);
+    return this.hcall('H_STUFF_TCE', args, n === npages && n > 0 ? H_SUCCESS : H_PARAMETER);
   }
 
   /** ibm,query-pe-dma-window (6-output form). QEMU finds the PHB by BUID; the config address is not used. */

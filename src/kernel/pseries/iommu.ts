@@ -9,13 +9,13 @@ import type { EventLog } from '../../base/events.js';
 import type { PaprHypervisor } from '../../firmware/papr/hypervisor.js';
 import type { PhysMemory } from '../../hw/memory.js';
 import { iommuInitTable } from '../iommu.js';
-import { IommuTable, type IommuTableOps, iommuTceTableGet, iommuTceTablePut } from '../iommu-table.js';
+import { IommuTable, iommuTceTableGet, iommuTceTablePut } from '../iommu-table.js';
 import type { KPciDev } from '../pci.js';
 import type { KernelLog } from '../printk.js';
 import type { Quirks } from '../quirks.js';
 import type { TableGroup, TableGroupOps } from '../table-group.js';
 import { createDdw, type DdwContext, devPrefix, iommuGetPageShift, queryDdw, queryPageSizeToMask, removeDmaWindow, resetDmaWindow } from './ddw.js';
-import { lparTceOps } from './lpar-tce.js';
+import { type LparTableOps, lparTceOps } from './lpar-tce.js';
 import type { DdwProp, PseriesPe } from './pe.js';
 
 const { EINVAL, ENODEV, EPERM } = errno;
@@ -32,6 +32,8 @@ export interface PseriesIommuContext {
   quirks: Quirks;
   /** ddw_memory_hotplug_max(): the top of hot-pluggable memory as the guest finds it. */
   memoryHotplugMax: bigint;
+  /** The task making the current call (vmalloc reports name it). */
+  current(): { pid: number; uid: number; comm: string };
 }
 
 /** order_base_2(): 0 for 0 and 1. */
@@ -40,13 +42,13 @@ function orderBase2(n: bigint): number {
 }
 
 export class PseriesIommu implements TableGroupOps {
-  readonly tableOps: IommuTableOps;
+  readonly tableOps: LparTableOps;
   /** failed_ddw_pdn_list: PEs whose DDW setup failed; never cleared. */
   readonly failedDdw = new Set<PseriesPe>();
   private readonly ddwCtx: DdwContext;
 
   constructor(private readonly ctx: PseriesIommuContext) {
-    this.tableOps = lparTceOps({ hv: ctx.hv, mem: ctx.mem });
+    this.tableOps = lparTceOps({ hv: ctx.hv, mem: ctx.mem, klog: ctx.klog });
     this.ddwCtx = { hv: ctx.hv, klog: ctx.klog };
   }
 
@@ -205,7 +207,7 @@ export class PseriesIommu implements TableGroupOps {
         this.restoreDefaultDmaWindow(pe);
         const tbl = this.defaultTable(pe, 1n << BigInt(windowShift));
         pe.tables[0] = tbl;
-        return this.finish(tbl, pageShift, windowSize, levels);
+        return this.finish(pe, 0, tbl, pageShift, windowSize, levels);
       }
     }
     if (!pe.ddwApplicable) {
@@ -227,11 +229,24 @@ export class PseriesIommu implements TableGroupOps {
     pe.tables[num] = tbl;
     this.setTableBase(pdev, tbl);
     pdev.dmaOffset = c.start;
-    return this.finish(tbl, pageShift, windowSize, levels);
+    return this.finish(pe, num, tbl, pageShift, windowSize, levels);
   }
 
-  /** The common exit: the allocated size VFIO un-accounts later, and the caller's reference. */
-  private finish(tbl: IommuTable, pageShift: number, windowSize: bigint, levels: number): IommuTable {
+  /**
+   * The common exit: the userspace view, the allocated size VFIO un-accounts later, and the
+   * caller's reference. The kernel ignores a failed view (unchecked-userspace-view); checked,
+   * the window and its table go again and the create fails with -ENOMEM.
+   */
+  private finish(pe: PseriesPe, num: number, tbl: IommuTable, pageShift: number, windowSize: bigint, levels: number): number | IommuTable {
+    const ret = this.tableOps.userspaceViewAlloc(tbl, this.ctx.current());
+    if (ret && !this.ctx.quirks['unchecked-userspace-view']) {
+      if (pe.ddw?.liobn === tbl.itIndex) this.removeDmaWindowNamed(pe, DMA64, false);
+      pe.tables[num] = null;
+      if (pe.pdev.table === tbl) this.setTableBase(pe.pdev, null);
+      pe.pdev.dmaOffset = 0n;
+      iommuTceTablePut(tbl);
+      return ret;
+    }
     tbl.itAllocatedSize = this.getTableSize(pageShift, windowSize, levels);
     return iommuTceTableGet(tbl)!;
   }

@@ -7,16 +7,31 @@
 import { type PaprHypervisor, H_SUCCESS, SPAPR_TCE_LIST_MAX } from '../../firmware/papr/hypervisor.js';
 import type { PhysMemory } from '../../hw/memory.js';
 import { DMA_NONE, type DmaDirection, directionToPerm, tceAddr, tceDirection } from '../../hw/tce.js';
+import { errno } from '../../base/errno.js';
 import type { IommuTable, IommuTableOps } from '../iommu-table.js';
+import type { KernelLog } from '../printk.js';
+import { vzallocFits } from '../vmalloc.js';
 
 export interface LparTceContext {
   hv: PaprHypervisor;
   mem: PhysMemory;
+  klog: KernelLog;
 }
 
-export function lparTceOps(ctx: LparTceContext): IommuTableOps {
+export interface LparTableOps extends IommuTableOps {
+  /**
+   * pseries_tce_iommu_userspace_view_alloc(): vzalloc() of one slot per TCE for the table's
+   * VFIO userspace view; 0, or -ENOMEM when vmalloc refuses the size.
+   */
+  userspaceViewAlloc(tbl: IommuTable, task: { pid: number; uid: number; comm: string }): number;
+}
+
+export function lparTceOps(ctx: LparTceContext): LparTableOps {
   const { hv, mem } = ctx;
-  /** Pages of each table's userspace view, allocated as the view is first written. */
+  /**
+   * The userspace view of each table that has one (it_userspace). vzalloc() reserved it whole;
+   * the model backs its pages as they are first written.
+   */
   const views = new WeakMap<IommuTable, Map<number, number>>();
   let tcePage: number | null = null;
   const ioba = (tbl: IommuTable, index: number) => BigInt(index) << BigInt(tbl.itPageShift);
@@ -24,6 +39,11 @@ export function lparTceOps(ctx: LparTceContext): IommuTableOps {
   const putOne = (tbl: IommuTable, index: number, pa: number, dir: DmaDirection) => hv.hPutTce(tbl.itIndex, ioba(tbl, index), rpnTce(pa, dir));
 
   return {
+    userspaceViewAlloc(tbl, task) {
+      if (!vzallocFits(mem, ctx.klog, task, Math.ceil((tbl.itSize * 8) / mem.pageSize) * mem.pageSize)) return -errno.ENOMEM;
+      views.set(tbl, new Map());
+      return 0;
+    },
     /** tce_buildmulti_pSeriesLP(): errors other than resource shortage are only logged (return 0). */
     set(tbl, index, npages, pa, dir) {
       if (npages === 1) {
@@ -53,13 +73,10 @@ export function lparTceOps(ctx: LparTceContext): IommuTableOps {
       const oldTce = Number(old.tce);
       return { ret: rc === H_SUCCESS ? 0 : rc, hpa: tceAddr(oldTce), dir: tceDirection(oldTce) };
     },
-    /** &it_userspace[index - it_offset]. */
+    /** tce_useraddr_pSeriesLP(): &it_userspace[index - it_offset], or NULL without a view. */
     useraddrptr(tbl, index, alloc) {
-      let view = views.get(tbl);
-      if (!view) {
-        view = new Map();
-        views.set(tbl, view);
-      }
+      const view = views.get(tbl);
+      if (!view) return null;
       const slot = (index - tbl.itOffset) * 8;
       const page = Math.floor(slot / mem.pageSize);
       let pa = view.get(page);
