@@ -70,6 +70,7 @@ Machine options:
   --quirk NAME / --fix NAME               turn a modelled kernel quirk on / off (see below)
   --ddw on|off                            pseries: dynamic DMA windows offered by the hypervisor
   --maxmem SIZE                           pseries: hot-pluggable memory top, as QEMU -m …,maxmem=SIZE
+  --multi-tce on|off                      pseries: H_PUT_TCE_INDIRECT/H_STUFF_TCE offered (hcall-multi-tce)
   --hypervisor NAME                       pseries: hypervisor profile (default qemu-7.2)
   --topology FILE.json                    PHBs and devices (docs/topology.md); default: the recorded
                                           QEMU machine (e1000e on PHB 0, virtio-net on PHB 1)
@@ -99,6 +100,10 @@ function machineOptions(v: Record<string, unknown>): Partial<MachineOptions> {
   if (v.ddw !== undefined) {
     if (v.ddw !== 'on' && v.ddw !== 'off') throw new UsageError(`--ddw: expected on or off, got "${v.ddw}"`);
     o.ddw = v.ddw === 'on';
+  }
+  if (v['multi-tce'] !== undefined) {
+    if (v['multi-tce'] !== 'on' && v['multi-tce'] !== 'off') throw new UsageError(`--multi-tce: expected on or off, got "${v['multi-tce']}"`);
+    o.multiTce = v['multi-tce'] === 'on';
   }
   if (v.maxmem !== undefined) {
     try {
@@ -154,6 +159,7 @@ function main(argv: string[]): number | Promise<number> {
       mmu: { type: 'string' },
       ddw: { type: 'string' },
       maxmem: { type: 'string' },
+      'multi-tce': { type: 'string' },
       hypervisor: { type: 'string' },
       quirk: { type: 'string', multiple: true },
       fix: { type: 'string', multiple: true },

@@ -166,5 +166,5 @@ export function generateSteps(seed: number, length: number): Step[] {
 }
 
 export function exploreScenario(steps: Step[], quirks: Scenario['machine']['quirks']): Scenario {
-  return { name: 'explore', machine: { preset: 'powernv9', pageSize: '64k', topology: 'tour', quirks }, actors: EXPLORE_ACTORS, steps };
+  return { name: 'explore', machine: { preset: 'powernv9', pageSize: '64k', topology: 'tour', quirks }, violations: [], actors: EXPLORE_ACTORS, steps };
 }

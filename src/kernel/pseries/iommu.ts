@@ -6,7 +6,7 @@
  */
 import { errno } from '../../base/errno.js';
 import type { EventLog } from '../../base/events.js';
-import type { PaprHypervisor } from '../../firmware/papr/hypervisor.js';
+import { H_SUCCESS, type PaprHypervisor, SPAPR_TCE_LIST_MAX } from '../../firmware/papr/hypervisor.js';
 import type { PhysMemory } from '../../hw/memory.js';
 import { iommuInitTable } from '../iommu.js';
 import { IommuTable, iommuTceTableGet, iommuTceTablePut } from '../iommu-table.js';
@@ -18,7 +18,7 @@ import { createDdw, type DdwContext, devPrefix, iommuGetPageShift, queryDdw, que
 import { type LparTableOps, lparTceOps } from './lpar-tce.js';
 import type { DdwProp, PseriesPe } from './pe.js';
 
-const { EINVAL, ENODEV, EPERM } = errno;
+const { EINVAL, EIO, ENODEV, EPERM } = errno;
 const IOMMU_PAGE_SHIFT_4K = 12;
 const DEFAULT_WINDOW = 'ibm,dma-window';
 const DIRECT64 = 'linux,direct64-ddr-window-info';
@@ -52,14 +52,17 @@ export class PseriesIommu implements TableGroupOps {
     this.ddwCtx = { hv: ctx.hv, klog: ctx.klog };
   }
 
-  /** iommu_pseries_alloc_table() + iommu_table_setparms_common() + iommu_init_table(). */
-  private newTable(liobn: number, start: bigint, size: bigint, pageShift: number): IommuTable {
+  /**
+   * iommu_pseries_alloc_table() + iommu_table_setparms_common(), then iommu_init_table() (which
+   * clears every TCE) unless only the parameters are wanted.
+   */
+  private newTable(liobn: number, start: bigint, size: bigint, pageShift: number, init = true): IommuTable {
     const tbl = new IommuTable(this.tableOps);
     tbl.itIndex = liobn;
     tbl.itPageShift = pageShift;
     tbl.itOffset = Number(start >> BigInt(pageShift));
     tbl.itSize = Number(size >> BigInt(pageShift));
-    iommuInitTable(tbl, 0, 0, 0);
+    if (init) iommuInitTable(tbl, 0, 0, 0);
     return tbl;
   }
 
@@ -125,7 +128,8 @@ export class PseriesIommu implements TableGroupOps {
     pe.ddw = { name: direct ? DIRECT64 : DMA64, liobn: c.liobn, dmaBase: c.start, tceShift: pageShift, windowShift };
     this.ctx.klog.printk(`${driver} ${dev.name}: lsa_required: 0, lsa_enabled: 0, direct mapping: ${direct ? 1 : 0}`);
     if (direct) {
-      const tbl = this.newTable(c.liobn, c.start, 1n << BigInt(windowShift), pageShift);
+      // tce_setrange_multi_pSeriesLP() over all RAM: no iommu_table, no clearing first.
+      const tbl = this.newTable(c.liobn, c.start, 1n << BigInt(windowShift), pageShift, false);
       const pages = Math.ceil(this.ctx.mem.ramBytes / tbl.pageSize);
       this.tableOps.set(tbl, tbl.itOffset, pages, 0, 0);
       dev.dmaOffset = c.start;
@@ -164,8 +168,43 @@ export class PseriesIommu implements TableGroupOps {
   /** remove_dma_window(): clean_dma_window() first when asked, then the RTAS remove. */
   private removeWindow(pe: PseriesPe, liobn: number, cleanup: boolean): void {
     const t = this.ctx.hv.table(liobn);
-    if (cleanup && t?.enabled) this.ctx.hv.hStuffTce(liobn, t.busOffset, 0n, t.nbTable);
+    if (cleanup && t?.enabled) this.cleanDmaWindow(pe, liobn, t.busOffset, t.nbTable, t.pageShift);
     removeDmaWindow(this.ddwCtx, pe, liobn);
+  }
+
+  /** clean_dma_window() → tce_clearrange_multi_pSeriesLP(): H_STUFF_TCE of 512 at a time, always. */
+  private cleanDmaWindow(pe: PseriesPe, liobn: number, start: bigint, entries: number, pageShift: number): void {
+    for (let done = 0; done < entries; done += SPAPR_TCE_LIST_MAX) {
+      const n = Math.min(SPAPR_TCE_LIST_MAX, entries - done);
+      if (this.ctx.hv.hStuffTce(liobn, start + (BigInt(done) << BigInt(pageShift)), 0n, n) !== H_SUCCESS) {
+        this.ctx.klog.printk(`${pe.node} failed to clear tces in window.`);
+        return;
+      }
+    }
+  }
+
+  /**
+   * dma_set_mask() → dma_iommu_dma_supported(): a mask above 32 bits asks
+   * iommu_bypass_supported_pSeriesLP(), i.e. enable_ddw(); a direct window means bypass. Otherwise
+   * the device's table must start below what the mask reaches. Returns 0 or -EIO.
+   */
+  dmaSetMask(pe: PseriesPe, dev: KPciDev, driver: string, mask: bigint): number {
+    dev.dmaMask = mask;
+    if (mask > 0xffffffffn && this.enableDdw(pe, dev, driver, mask.toString(2).length)) {
+      dev.bypass = true;
+      return 0;
+    }
+    dev.bypass = false;
+    const tbl = dev.table;
+    if (!tbl) {
+      this.ctx.klog.printk(`${driver} ${dev.name}: Warning: IOMMU dma not supported: mask 0x${mask.toString(16).padStart(8, '0')}, table unavailable`);
+      return -EIO;
+    }
+    if (BigInt(tbl.itOffset) > mask >> BigInt(tbl.itPageShift)) {
+      this.ctx.klog.printk(`${driver} ${dev.name}: Warning: IOMMU offset too big for device mask`);
+      return -EIO;
+    }
+    return 0;
   }
 
   /** restore_default_dma_window(): reset the PE's windows and bring "ibm,dma-window" back. */

@@ -24,6 +24,8 @@ export interface LparTableOps extends IommuTableOps {
    * VFIO userspace view; 0, or -ENOMEM when vmalloc refuses the size.
    */
   userspaceViewAlloc(tbl: IommuTable, task: { pid: number; uid: number; comm: string }): number;
+  /** Entries (relative to it_offset) whose userspace-view slot holds a user address (for the checker). */
+  filledViewSlots(tbl: IommuTable): number[];
 }
 
 export function lparTceOps(ctx: LparTceContext): LparTableOps {
@@ -34,6 +36,8 @@ export function lparTceOps(ctx: LparTceContext): LparTableOps {
    */
   const views = new WeakMap<IommuTable, Map<number, number>>();
   let tcePage: number | null = null;
+  /** FW_FEATURE_PUT_TCE_IND | FW_FEATURE_STUFF_TCE, from "hcall-multi-tce". */
+  const multiTce = hv.hypertasFunctions().includes('hcall-multi-tce');
   const ioba = (tbl: IommuTable, index: number) => BigInt(index) << BigInt(tbl.itPageShift);
   const rpnTce = (pa: number, dir: DmaDirection) => BigInt(pa) | BigInt(directionToPerm(dir));
   const putOne = (tbl: IommuTable, index: number, pa: number, dir: DmaDirection) => hv.hPutTce(tbl.itIndex, ioba(tbl, index), rpnTce(pa, dir));
@@ -44,10 +48,20 @@ export function lparTceOps(ctx: LparTceContext): LparTableOps {
       views.set(tbl, new Map());
       return 0;
     },
-    /** tce_buildmulti_pSeriesLP(): errors other than resource shortage are only logged (return 0). */
+    filledViewSlots(tbl) {
+      const out: number[] = [];
+      for (const [page, pa] of views.get(tbl) ?? []) {
+        for (let k = 0; k < mem.pageSize / 8; k++) if (mem.readU64BE(pa + 8 * k)) out.push((page * mem.pageSize) / 8 + k);
+      }
+      return out;
+    },
+    /**
+     * tce_buildmulti_pSeriesLP(): errors other than resource shortage are only logged (return 0).
+     * One TCE, or a hypervisor without the multi-TCE hcalls: tce_build_pSeriesLP(), H_PUT_TCE each.
+     */
     set(tbl, index, npages, pa, dir) {
-      if (npages === 1) {
-        putOne(tbl, index, pa, dir);
+      if (npages === 1 || !multiTce) {
+        for (let i = 0; i < npages; i++) putOne(tbl, index + i, pa + i * tbl.pageSize, dir);
         return 0;
       }
       if (tcePage === null) {
@@ -90,10 +104,14 @@ export function lparTceOps(ctx: LparTceContext): LparTableOps {
       }
       return pa + (slot % mem.pageSize);
     },
-    /** tce_freemulti_pSeriesLP(). */
+    /** tce_freemulti_pSeriesLP(), or tce_free_pSeriesLP() without H_STUFF_TCE. */
     clear(tbl, index, npages) {
+      if (!multiTce) {
+        for (let i = 0; i < npages; i++) hv.hPutTce(tbl.itIndex, ioba(tbl, index + i), 0n);
+        return;
+      }
       for (let done = 0; done < npages; done += SPAPR_TCE_LIST_MAX) {
-        hv.hStuffTce(tbl.itIndex, ioba(tbl, index + done), 0n, Math.min(SPAPR_TCE_LIST_MAX, npages - done));
+        if (hv.hStuffTce(tbl.itIndex, ioba(tbl, index + done), 0n, Math.min(SPAPR_TCE_LIST_MAX, npages - done)) !== H_SUCCESS) break;
       }
     },
     /** tce_get_pSeriesLP(). */
