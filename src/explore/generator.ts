@@ -79,18 +79,18 @@ interface Swarm {
 
 type Gen = (r: () => number, w: Swarm) => Omit<Step, 'where' | 'expect'>;
 
-/** Operations the pSeries model does not carry: device DMA engines, EEH, hotplug. */
-const POWERNV_ONLY = new Set(['eeh-inject', 'eeh-recover', 'hotplug-remove', 'hotplug-add', 'device-read', 'device-write']);
+/** A generator's weight, the generator, and whether it needs what only PowerNV models (device DMA engines, EEH, hotplug). */
+type WeightedGen = [number, Gen] | [number, Gen, 'powernv-only'];
 
 const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
 const io = (actor: string, fd: string, request: string, fields: Record<string, unknown> = {}) => ({ actor, op: 'ioctl', fields: { fd, request, ...fields } });
 const drv = (r: () => number, w: Swarm) => `drv${w.topo.devices.indexOf(pick(r, w.devices))}`;
 
-const GENS: [number, Gen][] = [
+const GENS: WeightedGen[] = [
   [3, (r, w) => ({ actor: null, op: 'bind', fields: { device: pick(r, w.devices), driver: pick(r, ['vfio-pci', 'kernel']) } })],
-  [1, (r, w) => ({ actor: null, op: 'eeh-inject', fields: { device: pick(r, w.devices) } })],
-  [1, (r, w) => ({ actor: null, op: 'eeh-recover', fields: { device: pick(r, w.devices) } })],
-  [1, (r, w) => ({ actor: null, op: pick(r, ['hotplug-remove', 'hotplug-add']), fields: { device: pick(r, w.devices) } })],
+  [1, (r, w) => ({ actor: null, op: 'eeh-inject', fields: { device: pick(r, w.devices) } }), 'powernv-only'],
+  [1, (r, w) => ({ actor: null, op: 'eeh-recover', fields: { device: pick(r, w.devices) } }), 'powernv-only'],
+  [1, (r, w) => ({ actor: null, op: pick(r, ['hotplug-remove', 'hotplug-add']), fields: { device: pick(r, w.devices) } }), 'powernv-only'],
   [2, (r, w) => ({ actor: pick(r, w.users), op: 'open', fields: { path: '/dev/vfio/vfio', as: 'c' } })],
   [
     3,
@@ -166,20 +166,20 @@ const GENS: [number, Gen][] = [
       op: 'device-read',
       fields: r() < 0.7 ? { mapping: pick(r, ['a', 'b']), len: 64 } : { bus: pick(r, [0n, 0x10000n, 1n << 59n]), len: 64 },
     }),
+    'powernv-only',
   ],
-  [2, (r, w) => ({ actor: drv(r, w), op: 'device-write', fields: { mapping: pick(r, ['a', 'b']), data: 'tcelab' } })],
+  [2, (r, w) => ({ actor: drv(r, w), op: 'device-write', fields: { mapping: pick(r, ['a', 'b']), data: 'tcelab' } }), 'powernv-only'],
 ];
+
 function swarm(r: () => number, topo: Topo): Swarm {
   if (r() < 0.2) return { groups: topo.groups.map((_, i) => i), users: USERS, devices: topo.devices, topo };
   const g = Math.floor(r() * topo.groups.length);
   return { groups: [g], users: [pick(r, USERS)], devices: topo.groups[g]!, topo };
 }
 
-/** The generators a target can run: probing each with a fixed draw tells its op apart. */
-function gensFor(target: ExploreTarget): [number, Gen][] {
-  if (target !== 'pseries') return GENS;
-  const probe: Swarm = { groups: [0], users: USERS, devices: TOPOS.pseries.devices, topo: TOPOS.pseries };
-  return GENS.filter(([, g]) => !POWERNV_ONLY.has(g(() => 0, probe).op));
+/** The generators a target can run. */
+function gensFor(target: ExploreTarget): WeightedGen[] {
+  return target === 'pseries' ? GENS.filter((g) => g[2] !== 'powernv-only') : GENS;
 }
 
 export function generateSteps(seed: number, length: number, target: ExploreTarget = 'powernv9'): Step[] {
