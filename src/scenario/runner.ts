@@ -215,8 +215,10 @@ export function runScenario(sc: Scenario, overrides: Partial<Quirks> = {}, onSte
       case 'close':
         return sysRet(m.sys.close(proc(step.actor!).pid, fd(step.actor!, String(f.fd))));
       case 'exit': {
-        // The actor's next step starts a new process.
-        m.sys.exit(proc(step.actor!).pid);
+        // The actor's next step starts a new process, unless this one is stuck in its exit.
+        const p = proc(step.actor!);
+        m.sys.exit(p.pid);
+        if (p.stuck) return { ret: -1, errno: null, blocked: p.stuck };
         procs.delete(step.actor!);
         for (const k of [...fds.keys()]) if (k.startsWith(`${step.actor}/`)) fds.delete(k);
         return { ret: 0 };
