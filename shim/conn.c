@@ -1,6 +1,7 @@
 /* The shim's connection to the tcelab server: length-prefixed frames over a UNIX socket. */
 #include "tcelab.h"
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -187,12 +188,21 @@ int tce_call(struct tce_msg *req, struct tce_reply *rep)
 	return rc;
 }
 
+void tce_check_killed(const struct tce_reply *r)
+{
+	if (r->ret < 0 && r->err < 0) { /* the modelled kernel killed this task in the call */
+		signal(-r->err, SIG_DFL);
+		raise(-r->err);
+	}
+}
+
 long tce_simple(struct tce_msg *req)
 {
 	struct tce_reply r = { 0 };
 	if (tce_call(req, &r))
 		return -1;
 	free(r.body);
+	tce_check_killed(&r);
 	if (r.ret < 0) {
 		errno = r.err;
 		return -1;

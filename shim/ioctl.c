@@ -157,6 +157,7 @@ static long model_ioctl(int fd, unsigned long req, uint64_t argp)
 		copy_back(argp, bytes, r.body, r.body_len < n ? r.body_len : n);
 	free(bytes);
 	free(r.body);
+	tce_check_killed(&r);
 	if (r.ret < 0) {
 		errno = r.err;
 		return -1;

@@ -103,5 +103,7 @@ int tce_proc_text_which(const char *path);
 
 /* ---- a model call returning ret/errno like a system call ---- */
 long tce_simple(struct tce_msg *req);
+/* An answer of errno -S: the modelled kernel killed the task with signal S (an oops). */
+void tce_check_killed(const struct tce_reply *r);
 
 #endif

@@ -19,6 +19,7 @@ export type EventBody =
   | { layer: 'kernel'; kind: 'dma-unmap'; device: string; dma: bigint; npages: number }
   | { layer: 'kernel'; kind: 'table-base'; device: string; table: number | null }
   | { layer: 'kernel'; kind: 'locked-vm'; pid: number; pages: number; delta: number }
+  | { layer: 'kernel'; kind: 'oops'; pid: number; fn: string; address: number; signal: number }
   | { layer: 'firmware'; kind: 'opal'; call: string; args: (number | bigint)[]; rc: number }
   | { layer: 'firmware'; kind: 'hcall'; call: string; args: (number | bigint)[]; rc: number }
   | { layer: 'firmware'; kind: 'rtas'; call: string; args: (number | bigint)[]; rc: number }

@@ -6,6 +6,8 @@
 import type { TcelabEvent } from '../base/events.js';
 import type { IommuTable } from '../kernel/iommu-table.js';
 import { tceAddr, tcePerm } from '../hw/tce.js';
+import type { PaprHypervisor } from '../firmware/papr/hypervisor.js';
+import type { LparTableOps } from '../kernel/pseries/lpar-tce.js';
 import type { PseriesPe } from '../kernel/pseries/pe.js';
 import type { Machine } from '../machine/machine.js';
 import { checkIommufd, IOMMUFD_INVARIANTS, iommufdLockedPages } from './iommufd-invariants.js';
@@ -20,6 +22,9 @@ export const INVARIANTS = {
   'exit-unpins': 'after a process exits, nothing it pinned stays pinned',
   'frozen-pe-moves-no-data': 'a frozen PE moves no data',
   'hypervisor-windows-known': "every DMA window the hypervisor keeps enabled is one the guest knows: its ibm,dma-window, its DDW or one of its PE's tables",
+  'hypervisor-accepted-tces':
+    'every TCE a pSeries guest counts as mapped (a kernel table entry it allocated, a VFIO userspace-view slot it filled) is held by the hypervisor',
+  'no-kernel-oops': 'the kernel never oopses (an oops kills the calling task and leaves the locks it held taken)',
   ...IOMMUFD_INVARIANTS,
 } as const;
 
@@ -62,6 +67,8 @@ export class Checker {
           e.seq,
         );
     }
+    if (e.layer === 'kernel' && e.kind === 'oops')
+      this.report('no-kernel-oops', `pid ${e.pid} oopsed in ${e.fn} (bad access at 0x${e.address.toString(16)})`, e.seq);
     if (e.layer === 'kernel' && e.kind === 'dma-map') {
       const d = this.m.device(e.device);
       const g = d?.group == null ? undefined : this.m.groups[d.group];
@@ -76,6 +83,46 @@ export class Checker {
     for (const g of this.m.groups) for (const t of g.tableGroup.tables) if (t && !t.freed) out.set(t.id, t);
     for (const g of this.m.vfioGroups.values()) for (const t of g.container?.iommuData?.tables ?? []) if (t && !t.freed) out.set(t.id, t);
     return out;
+  }
+
+  /**
+   * hypervisor-accepted-tces: the entries a kernel driver's table has allocated (bit 0 of a
+   * window at 0 and the reserved range aside) and the filled userspace-view slots of VFIO tables
+   * must each have a TCE in the hypervisor's table (the guest ignores a failed H_PUT_TCE*).
+   */
+  private checkAccepted(papr: PaprHypervisor, ops: LparTableOps, seq: number | null): void {
+    const m = this.m;
+    const held = (t: IommuTable, idx: number) => {
+      const h = papr.table(t.itIndex);
+      return !!h?.enabled && tcePerm(Number(h.get(idx))) !== 0;
+    };
+    const miss = (t: IommuTable, idx: number, what: string) =>
+      this.report(
+        'hypervisor-accepted-tces',
+        `iommu_table#${t.id} (LIOBN 0x${t.itIndex.toString(16)}) entry 0x${(t.itOffset + idx).toString(16)} is ${what}, but the hypervisor holds no TCE there`,
+        seq,
+      );
+    const kernelTables = new Set<IommuTable>();
+    for (const d of m.devices) if (d.driver === 'kernel' && d.table && !d.table.freed && !d.bypass) kernelTables.add(d.table);
+    for (const t of kernelTables) {
+      const map = t.itMap;
+      if (!map) continue;
+      for (let byte = 0; byte < map.length; byte++) {
+        if (!map[byte]) continue;
+        for (let b = 0; b < 8; b++) {
+          const idx = byte * 8 + b;
+          if (!(map[byte]! & (1 << b)) || idx >= t.itSize) continue;
+          if ((t.itOffset === 0 && idx === 0) || (t.itOffset + idx >= t.itReservedStart && t.itOffset + idx < t.itReservedEnd)) continue;
+          if (!held(t, idx)) miss(t, idx, 'allocated by the DMA API');
+        }
+      }
+    }
+    for (const g of m.vfioGroups.values()) {
+      for (const t of g.container?.iommuData?.tables ?? []) {
+        if (!t || t.freed) continue;
+        for (const idx of ops.filledViewSlots(t)) if (!held(t, idx)) miss(t, idx, 'filled in the VFIO userspace view');
+      }
+    }
   }
 
   /** State invariants, checked after each step. */
@@ -102,8 +149,13 @@ export class Checker {
     for (const p of m.sys.processes.values()) for (const [vpn, n] of p.mm.pins) if (n > 0) pinned.add(p.mm.pages.get(vpn)!);
     const vfioTables = new Set<number>();
     for (const g of m.vfioGroups.values()) for (const t of g.container?.iommuData?.tables ?? []) if (t) vfioTables.add(t.id);
+    // A pSeries table lives in the hypervisor: its TCEs are the hypervisor's entries for its LIOBN.
+    const papr = m.papr;
+    const visit = papr
+      ? (t: IommuTable, fn: (idx: number, tce: number) => void) => forEachHvTce(papr, t, fn)
+      : (t: IommuTable, fn: (idx: number, tce: number) => void) => forEachTce(m, t, fn);
     for (const t of tables.values()) {
-      forEachTce(m, t, (idx, tce) => {
+      visit(t, (idx, tce) => {
         const pfn = Math.floor(tceAddr(tce) / m.mem.pageSize);
         const owned = vfioTables.has(t.id) ? pinned.has(pfn) : m.mem.blockOf(pfn) !== null;
         if (!owned)
@@ -144,6 +196,7 @@ export class Checker {
         }
       }
     }
+    if (m.papr && m.pseries) this.checkAccepted(m.papr, m.pseries.tableOps, seq);
     checkIommufd(m, (inv, detail) => this.report(inv, detail, seq));
     // locked-vm-accounted and exit-unpins
     for (const p of m.sys.processes.values()) {
@@ -164,6 +217,13 @@ export class Checker {
       }
     }
   }
+}
+
+/** Visit every valid TCE the hypervisor holds in a pSeries table's window. */
+function forEachHvTce(papr: PaprHypervisor, t: IommuTable, fn: (idx: number, tce: number) => void): void {
+  const h = papr.table(t.itIndex);
+  if (!h?.enabled || h.busOffset >> BigInt(h.pageShift) !== BigInt(t.itOffset)) return;
+  for (const [i, tce] of h.stored()) if (i < t.itSize && tcePerm(Number(tce))) fn(i, Number(tce));
 }
 
 /** Visit every valid TCE of a table, walking only the levels that exist. */

@@ -1,6 +1,7 @@
 /** `tcelab explore`: run the explorer, show progress, write the reproducer, summarise. */
 import { writeFileSync } from 'node:fs';
 import { explore } from '../explore/explore.js';
+import type { ExploreTarget } from '../explore/generator.js';
 import { INVARIANTS } from '../check/invariants.js';
 import type { QuirkName } from '../kernel/quirks.js';
 
@@ -9,6 +10,7 @@ export interface ExploreCliOptions {
   steps: number | null;
   seed: number;
   quirks: QuirkName[];
+  target: ExploreTarget;
   out: string;
   json: boolean;
   workers?: number;
@@ -22,6 +24,7 @@ export async function exploreCommand(o: ExploreCliOptions): Promise<number> {
     seconds: o.seconds,
     steps: o.steps,
     quirks: o.quirks,
+    target: o.target,
     ...(o.workers ? { workers: o.workers } : {}),
     onProgress: (p) => {
       const line = `explore: ${p.steps} steps, ${p.runs} runs, ${p.states} states, ${p.violations} violations`;
@@ -38,7 +41,7 @@ export async function exploreCommand(o: ExploreCliOptions): Promise<number> {
     process.stdout.write(`${JSON.stringify({ ...r, reproducer: r.violation ? o.out : null }, null, 2)}\n`);
   } else {
     const lines = [
-      `explored ${r.steps} steps in ${r.runs} runs on ${r.workers} worker(s), seed ${r.seed}, ${r.states} distinct states`,
+      `explored ${r.steps} steps in ${r.runs} runs of ${o.target} on ${r.workers} worker(s), seed ${r.seed}, ${r.states} distinct states`,
       `quirks on: ${o.quirks.length ? o.quirks.join(', ') : 'none (every modelled kernel bug fixed)'}`,
     ];
     if (r.violation) {

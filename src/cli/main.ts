@@ -16,6 +16,7 @@ import { formatBoot, formatTour } from './format.js';
 import { Machine } from '../machine/machine.js';
 import { machineReport } from '../scenario/report.js';
 import { serve } from './serve.js';
+import type { ExploreTarget } from '../explore/generator.js';
 import { exploreCommand } from './explore.js';
 import { runScenarioFile } from './run-scenario.js';
 
@@ -35,12 +36,14 @@ Usage:
       DMA through the 32-bit TCE window and the 64-bit bypass, device DMA moving real bytes,
       a bad DMA freezing a PE and EEH recovery. Prints the windows of every PE.
 
-  tcelab explore [--seconds N | --steps N] [--seed S] [--quirk NAME]... [--out FILE] [--json]
+  tcelab explore [--machine powernv9|pseries] [--seconds N | --steps N] [--seed S] [--quirk NAME]...
+                 [--out FILE] [--json]
       Generate random interleavings of kernel driver DMA, two VFIO users, driver binding,
       hotplug and EEH on both cores, check every invariant after every step, and shrink the first
       violation to a minimal scenario written to FILE (default explore-repro.yaml). Starts
       from a kernel with every modelled bug fixed; --quirk turns the ones to hunt on. Exit 1
-      when a violation was found.
+      when a violation was found. --machine pseries explores the recorded LPAR (its two groups,
+      kernel DMA with enable_ddw, VFIO through the hypervisor; no device DMA, EEH or hotplug).
 
   tcelab conformance RECORDING.jsonl... [--scenarios A,B] [--json]
       Replay recordings of the real kernel (the oracle kit's JSONL) through the model's binary
@@ -73,6 +76,7 @@ Machine options:
   --quirk NAME / --fix NAME               turn a modelled kernel quirk on / off (see below)
   --ddw on|off                            pseries: dynamic DMA windows offered by the hypervisor
   --maxmem SIZE                           pseries: hot-pluggable memory top, as QEMU -m …,maxmem=SIZE
+  --multi-tce on|off                      pseries: H_PUT_TCE_INDIRECT/H_STUFF_TCE offered (hcall-multi-tce)
   --hypervisor NAME                       pseries: hypervisor profile (default qemu-7.2)
   --iommufd ppc64|rfc-2026                a kernel with IOMMUFD: /dev/iommu and the VFIO device cdevs,
                                           with tcelab's PPC64 driver (both windows, several PEs) or
@@ -88,6 +92,13 @@ ${Object.entries(QUIRKS)
 `;
 
 class UsageError extends Error {}
+
+/** explore runs on PowerNV POWER9 (the tour topology) or the recorded pSeries LPAR. */
+function exploreTarget(machine: unknown): ExploreTarget {
+  if (machine === undefined || machine === 'powernv9') return 'powernv9';
+  if (machine === 'pseries') return 'pseries';
+  throw new UsageError(`explore: --machine: expected powernv9 or pseries, got "${machine}"`);
+}
 
 function machineOptions(v: Record<string, unknown>): Partial<MachineOptions> {
   const o: Partial<MachineOptions> = {};
@@ -106,6 +117,10 @@ function machineOptions(v: Record<string, unknown>): Partial<MachineOptions> {
   if (v.ddw !== undefined) {
     if (v.ddw !== 'on' && v.ddw !== 'off') throw new UsageError(`--ddw: expected on or off, got "${v.ddw}"`);
     o.ddw = v.ddw === 'on';
+  }
+  if (v['multi-tce'] !== undefined) {
+    if (v['multi-tce'] !== 'on' && v['multi-tce'] !== 'off') throw new UsageError(`--multi-tce: expected on or off, got "${v['multi-tce']}"`);
+    o.multiTce = v['multi-tce'] === 'on';
   }
   if (v.maxmem !== undefined) {
     try {
@@ -166,6 +181,7 @@ function main(argv: string[]): number | Promise<number> {
       mmu: { type: 'string' },
       ddw: { type: 'string' },
       maxmem: { type: 'string' },
+      'multi-tce': { type: 'string' },
       hypervisor: { type: 'string' },
       quirk: { type: 'string', multiple: true },
       fix: { type: 'string', multiple: true },
@@ -260,6 +276,7 @@ function main(argv: string[]): number | Promise<number> {
         steps,
         seed: num('seed', 0) ?? 1,
         quirks,
+        target: exploreTarget(values.machine),
         out: values.out ?? 'explore-repro.yaml',
         json: values.json === true,
         ...(num('workers', 1) ? { workers: num('workers', 1)! } : {}),

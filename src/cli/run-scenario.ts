@@ -31,11 +31,20 @@ export function runScenarioFile(file: string, quirks: Partial<Quirks>, json: boo
     for (const f of s.failures) out.push(`         ${f}`);
   }
   for (const v of r.violations) {
-    out.push('', `invariant violated: ${v.invariant} — ${v.explanation}`, `  at step ${v.step}: ${v.detail}`, '  events that led there:');
+    const expected = r.expectedViolations.includes(v.invariant) ? ' (expected by the scenario)' : '';
+    out.push('', `invariant violated${expected}: ${v.invariant} — ${v.explanation}`, `  at step ${v.step}: ${v.detail}`, '  events that led there:');
     for (const c of v.chain) out.push(`    ${c}`);
   }
+  for (const v of r.missingViolations) out.push('', `expected invariant violation did not happen: ${v}`);
   const failed = r.steps.filter((s) => s.failures.length).length;
-  out.push('', r.ok ? 'all expectations and invariants held' : `${failed} step(s) failed, ${r.violations.length} invariant violation(s)`);
+  const unexpected = r.violations.filter((v) => !r.expectedViolations.includes(v.invariant)).length;
+  const held = r.expectedViolations.length
+    ? `all expectations held; the expected violation(s) ${r.expectedViolations.join(', ')} happened`
+    : 'all expectations and invariants held';
+  out.push(
+    '',
+    r.ok ? held : `${failed} step(s) failed, ${unexpected} unexpected invariant violation(s), ${r.missingViolations.length} expected violation(s) missing`,
+  );
   process.stdout.write(`${out.join('\n')}\n`);
   return r.ok ? 0 : 1;
 }

@@ -30,11 +30,26 @@ const ENV_EXCEPT = new Set(['release', 'version', 'cpu']);
 /** Out fields that are wall-clock measurements (the RFC probe's timed maps). */
 const TIMING = new Set(['elapsed_ms']);
 
+/** warn_alloc(): "<comm>: <message>, mode:0x…(<gfp flags>), nodemask=…". */
+const WARN_ALLOC = /^.*?: (.*), mode:0x[0-9a-f]+\([^)]*\), nodemask=/;
+
 export function normalizeDmesg(lines: string[], op: string): string[] {
   const out: string[] = [];
   let inSplat = false;
+  let inAllocReport = false;
   let warning: string | null = null;
   for (const l of lines) {
+    // An allocation-failure report: its message line, then a stack dump and the free-memory
+    // state (PIDs, addresses and counts that differ from boot to boot) to the end of the call's
+    // log or the next splat.
+    const alloc = WARN_ALLOC.exec(l);
+    if (alloc && !inSplat) {
+      out.push(`warn_alloc: ${alloc[1]}`);
+      inAllocReport = true;
+      continue;
+    }
+    if (inAllocReport && l !== '------------[ cut here ]------------') continue;
+    inAllocReport = false;
     if (l === '------------[ cut here ]------------') {
       inSplat = true;
       warning = null;

@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { InvariantName } from '../check/invariants.js';
 import { type Quirks, QUIRKS, type QuirkName } from '../kernel/quirks.js';
-import { exploreScenario, generateSteps } from './generator.js';
+import { type ExploreTarget, exploreScenario, generateSteps } from './generator.js';
 import { shrink, toYaml } from './shrink.js';
 import type { WorkerInput, WorkerMessage } from './worker.js';
 
@@ -15,6 +15,8 @@ export interface ExploreOptions {
   seconds: number | null;
   steps: number | null;
   quirks: QuirkName[];
+  /** The machine explored (default powernv9). */
+  target?: ExploreTarget;
   workers?: number;
   /** Steps per generated sequence. */
   length?: number;
@@ -41,6 +43,7 @@ export function explore(o: ExploreOptions): Promise<ExploreResult> {
   const workers = o.workers ?? Math.max(1, Math.min(2, availableParallelism()));
   const length = o.length ?? 40;
   const quirks = exploreQuirks(o.quirks);
+  const target = o.target ?? 'powernv9';
   const deadline = o.seconds !== null ? Date.now() + o.seconds * 1000 : null;
   const perWorker = new Map<number, { steps: number; runs: number }>();
   const states = new Set<string>();
@@ -54,21 +57,21 @@ export function explore(o: ExploreOptions): Promise<ExploreResult> {
       const res: ExploreResult = { seed: o.seed, workers, steps: t.steps, runs: t.runs, states: states.size, violation: null };
       if (found) {
         const inv = found.invariant as InvariantName;
-        const generated = generateSteps(found.runSeed, length);
-        const small = shrink(generated, quirks, inv);
+        const generated = generateSteps(found.runSeed, length, target);
+        const small = shrink(generated, quirks, inv, target);
         res.violation = {
           invariant: inv,
           run: found.run,
           runSeed: found.runSeed,
           generatedSteps: generated.length,
           shrunkSteps: small.length,
-          yaml: toYaml(exploreScenario(small, quirks), inv, o.seed),
+          yaml: toYaml(exploreScenario(small, quirks, target), inv, o.seed),
         };
       }
       resolve(res);
     };
     for (let i = 0; i < workers; i++) {
-      const input: WorkerInput = { seed: o.seed, index: i, workers, deadline, maxSteps: o.steps, length, quirks };
+      const input: WorkerInput = { seed: o.seed, index: i, workers, deadline, maxSteps: o.steps, length, quirks, target };
       const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: input });
       pool.push(w);
       w.on('message', (msg: WorkerMessage) => {

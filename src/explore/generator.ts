@@ -17,27 +17,54 @@ export function prng(seed: number): () => number {
   };
 }
 
-const DEVICES = ['0000:01:00.0', '0001:01:00.0', '0002:02:00.0', '0002:02:00.1', '0003:01:00.0'];
-/** The devices of each IOMMU group of the tour topology. */
-const GROUP_DEVICES = [['0000:01:00.0'], ['0001:01:00.0'], ['0002:02:00.0', '0002:02:00.1'], ['0003:01:00.0']];
+/** What exploration runs on: PowerNV POWER9 with the tour topology, or the recorded pSeries LPAR. */
+export type ExploreTarget = 'powernv9' | 'pseries';
+
+interface Topo {
+  devices: string[];
+  /** The devices of each IOMMU group. */
+  groups: string[][];
+  /** TCE_CREATE geometries worth trying. */
+  pageShifts: number[];
+  windowSizes: bigint[];
+}
+
+const TOPOS: Record<ExploreTarget, Topo> = {
+  powernv9: {
+    devices: ['0000:01:00.0', '0001:01:00.0', '0002:02:00.0', '0002:02:00.1', '0003:01:00.0'],
+    groups: [['0000:01:00.0'], ['0001:01:00.0'], ['0002:02:00.0', '0002:02:00.1'], ['0003:01:00.0']],
+    pageShifts: [12, 16],
+    windowSizes: [1n << 30n, 1n << 32n, 1n << 40n],
+  },
+  // The recorded LPAR: one PE per PHB. Windows stay ≤ 2^20 TCEs: removing a pSeries window
+  // exchanges every entry by hcall, 2^29 of them for a 2^28-TCE window.
+  pseries: {
+    devices: ['0000:00:01.0', '0001:00:01.0'],
+    groups: [['0000:00:01.0'], ['0001:00:01.0']],
+    pageShifts: [12, 16, 24],
+    windowSizes: [1n << 28n, 1n << 30n, 1n << 32n],
+  },
+};
 const USERS = ['qemu', 'dpdk'];
 const MEM = 0x10000000n;
 
-export const EXPLORE_ACTORS: Record<string, Actor> = {
-  ...Object.fromEntries(DEVICES.map((d, i) => [`drv${i}`, { kind: 'driver', device: d } as Actor])),
-  ...Object.fromEntries(
-    USERS.map((u) => [
-      u,
-      {
-        kind: 'vfio-user',
-        memory: [
-          { at: MEM, size: 0x1000000n, kind: 'anon' },
-          { at: 0x20000000n, size: 0x100000n, kind: 'readonly' },
-        ],
-      } as Actor,
-    ]),
-  ),
-};
+export function exploreActors(target: ExploreTarget): Record<string, Actor> {
+  return {
+    ...Object.fromEntries(TOPOS[target].devices.map((d, i) => [`drv${i}`, { kind: 'driver', device: d } as Actor])),
+    ...Object.fromEntries(
+      USERS.map((u) => [
+        u,
+        {
+          kind: 'vfio-user',
+          memory: [
+            { at: MEM, size: 0x1000000n, kind: 'anon' },
+            { at: 0x20000000n, size: 0x100000n, kind: 'readonly' },
+          ],
+        } as Actor,
+      ]),
+    ),
+  };
+}
 
 /**
  * What one run may touch. Swarm testing: most runs focus on one group, one user and that group's
@@ -47,19 +74,23 @@ interface Swarm {
   groups: number[];
   users: string[];
   devices: string[];
+  topo: Topo;
 }
 
 type Gen = (r: () => number, w: Swarm) => Omit<Step, 'where' | 'expect'>;
 
+/** A generator's weight, the generator, and whether it needs what only PowerNV models (device DMA engines, EEH, hotplug). */
+type WeightedGen = [number, Gen] | [number, Gen, 'powernv-only'];
+
 const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
 const io = (actor: string, fd: string, request: string, fields: Record<string, unknown> = {}) => ({ actor, op: 'ioctl', fields: { fd, request, ...fields } });
-const drv = (r: () => number, w: Swarm) => `drv${DEVICES.indexOf(pick(r, w.devices))}`;
+const drv = (r: () => number, w: Swarm) => `drv${w.topo.devices.indexOf(pick(r, w.devices))}`;
 
-const GENS: [number, Gen][] = [
+const GENS: WeightedGen[] = [
   [3, (r, w) => ({ actor: null, op: 'bind', fields: { device: pick(r, w.devices), driver: pick(r, ['vfio-pci', 'kernel']) } })],
-  [1, (r, w) => ({ actor: null, op: 'eeh-inject', fields: { device: pick(r, w.devices) } })],
-  [1, (r, w) => ({ actor: null, op: 'eeh-recover', fields: { device: pick(r, w.devices) } })],
-  [1, (r, w) => ({ actor: null, op: pick(r, ['hotplug-remove', 'hotplug-add']), fields: { device: pick(r, w.devices) } })],
+  [1, (r, w) => ({ actor: null, op: 'eeh-inject', fields: { device: pick(r, w.devices) } }), 'powernv-only'],
+  [1, (r, w) => ({ actor: null, op: 'eeh-recover', fields: { device: pick(r, w.devices) } }), 'powernv-only'],
+  [1, (r, w) => ({ actor: null, op: pick(r, ['hotplug-remove', 'hotplug-add']), fields: { device: pick(r, w.devices) } }), 'powernv-only'],
   [2, (r, w) => ({ actor: pick(r, w.users), op: 'open', fields: { path: '/dev/vfio/vfio', as: 'c' } })],
   [
     3,
@@ -109,8 +140,8 @@ const GENS: [number, Gen][] = [
     2,
     (r, w) =>
       io(pick(r, w.users), 'c', 'VFIO_IOMMU_SPAPR_TCE_CREATE', {
-        page_shift: pick(r, [12, 16]),
-        window_size: pick(r, [1n << 30n, 1n << 32n, 1n << 40n]),
+        page_shift: pick(r, w.topo.pageShifts),
+        window_size: pick(r, w.topo.windowSizes),
         levels: pick(r, [1, 2]),
       }),
   ],
@@ -135,25 +166,32 @@ const GENS: [number, Gen][] = [
       op: 'device-read',
       fields: r() < 0.7 ? { mapping: pick(r, ['a', 'b']), len: 64 } : { bus: pick(r, [0n, 0x10000n, 1n << 59n]), len: 64 },
     }),
+    'powernv-only',
   ],
-  [2, (r, w) => ({ actor: drv(r, w), op: 'device-write', fields: { mapping: pick(r, ['a', 'b']), data: 'tcelab' } })],
+  [2, (r, w) => ({ actor: drv(r, w), op: 'device-write', fields: { mapping: pick(r, ['a', 'b']), data: 'tcelab' } }), 'powernv-only'],
 ];
-const TOTAL = GENS.reduce((s, [w]) => s + w, 0);
 
-function swarm(r: () => number): Swarm {
-  if (r() < 0.2) return { groups: [0, 1, 2, 3], users: USERS, devices: DEVICES };
-  const g = Math.floor(r() * GROUP_DEVICES.length);
-  return { groups: [g], users: [pick(r, USERS)], devices: GROUP_DEVICES[g]! };
+function swarm(r: () => number, topo: Topo): Swarm {
+  if (r() < 0.2) return { groups: topo.groups.map((_, i) => i), users: USERS, devices: topo.devices, topo };
+  const g = Math.floor(r() * topo.groups.length);
+  return { groups: [g], users: [pick(r, USERS)], devices: topo.groups[g]!, topo };
 }
 
-export function generateSteps(seed: number, length: number): Step[] {
+/** The generators a target can run. */
+function gensFor(target: ExploreTarget): WeightedGen[] {
+  return target === 'pseries' ? GENS.filter((g) => g[2] !== 'powernv-only') : GENS;
+}
+
+export function generateSteps(seed: number, length: number, target: ExploreTarget = 'powernv9'): Step[] {
   const r = prng(seed);
-  const w = swarm(r);
+  const w = swarm(r, TOPOS[target]);
+  const gens = gensFor(target);
+  const total = gens.reduce((s, [weight]) => s + weight, 0);
   const steps: Step[] = [];
   for (let i = 0; i < length; i++) {
-    let x = r() * TOTAL;
-    let gen = GENS[0]![1];
-    for (const [weight, g] of GENS) {
+    let x = r() * total;
+    let gen = gens[0]![1];
+    for (const [weight, g] of gens) {
       if (x < weight) {
         gen = g;
         break;
@@ -165,6 +203,7 @@ export function generateSteps(seed: number, length: number): Step[] {
   return steps;
 }
 
-export function exploreScenario(steps: Step[], quirks: Scenario['machine']['quirks']): Scenario {
-  return { name: 'explore', machine: { preset: 'powernv9', pageSize: '64k', topology: 'tour', quirks }, actors: EXPLORE_ACTORS, steps };
+export function exploreScenario(steps: Step[], quirks: Scenario['machine']['quirks'], target: ExploreTarget = 'powernv9'): Scenario {
+  const topology = target === 'pseries' ? 'qemu' : 'tour';
+  return { name: 'explore', machine: { preset: target, pageSize: '64k', topology, quirks }, violations: [], actors: exploreActors(target), steps };
 }

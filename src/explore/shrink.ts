@@ -2,19 +2,19 @@
 import type { InvariantName } from '../check/invariants.js';
 import { runScenario } from '../scenario/runner.js';
 import type { Scenario, Step } from '../scenario/schema.js';
-import { exploreScenario } from './generator.js';
+import { type ExploreTarget, exploreScenario } from './generator.js';
 
-export function violates(steps: Step[], quirks: Scenario['machine']['quirks'], invariant: InvariantName): boolean {
-  return runScenario(exploreScenario(steps, quirks)).violations.some((v) => v.invariant === invariant);
+export function violates(steps: Step[], quirks: Scenario['machine']['quirks'], invariant: InvariantName, target: ExploreTarget = 'powernv9'): boolean {
+  return runScenario(exploreScenario(steps, quirks, target)).violations.some((v) => v.invariant === invariant);
 }
 
 /** Delta debugging: remove chunks, then single steps, as long as the invariant still breaks. */
-export function shrink(steps: Step[], quirks: Scenario['machine']['quirks'], invariant: InvariantName): Step[] {
+export function shrink(steps: Step[], quirks: Scenario['machine']['quirks'], invariant: InvariantName, target: ExploreTarget = 'powernv9'): Step[] {
   let cur = steps;
   for (let chunk = Math.max(1, Math.floor(cur.length / 2)); chunk >= 1; chunk = Math.floor(chunk / 2)) {
     for (let i = 0; i < cur.length; ) {
       const cand = [...cur.slice(0, i), ...cur.slice(i + chunk)];
-      if (cand.length && violates(cand, quirks, invariant)) cur = cand;
+      if (cand.length && violates(cand, quirks, invariant, target)) cur = cand;
       else i += chunk;
     }
   }

@@ -2,7 +2,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Machine } from '../machine/machine.js';
 import { runScenario } from '../scenario/runner.js';
-import { exploreScenario, generateSteps } from './generator.js';
+import { type ExploreTarget, exploreScenario, generateSteps } from './generator.js';
 
 export interface WorkerInput {
   seed: number;
@@ -12,6 +12,7 @@ export interface WorkerInput {
   maxSteps: number | null;
   length: number;
   quirks: Record<string, boolean>;
+  target: ExploreTarget;
 }
 
 export type WorkerMessage =
@@ -28,6 +29,8 @@ export function runSeed(seed: number, run: number): number {
 function fingerprint(m: Machine): string {
   const parts: string[] = [];
   for (const g of m.groups) parts.push(g.domain[0]!);
+  for (const g of m.groups) parts.push(`${g.tableGroup.tables[0] ? 1 : 0}${g.tableGroup.tables[1] ? 1 : 0}`);
+  for (const p of m.papr?.phbs ?? []) parts.push(String(p.enabledWindows));
   for (const p of m.pnvPhbs)
     for (const pe of p.pes.values())
       parts.push(`${pe.tables[0] ? 1 : 0}${pe.tables[1] ? 1 : 0}${pe.tceBypassEnabled ? 'b' : ''}${p.hw.peState[pe.peNumber]!.dmaFrozen ? 'f' : ''}`);
@@ -45,7 +48,7 @@ function main(w: WorkerInput): void {
     if (w.deadline !== null && Date.now() >= w.deadline) break;
     if (w.maxSteps !== null && steps >= Math.ceil(w.maxSteps / w.workers)) break;
     const seed = runSeed(w.seed, run);
-    const r = runScenario(exploreScenario(generateSteps(seed, w.length), w.quirks), {}, (m) => {
+    const r = runScenario(exploreScenario(generateSteps(seed, w.length, w.target), w.quirks, w.target), {}, (m) => {
       const f = fingerprint(m);
       if (!seen.has(f)) {
         seen.add(f);

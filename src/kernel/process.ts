@@ -56,6 +56,13 @@ export class Process {
   rlimitMemlock = 8n * 1024n * 1024n;
   readonly mm: Mm;
   exited = false;
+  /** A kernel oops killed the task in the middle of a system call (the signal it dies of). */
+  oops: { fn: string; signal: number } | null = null;
+  /**
+   * Why the task hangs in uninterruptible sleep (D state), forever: a lock an oopsed task still
+   * holds. A stuck task makes no more system calls and is never reaped.
+   */
+  stuck: string | null = null;
 
   constructor(
     readonly pid: number,

@@ -78,6 +78,11 @@ export const QUIRKS = {
     source: 'PPC64 IOMMUFD RFC spapr_tce_iommu_map_pages() sets *mapped = pgsize instead of pgsize * pgcount',
     what: '--iommufd rfc-2026: the iommu core re-maps the rest of every run, N calls and about N*N/2 TCE writes for N pages (fixed: *mapped covers the run)',
   },
+  'unchecked-userspace-view': {
+    default: true,
+    source: 'pSeries spapr_tce_create_table() ignores the -ENOMEM of pseries_tce_iommu_userspace_view_alloc()',
+    what: 'a TCE_CREATE whose userspace view vzalloc() fails returns 0; the next MAP_DMA into it oopses in tce_iommu_ioctl (fixed: -ENOMEM)',
+  },
   'missing-tce-kill': {
     default: false,
     source: 'not in 6.12: a kernel whose VFIO unmap path drops the iommu_tce_kill() after exchanging TCEs out',

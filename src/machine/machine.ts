@@ -72,6 +72,8 @@ export interface MachineOptions {
    * them over: e1000e (8086:10d3) enables memory decoding, and its removal leaves it enabled.
    */
   builtinDrivers?: 'e1000e'[];
+  /** pseries: the hypervisor offers H_PUT_TCE_INDIRECT and H_STUFF_TCE ("hcall-multi-tce"). */
+  multiTce?: boolean;
 }
 
 /** MAX_PAGE_ORDER of the Debian ppc64el kernels: 8 with 64K pages, 12 with 4K pages (16 MiB blocks). */
@@ -144,7 +146,8 @@ export class Machine {
       const name = opts.hypervisor ?? 'qemu-7.2';
       const profile = HYPERVISOR_PROFILES[name];
       if (!profile) throw new Error(`hypervisor "${name}": tcelab models ${Object.keys(HYPERVISOR_PROFILES).join(', ')}`);
-      this.papr = new PaprHypervisor({ ...profile, ddw: opts.ddw ?? profile.ddw }, this.mem, this.log, this.topology.phbs);
+      const offered = { ...profile, ddw: opts.ddw ?? profile.ddw, multiTce: opts.multiTce ?? profile.multiTce };
+      this.papr = new PaprHypervisor(offered, this.mem, this.log, this.topology.phbs);
       this.pseries = new PseriesIommu({
         hv: this.papr,
         mem: this.mem,
@@ -152,6 +155,7 @@ export class Machine {
         log: this.log,
         quirks: this.quirks,
         memoryHotplugMax: BigInt(opts.maxmemBytes ?? 0),
+        current: () => this.current!,
       });
       this.eeh.enabled = profile.eehForEmulated;
     }

@@ -5,11 +5,18 @@
  */
 import type { PaprHypervisor } from '../firmware/papr/hypervisor.js';
 import type { PseriesIommu } from '../kernel/pseries/iommu.js';
+import type { KPciDev } from '../kernel/pci.js';
 import { PseriesPe } from '../kernel/pseries/pe.js';
 import type { Machine } from './machine.js';
 
-/** Drivers built into the recorded guest kernel, by device model (e1000e is a module it never loads). */
-const BUILTIN_DRIVERS: Record<string, string> = { 'virtio-net': 'virtio-pci' };
+/** The kernel driver of each device model, as dev_info() names it. */
+const KERNEL_DRIVERS: Record<string, string> = { 'virtio-net': 'virtio-pci', e1000e: 'e1000e' };
+/** Those built into the recorded guest kernel (e1000e is a module its initramfs never loads). */
+const BUILTIN = new Set(['virtio-pci']);
+
+export function kernelDriverName(d: KPciDev): string {
+  return KERNEL_DRIVERS[d.hw.spec.model] ?? 'pci';
+}
 
 export function bootPseries(m: Machine, hv: PaprHypervisor, iommu: PseriesIommu): void {
   const pes: PseriesPe[] = [];
@@ -29,8 +36,8 @@ export function bootPseries(m: Machine, hv: PaprHypervisor, iommu: PseriesIommu)
   }
   for (const pe of pes) {
     for (const d of pe.devices) {
-      const driver = BUILTIN_DRIVERS[d.hw.spec.model];
-      if (driver) iommu.enableDdw(pe, d, driver, 64);
+      const driver = kernelDriverName(d);
+      if (BUILTIN.has(driver)) iommu.enableDdw(pe, d, driver, 64);
     }
   }
   if (!hv.profile.eehForEmulated) m.klog.printk('EEH: No capable adapters found: recovery disabled');

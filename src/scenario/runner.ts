@@ -1,7 +1,7 @@
 /** Runs a scenario on a fresh machine, checking expectations after each step and invariants throughout. */
 import { errnoName } from '../base/errno.js';
 import type { TcelabEvent } from '../base/events.js';
-import { Checker, INVARIANTS, type Violation } from '../check/invariants.js';
+import { Checker, INVARIANTS, type InvariantName, type Violation } from '../check/invariants.js';
 import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE } from '../hw/tce.js';
 import { dmaMapPage, dmaUnmapPage } from '../kernel/dma-api.js';
 import type { Process } from '../kernel/process.js';
@@ -10,6 +10,9 @@ import type { IoctlArg } from '../kernel/uaccess.js';
 import { Machine } from '../machine/machine.js';
 import * as V from '../kernel/include/uapi/linux/vfio.js';
 import { iommufdStep } from './iommufd-steps.js';
+import type { PseriesPe } from '../kernel/pseries/pe.js';
+import { kernelDriverName } from '../machine/pseries-boot.js';
+import type { SysResult } from '../uapi/syscalls.js';
 import type { Scenario, Step } from './schema.js';
 
 export interface StepResult {
@@ -25,6 +28,9 @@ export interface RunResult {
   ok: boolean;
   steps: StepResult[];
   violations: (Violation & { explanation: string; step: string; chain: string[] })[];
+  /** The invariants the scenario says it breaks, and those of them that held after all. */
+  expectedViolations: InvariantName[];
+  missingViolations: InvariantName[];
 }
 
 const STRUCT_OF: Record<string, V.StructName> = {
@@ -61,9 +67,7 @@ export function describeEvent(e: TcelabEvent): string {
 export function runScenario(sc: Scenario, overrides: Partial<Quirks> = {}, onStep?: (m: Machine) => void, iommufdDriver?: 'ppc64' | 'rfc-2026'): RunResult {
   const iommufd = iommufdDriver ?? sc.machine.iommufd;
   const m = new Machine({
-    preset: sc.machine.preset,
-    pageSize: sc.machine.pageSize,
-    topology: sc.machine.topology,
+    ...sc.machine,
     quirks: { ...sc.machine.quirks, ...overrides },
     ...(iommufd ? { iommufd, allowUnsafeInterrupts: sc.machine.allowUnsafeInterrupts ?? true } : {}),
   });
@@ -94,16 +98,28 @@ export function runScenario(sc: Scenario, overrides: Partial<Quirks> = {}, onSte
 
   for (const step of sc.steps) {
     const before = new Set<string>();
-    const stop = m.log.subscribe((e) => before.add(`${e.layer}.${e.kind}`));
+    // Counts by call need every hcall/RTAS/OPAL event, which are built only for a verbose listener.
+    const byCall = Object.keys(step.expect?.count ?? {}).some((k) => k.includes(':'));
+    const calls = new Map<string, number>();
+    const stop = m.log.subscribe(
+      (e) => {
+        before.add(`${e.layer}.${e.kind}`);
+        if (byCall && 'call' in e) calls.set(`${e.layer}.${e.kind}:${e.call}`, (calls.get(`${e.layer}.${e.kind}:${e.call}`) ?? 0) + 1);
+      },
+      { verbose: byCall },
+    );
+    const tallies = m.log.counts;
     const r: StepResult = { where: step.where, op: step.op, actor: step.actor, summary: '', failures: [] };
-    let ret: { ret?: number; errno?: string | null; ok?: boolean; data?: string } = {};
+    let ret: StepOutcome = {};
     try {
       ret = execStep(step);
     } catch (e) {
       r.failures.push((e as Error).message);
     }
     stop();
-    r.summary = summarize(ret);
+    const made = (k: string) => (k.includes(':') ? (calls.get(k) ?? 0) : (m.log.counts.get(k) ?? 0) - (tallies.get(k) ?? 0));
+    const hcalls = made('firmware.hcall');
+    r.summary = summarize(ret) + (hcalls ? `${summarize(ret) ? ', ' : ''}${hcalls} hcall${hcalls > 1 ? 's' : ''}` : '');
     const x = step.expect;
     if (x) {
       if (x.ret !== undefined && ret.ret !== x.ret) r.failures.push(`expected ret ${x.ret}, got ${ret.ret}`);
@@ -117,6 +133,11 @@ export function runScenario(sc: Scenario, overrides: Partial<Quirks> = {}, onSte
         if (frozen !== x.frozen) r.failures.push(`expected the PE ${x.frozen ? 'frozen' : 'not frozen'}, it is ${frozen ? 'frozen' : 'not frozen'}`);
       }
       for (const ev of x.events ?? []) if (!before.has(ev)) r.failures.push(`expected a ${ev} event, saw ${[...before].join(', ') || 'none'}`);
+      for (const [k, n] of Object.entries(x.count ?? {})) if (made(k) !== n) r.failures.push(`expected ${n} ${k} event(s), saw ${made(k)}`);
+      if (x.blocked !== undefined && (ret.blocked !== undefined) !== x.blocked)
+        r.failures.push(x.blocked ? 'expected the call to block forever, it returned' : `expected the call to return, it blocks: ${ret.blocked}`);
+      if (x.signal !== undefined && ret.signal !== x.signal)
+        r.failures.push(`expected the task to die of signal ${x.signal}, ${ret.signal ? `it died of ${ret.signal}` : 'it lives'}`);
     }
     checker.checkState();
     for (const v of checker.violations.slice(reported)) {
@@ -126,9 +147,20 @@ export function runScenario(sc: Scenario, overrides: Partial<Quirks> = {}, onSte
     results.push(r);
     onStep?.(m);
   }
-  return { scenario: sc.name, ok: results.every((s) => !s.failures.length) && !violations.length, steps: results, violations };
+  // A reenactment names the invariants it breaks: exactly those must fire, and they are expected.
+  const fired = new Set(violations.map((v) => v.invariant));
+  const expectedHeld = sc.violations.every((v) => fired.has(v)) && [...fired].every((v) => sc.violations.includes(v));
+  const missing = sc.violations.filter((v) => !fired.has(v));
+  return {
+    scenario: sc.name,
+    ok: results.every((s) => !s.failures.length) && expectedHeld,
+    steps: results,
+    violations,
+    expectedViolations: sc.violations,
+    missingViolations: missing,
+  };
 
-  function execStep(step: Step): { ret?: number; errno?: string | null; ok?: boolean; data?: string } {
+  function execStep(step: Step): StepOutcome {
     const f = step.fields;
     switch (step.op) {
       case 'bind':
@@ -149,7 +181,9 @@ export function runScenario(sc: Scenario, overrides: Partial<Quirks> = {}, onSte
       }
       case 'dma-set-mask': {
         const d = device(driverDevice(step));
-        return { ret: m.ioda.dmaSetMask(m.peOf(d)!, d, (1n << BigInt(Number(f.bits))) - 1n) };
+        const mask = (1n << BigInt(Number(f.bits))) - 1n;
+        if (m.pseries) return { ret: m.pseries.dmaSetMask(m.tableGroupOf(d) as PseriesPe, d, kernelDriverName(d), mask) };
+        return { ret: m.ioda.dmaSetMask(m.peOf(d)!, d, mask) };
       }
       case 'dma-map': {
         const d = device(driverDevice(step));
@@ -192,8 +226,10 @@ export function runScenario(sc: Scenario, overrides: Partial<Quirks> = {}, onSte
       case 'close':
         return sysRet(m.sys.close(proc(step.actor!).pid, fd(step.actor!, String(f.fd))));
       case 'exit': {
-        // The actor's next step starts a new process.
-        m.sys.exit(proc(step.actor!).pid);
+        // The actor's next step starts a new process, unless this one is stuck in its exit.
+        const p = proc(step.actor!);
+        m.sys.exit(p.pid);
+        if (p.stuck) return { ret: -1, errno: null, blocked: p.stuck };
         procs.delete(step.actor!);
         for (const k of [...fds.keys()]) if (k.startsWith(`${step.actor}/`)) fds.delete(k);
         return { ret: 0 };
@@ -255,13 +291,27 @@ function kret(rc: number): { ret: number; errno: number } {
   return rc < 0 ? { ret: -1, errno: -rc } : { ret: rc, errno: 0 };
 }
 
-function sysRet(r: { ret: number; errno: number }) {
-  return r.ret < 0 ? { ret: -1, errno: errnoName(r.errno) } : { ret: r.ret, errno: null };
+interface StepOutcome {
+  ret?: number;
+  errno?: string | null;
+  ok?: boolean;
+  data?: string;
+  blocked?: string;
+  signal?: number;
 }
 
-function summarize(r: { ret?: number; errno?: string | null; ok?: boolean; data?: string }): string {
+function sysRet(r: SysResult): StepOutcome {
+  const out: StepOutcome = r.ret < 0 ? { ret: -1, errno: r.errno ? errnoName(r.errno) : null } : { ret: r.ret, errno: null };
+  if (r.blocked) out.blocked = r.blocked;
+  if (r.signal) out.signal = r.signal;
+  return out;
+}
+
+function summarize(r: StepOutcome): string {
   const parts: string[] = [];
-  if (r.ret !== undefined) parts.push(`ret ${r.ret}${r.errno ? ` (${r.errno})` : ''}`);
+  if (r.signal) parts.push(`killed by signal ${r.signal}`);
+  else if (r.blocked) parts.push(`blocked forever: ${r.blocked}`);
+  else if (r.ret !== undefined) parts.push(`ret ${r.ret}${r.errno ? ` (${r.errno})` : ''}`);
   if (r.ok !== undefined) parts.push(r.ok ? 'ok' : 'failed');
   if (r.data !== undefined) parts.push(JSON.stringify(r.data));
   return parts.join(', ');

@@ -3,8 +3,11 @@
  * the file, line and column and what was expected.
  */
 import { isMap, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
-import { isQuirkName, type Quirks } from '../kernel/quirks.js';
-import { isPresetName, type PresetName } from '../machine/presets.js';
+import { INVARIANTS, type InvariantName } from '../check/invariants.js';
+import { qemuSize } from '../conformance/environment.js';
+import { HYPERVISOR_PROFILES } from '../firmware/papr/profile.js';
+import { isQuirkName, QUIRKS, type QuirkName, type Quirks } from '../kernel/quirks.js';
+import { isPresetName, PRESETS, type PresetName } from '../machine/presets.js';
 import { VFIO_IOCTL_NAMES } from '../kernel/include/uapi/linux/vfio.js';
 import { IOMMUFD_STEP_REQUESTS } from './iommufd-steps.js';
 
@@ -19,7 +22,31 @@ export interface Expect {
   data?: string;
   frozen?: boolean;
   events?: string[];
+  /** Events during the step by "layer.kind" or "layer.kind:call" (e.g. firmware.hcall:H_PUT_TCE) → how many. */
+  count?: Record<string, number>;
+  /** The call never returns: the task sleeps on a lock a dead task holds. */
+  blocked?: boolean;
+  /** The task died in the call, killed by this signal. */
+  signal?: number;
 }
+
+/** The machine a scenario runs on; the pSeries options need preset: pseries. */
+export interface ScenarioMachine {
+  preset: PresetName;
+  pageSize: '4k' | '64k';
+  topology: 'qemu' | 'tour';
+  quirks: Partial<Quirks>;
+  ramBytes?: number;
+  ddw?: boolean;
+  maxmemBytes?: number;
+  hypervisor?: string;
+  multiTce?: boolean;
+  /** An IOMMUFD kernel and its PPC64 driver. */
+  iommufd?: 'ppc64' | 'rfc-2026';
+  allowUnsafeInterrupts?: boolean;
+}
+
+const EXPECT_KEYS = ['ret', 'errno', 'ok', 'data', 'frozen', 'events', 'count', 'blocked', 'signal'];
 
 export interface Step {
   /** Where the step is in its file ("file:line"). */
@@ -32,15 +59,9 @@ export interface Step {
 
 export interface Scenario {
   name: string;
-  machine: {
-    preset: PresetName;
-    pageSize: '4k' | '64k';
-    topology: 'qemu' | 'tour';
-    quirks: Partial<Quirks>;
-    /** An IOMMUFD kernel and its PPC64 driver. */
-    iommufd?: 'ppc64' | 'rfc-2026';
-    allowUnsafeInterrupts?: boolean;
-  };
+  machine: ScenarioMachine;
+  /** Invariants the scenario shows being broken (a quirk's reenactment): exactly these must fire. */
+  violations: InvariantName[];
   actors: Record<string, Actor>;
   steps: Step[];
 }
@@ -88,7 +109,13 @@ export function parseScenario(text: string, file: string): Scenario {
   const get = (path: (string | number)[]) => doc.getIn(path, true) as Node | undefined;
   const js = doc.toJS() as Record<string, unknown>;
   for (const k of Object.keys(js))
-    if (!['name', 'machine', 'actors', 'steps'].includes(k)) fail(get([k]) ?? root, `unknown top-level key "${k}" (expected name, machine, actors, steps)`);
+    if (!['name', 'machine', 'violations', 'actors', 'steps'].includes(k))
+      fail(get([k]) ?? root, `unknown top-level key "${k}" (expected name, machine, violations, actors, steps)`);
+  const violations = (js.violations ?? []) as unknown[];
+  if (!Array.isArray(violations)) fail(get(['violations']), 'violations: expected a list of invariant names');
+  for (const [i, v] of violations.entries())
+    if (typeof v !== 'string' || !(v in INVARIANTS))
+      fail(get(['violations', i]), `violations[${i}]: unknown invariant ${JSON.stringify(v)}; known: ${Object.keys(INVARIANTS).join(', ')}`);
 
   const mj = (js.machine ?? {}) as Record<string, unknown>;
   if (typeof mj !== 'object' || Array.isArray(mj)) fail(get(['machine']), 'machine: expected a mapping');
@@ -97,7 +124,8 @@ export function parseScenario(text: string, file: string): Scenario {
     fail(get(['machine', 'preset']), `machine.preset: expected powernv8, powernv9, powernv10 or pseries, got ${JSON.stringify(preset)}`);
   const pageSize = mj.pageSize ?? '64k';
   if (pageSize !== '4k' && pageSize !== '64k') fail(get(['machine', 'pageSize']), `machine.pageSize: expected 4k or 64k, got ${JSON.stringify(pageSize)}`);
-  const topology = mj.topology ?? 'tour';
+  const isPseries = PRESETS[preset as PresetName].platform === 'pseries';
+  const topology = mj.topology ?? (isPseries ? 'qemu' : 'tour');
   if (topology !== 'qemu' && topology !== 'tour')
     fail(get(['machine', 'topology']), `machine.topology: expected qemu or tour, got ${JSON.stringify(topology)}`);
   const iommufd = mj.iommufd;
@@ -106,11 +134,66 @@ export function parseScenario(text: string, file: string): Scenario {
   const unsafe = mj.allowUnsafeInterrupts;
   if (unsafe !== undefined && typeof unsafe !== 'boolean')
     fail(get(['machine', 'allowUnsafeInterrupts']), `machine.allowUnsafeInterrupts: expected true or false, got ${JSON.stringify(unsafe)}`);
+  if (isPseries && topology !== 'qemu') fail(get(['machine', 'topology']), 'machine.topology: pseries has only the recorded machine (qemu)');
+  for (const k of Object.keys(mj))
+    if (!MACHINE_KEYS.includes(k)) fail(get(['machine', k]), `machine.${k}: unknown machine option (expected ${MACHINE_KEYS.join(', ')})`);
   const quirks: Partial<Quirks> = {};
   for (const [q, v] of Object.entries((mj.quirks ?? {}) as Record<string, unknown>)) {
     if (!isQuirkName(q)) fail(get(['machine', 'quirks', q]), `machine.quirks: unknown quirk "${q}"`);
     if (typeof v !== 'boolean') fail(get(['machine', 'quirks', q]), `machine.quirks.${q}: expected true or false, got ${JSON.stringify(v)}`);
     quirks[q as keyof Quirks] = v as boolean;
+  }
+  for (const [key, on] of [
+    ['quirk', true],
+    ['fix', false],
+  ] as const) {
+    const list = mj[key] ?? [];
+    if (!Array.isArray(list)) fail(get(['machine', key]), `machine.${key}: expected a list of quirk names`);
+    for (const [i, q] of (list as unknown[]).entries()) {
+      if (typeof q !== 'string' || !isQuirkName(q))
+        fail(get(['machine', key, i]), `machine.${key}[${i}]: unknown quirk ${JSON.stringify(q)}; known: ${Object.keys(QUIRKS).join(', ')}`);
+      quirks[q as QuirkName] = on;
+    }
+  }
+  const machine: ScenarioMachine = { preset: preset as PresetName, pageSize: pageSize as '4k' | '64k', topology: topology as 'qemu' | 'tour', quirks };
+  if (iommufd) machine.iommufd = iommufd as 'ppc64' | 'rfc-2026';
+  if (unsafe) machine.allowUnsafeInterrupts = true;
+  const pseriesOnly = (k: string) => {
+    if (!isPseries) fail(get(['machine', k]), `machine.${k}: only for preset pseries (this machine is ${preset})`);
+  };
+  const size = (k: 'ram' | 'maxmem'): number => {
+    const v = mj[k];
+    const n = typeof v === 'number' ? v : typeof v === 'string' ? tryQemuSize(v) : null;
+    if (n === null || !Number.isSafeInteger(n) || n <= 0)
+      fail(get(['machine', k]), `machine.${k}: expected a size such as 2G or 4096M, got ${JSON.stringify(v)}`);
+    return n!;
+  };
+  const onOff = (k: 'ddw' | 'multiTce'): boolean => {
+    const v = mj[k];
+    if (v === 'on' || v === true) return true;
+    if (v === 'off' || v === false) return false;
+    return fail(get(['machine', k]), `machine.${k}: expected on or off, got ${JSON.stringify(v)}`);
+  };
+  if (mj.ram !== undefined) machine.ramBytes = size('ram');
+  if (mj.maxmem !== undefined) {
+    pseriesOnly('maxmem');
+    machine.maxmemBytes = size('maxmem');
+    if (machine.maxmemBytes < (machine.ramBytes ?? 2 ** 31))
+      fail(get(['machine', 'maxmem']), `machine.maxmem: ${JSON.stringify(mj.maxmem)} is below the machine's RAM (${machine.ramBytes ?? 2 ** 31} bytes)`);
+  }
+  if (mj.ddw !== undefined) {
+    pseriesOnly('ddw');
+    machine.ddw = onOff('ddw');
+  }
+  if (mj.multiTce !== undefined) {
+    pseriesOnly('multiTce');
+    machine.multiTce = onOff('multiTce');
+  }
+  if (mj.hypervisor !== undefined) {
+    pseriesOnly('hypervisor');
+    if (typeof mj.hypervisor !== 'string' || !(mj.hypervisor in HYPERVISOR_PROFILES))
+      fail(get(['machine', 'hypervisor']), `machine.hypervisor: expected ${Object.keys(HYPERVISOR_PROFILES).join(', ')}, got ${JSON.stringify(mj.hypervisor)}`);
+    machine.hypervisor = mj.hypervisor as string;
   }
 
   const actors: Record<string, Actor> = {};
@@ -173,25 +256,32 @@ export function parseScenario(text: string, file: string): Scenario {
     const e = s.expect as Record<string, unknown> | undefined;
     if (e !== undefined && (typeof e !== 'object' || e === null)) fail(get(['steps', i, 'expect']), `steps[${i}].expect: expected a mapping`);
     for (const k of Object.keys(e ?? {})) {
-      if (!['ret', 'errno', 'ok', 'data', 'frozen', 'events'].includes(k))
-        fail(get(['steps', i, 'expect', k]), `steps[${i}].expect.${k}: unknown expectation (ret, errno, ok, data, frozen, events)`);
+      if (!EXPECT_KEYS.includes(k)) fail(get(['steps', i, 'expect', k]), `steps[${i}].expect.${k}: unknown expectation (${EXPECT_KEYS.join(', ')})`);
+    }
+    const count = (e?.count ?? {}) as Record<string, unknown>;
+    if (typeof count !== 'object' || Array.isArray(count))
+      fail(get(['steps', i, 'expect', 'count']), `steps[${i}].expect.count: expected a mapping of event kind → number`);
+    for (const [k, v] of Object.entries(count)) {
+      const cn = get(['steps', i, 'expect', 'count', k]);
+      if (!/^[a-z]+\.[a-z-]+(:[A-Za-z0-9_,.-]+)?$/.test(k))
+        fail(cn, `steps[${i}].expect.count: "${k}" is not "layer.kind" or "layer.kind:call" (e.g. firmware.hcall:H_PUT_TCE_INDIRECT)`);
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+        fail(cn, `steps[${i}].expect.count.${k}: expected a non-negative integer, got ${JSON.stringify(v)}`);
     }
     const line = sn?.range ? lc.linePos(sn.range[0]).line : 0;
     return { where: `${file}:${line}`, actor, op: op as string, fields, expect: (e ?? null) as Expect | null };
   });
-  return {
-    name: String(js.name ?? file),
-    machine: {
-      preset: preset as PresetName,
-      pageSize: pageSize as '4k' | '64k',
-      topology: topology as 'qemu' | 'tour',
-      quirks,
-      ...(iommufd ? { iommufd: iommufd as 'ppc64' | 'rfc-2026' } : {}),
-      ...(unsafe ? { allowUnsafeInterrupts: true } : {}),
-    },
-    actors,
-    steps,
-  };
+  return { name: String(js.name ?? file), machine, violations: violations as InvariantName[], actors, steps };
+}
+
+const MACHINE_KEYS = ['preset', 'pageSize', 'topology', 'quirks', 'quirk', 'fix', 'ram', 'maxmem', 'ddw', 'multiTce', 'hypervisor', 'iommufd', 'allowUnsafeInterrupts'];
+
+function tryQemuSize(s: string): number | null {
+  try {
+    return qemuSize(s);
+  } catch {
+    return null;
+  }
 }
 
 type Fail = (n: Node | null | undefined, msg: string) => never;

@@ -13,6 +13,8 @@ interface Answer {
   ret: number;
   errno: number;
   body?: Uint8Array;
+  /** The kernel killed the task inside the call: answered as errno -signal (the shim raises it). */
+  signal?: number;
 }
 
 const SEEK_END = 2;
@@ -32,7 +34,7 @@ export class Session {
   answer(frame: Buffer): Buffer {
     try {
       const a = this.handle(decodeRequest(frame));
-      return encodeAnswer(a.ret, a.errno, a.body);
+      return encodeAnswer(a.ret, a.signal ? -a.signal : a.errno, a.body);
     } catch (e) {
       if (e instanceof ProtocolError) {
         this.log(`bad request: ${e.message}`);

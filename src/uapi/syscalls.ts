@@ -30,6 +30,13 @@ import { FdTable, OpenFile } from './files.js';
 export interface SysResult {
   ret: number;
   errno: number;
+  /**
+   * The call never returns: the task now sleeps forever (D state) on a lock that a dead task
+   * holds; this says which. ret is -1 and errno 0: no errno describes a call that never ends.
+   */
+  blocked?: string;
+  /** A kernel oops killed the task inside the call (the signal it died of). */
+  signal?: number;
 }
 
 export interface KernelServices {
@@ -86,10 +93,26 @@ export class Syscalls {
    */
   private enter(pid: number, runDeferred = true): Process | null {
     const p = this.processes.get(pid);
-    if (!p || p.exited) return null;
+    if (!p || p.exited || p.stuck) return null;
     if (runDeferred) this.k.runDeferred();
     this.k.setCurrent(p);
     return p;
+  }
+
+  /** The answer to a call from a task that cannot make one: gone (ESRCH) or asleep forever. */
+  private gone(pid: number): SysResult {
+    const p = this.processes.get(pid);
+    return p?.stuck ? { ret: -1, errno: 0, blocked: p.stuck } : err(errno.ESRCH);
+  }
+
+  /** The task sleeps forever on a lock a dead task holds. */
+  private block(p: Process, why: string): SysResult {
+    p.stuck = why;
+    return { ret: -1, errno: 0, blocked: why };
+  }
+
+  private static who(p: Process): string {
+    return `pid ${p.pid} (${p.comm})`;
   }
 
   private table(pid: number): FdTable {
@@ -97,7 +120,8 @@ export class Syscalls {
   }
 
   open(pid: number, path: string): SysResult {
-    if (!this.enter(pid, !(path === '/dev/kmsg' || path.startsWith('/proc/')))) return err(errno.ESRCH);
+    const p = this.enter(pid, !(path === '/dev/kmsg' || path.startsWith('/proc/')));
+    if (!p) return this.gone(pid);
     let file: OpenFile;
     if (path === '/dev/vfio/vfio' && this.k.vfioContainer === 'iommufd' && this.k.iommufd) {
       // iommufd_fops_open() for the VFIO misc device: VFIO's rlimit accounting, and a note once.
@@ -118,6 +142,8 @@ export class Syscalls {
       if (!m) return err(errno.ENOENT);
       const g = this.k.vfioGroup(Number(m[1]));
       if (!g) return err(errno.ENOENT);
+      const wait = g.lockWait();
+      if (wait) return this.block(p, wait);
       if (g.opened || g.cdevOpenCnt) return err(errno.EBUSY);
       g.opened = true;
       file = new OpenFile(path, { kind: 'group', group: g });
@@ -151,7 +177,7 @@ export class Syscalls {
   }
 
   dup(pid: number, fd: number): SysResult {
-    if (!this.enter(pid)) return err(errno.ESRCH);
+    if (!this.enter(pid)) return this.gone(pid);
     const f = this.table(pid).get(fd);
     if (!f) return err(errno.EBADF);
     f.refs++;
@@ -160,25 +186,33 @@ export class Syscalls {
 
   close(pid: number, fd: number): SysResult {
     const kind = this.fdTables.get(pid)?.get(fd)?.f.kind;
-    if (!this.enter(pid, kind !== 'kmsg' && kind !== 'status')) return err(errno.ESRCH);
+    const p = this.enter(pid, kind !== 'kmsg' && kind !== 'status');
+    if (!p) return this.gone(pid);
     const t = this.table(pid);
     const f = t.get(fd);
     if (!f) return err(errno.EBADF);
     t.fds.delete(fd);
-    this.fput(f);
-    return ok(0);
+    const wait = this.fput(p, f);
+    return wait ? this.block(p, wait) : ok(0);
   }
 
-  /** The last reference to a file releases it (vfio_*_fops_release). */
-  private fput(f: OpenFile): void {
-    if (--f.refs > 0) return;
+  /**
+   * The last reference to a file releases it (vfio_*_fops_release). A release that needs a lock
+   * a dead task holds does not happen: the reason is returned and the caller sleeps forever.
+   */
+  private fput(p: Process, f: OpenFile): string | null {
+    if (--f.refs > 0) return null;
     switch (f.f.kind) {
       case 'container':
         f.f.container.put();
         break;
-      case 'group':
-        f.f.group.release();
+      case 'group': {
+        const g = f.f.group;
+        const wait = g.container ? g.containerWriteWait(g.container, Syscalls.who(p)) : g.lockWait();
+        if (wait) return wait;
+        g.release();
         break;
+      }
       case 'iommufd':
         f.f.ctx.put();
         break;
@@ -190,25 +224,29 @@ export class Syscalls {
         break;
       case 'device': {
         const d = f.f.device;
+        const wait = d.group!.lockWait();
+        if (wait) return wait;
         if (f.f.df) f.f.df.release();
         else {
           d.group!.containerUsers--;
           this.k.deviceClosed(d);
         }
-        this.fput(f.f.groupFile);
-        break;
+        return this.fput(p, f.f.groupFile);
       }
       default:
         break;
     }
+    return null;
   }
 
   ioctl(pid: number, fd: number, request: number, arg: IoctlArg): SysResult {
     const p = this.enter(pid);
-    if (!p) return err(errno.ESRCH);
+    if (!p) return this.gone(pid);
     const f = this.table(pid).get(fd);
     if (!f) return err(errno.EBADF);
-    const r = this.dispatch(p, f, request, arg);
+    const wait = f.f.kind === 'container' ? f.f.container.ioctlWait(request) : f.f.kind === 'group' ? f.f.group.lockWait() : null;
+    let r = wait ? this.block(p, wait) : this.dispatch(p, f, request, arg);
+    if (p.oops) r = this.die(p, f);
     this.k.log.emit({
       layer: 'vfio',
       kind: 'ioctl',
@@ -219,6 +257,17 @@ export class Syscalls {
       errno: r.errno,
     });
     return r;
+  }
+
+  /**
+   * The task oopsed inside an ioctl: it dies holding what the call held (a container ioctl reads
+   * the container's group_lock), and exits. The exit's own release of a group in that container
+   * waits for the lock for writing, forever: the task never finishes dying.
+   */
+  private die(p: Process, f: OpenFile): SysResult {
+    if (f.f.kind === 'container') f.f.container.deadReader ??= `${Syscalls.who(p)}, dead in ${p.oops!.fn}`;
+    this.exit(p.pid);
+    return { ret: -1, errno: 0, signal: p.oops!.signal };
   }
 
   private dispatch(p: Process, f: OpenFile, request: number, arg: IoctlArg): SysResult {
@@ -256,10 +305,16 @@ export class Syscalls {
         const cf = this.table(p.pid).get(cfd);
         if (!cf) return err(errno.EBADF);
         if (cf.f.kind === 'iommufd') return kret(g.setIommufd(cf.f.ctx));
-        return kret(g.setContainer(cf.f.kind === 'container' ? cf.f.container : null));
+        const c = cf.f.kind === 'container' ? cf.f.container : null;
+        const wait = !g.container && !g.dead ? g.containerWriteWait(c, Syscalls.who(p)) : null;
+        if (wait) return this.block(p, wait);
+        return kret(g.setContainer(c));
       }
-      case VFIO_GROUP_UNSET_CONTAINER:
+      case VFIO_GROUP_UNSET_CONTAINER: {
+        const wait = g.container && g.containerUsers === 1 ? g.containerWriteWait(g.container, Syscalls.who(p)) : null;
+        if (wait) return this.block(p, wait);
         return kret(g.unsetContainer());
+      }
       case VFIO_GROUP_GET_DEVICE_FD: {
         if (typeof arg === 'bigint') return err(errno.EFAULT);
         const nul = arg.indexOf(0);
@@ -287,7 +342,7 @@ export class Syscalls {
 
   /** read(): /dev/kmsg returns one record per call ("pri,seq,ts,-;text"); EAGAIN when drained. */
   read(pid: number, fd: number): { ret: number; errno: number; text?: string } {
-    if (!this.enter(pid, false)) return err(errno.ESRCH);
+    if (!this.enter(pid, false)) return this.gone(pid);
     const f = this.table(pid).get(fd);
     if (!f) return err(errno.EBADF);
     if (f.f.kind === 'kmsg') {
@@ -320,7 +375,7 @@ export class Syscalls {
 
   setrlimitMemlock(pid: number, bytes: bigint): SysResult {
     const p = this.enter(pid);
-    if (!p) return err(errno.ESRCH);
+    if (!p) return this.gone(pid);
     if (bytes > p.rlimitMemlock && !p.capIpcLock && p.uid !== 0) return err(errno.EPERM);
     p.rlimitMemlock = bytes;
     return ok(0);
@@ -328,7 +383,7 @@ export class Syscalls {
 
   setuid(pid: number, uid: number): SysResult {
     const p = this.enter(pid);
-    if (!p) return err(errno.ESRCH);
+    if (!p) return this.gone(pid);
     if (p.uid !== 0 && uid !== p.uid) return err(errno.EPERM);
     p.setuid(uid);
     return ok(0);
@@ -337,7 +392,7 @@ export class Syscalls {
   /** fork(): a new process with its own mm; inherited fds share their file objects. */
   fork(pid: number): SysResult {
     const parent = this.enter(pid);
-    if (!parent) return err(errno.ESRCH);
+    if (!parent) return this.gone(pid);
     const child = this.makeProcess(this.nextPid++, parent.comm);
     child.uid = parent.uid;
     child.capIpcLock = parent.capIpcLock;
@@ -357,13 +412,18 @@ export class Syscalls {
 
   /**
    * exit(): closes every descriptor, then tears the mm down. The final fput()s of an exiting task
-   * run as task work, last queued first: the highest descriptor is released first.
+   * run as task work, last queued first: the highest descriptor is released first. A release
+   * that waits on a lock a dead task holds stops it there: the task stays, stuck, with what it
+   * still holds.
    */
   exit(pid: number): void {
     const p = this.enter(pid);
     if (!p) return;
     const t = this.table(pid);
-    for (const fd of [...t.fds.keys()].sort((a, b) => b - a)) this.close(pid, fd);
+    for (const fd of [...t.fds.keys()].sort((a, b) => b - a)) {
+      this.close(pid, fd);
+      if (p.stuck) return;
+    }
     p.exited = true;
     this.k.mmTeardown(p);
   }

@@ -12,8 +12,32 @@ export class VfioContainer {
   iommuData: TceContainer | null = null;
   /** References: the container file plus one per attached group. */
   refs = 1;
+  /**
+   * container->group_lock, as far as a dead task leaves it: read-held forever by a task that
+   * oopsed inside a container ioctl (its description), and whether a writer now waits behind it
+   * (then new readers queue too). Nothing here ever spins: a call that would wait is reported.
+   */
+  deadReader: string | null = null;
+  writerWaiting = false;
 
   constructor(readonly driver: SpaprTceDriver) {}
+
+  /**
+   * Why an ioctl would wait forever on group_lock (null if it runs): SET_IOMMU takes it for
+   * writing and becomes the waiting writer; every other call but GET_API_VERSION reads it.
+   */
+  ioctlWait(cmd: number): string | null {
+    if (cmd === VFIO_GET_API_VERSION || !this.deadReader) return null;
+    if (cmd === VFIO_SET_IOMMU) return this.writeWait();
+    return this.writerWaiting ? `container group_lock: a writer waits behind ${this.deadReader}` : null;
+  }
+
+  /** down_write(&container->group_lock) behind the dead reader: the caller waits, forever. */
+  writeWait(): string | null {
+    if (!this.deadReader) return null;
+    this.writerWaiting = true;
+    return `container group_lock held by ${this.deadReader}`;
+  }
 
   /** vfio_fops_unl_ioctl(). */
   ioctl(cmd: number, arg: IoctlArg): number {

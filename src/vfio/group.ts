@@ -20,6 +20,8 @@ export class VfioGroup {
   cdevOpenCnt = 0;
   /** Its last device was unplugged (group->iommu_group is NULL): every group ioctl is -ENODEV. */
   dead = false;
+  /** group->group_lock (a mutex) held forever by a task stuck in D state (its description). */
+  stuckHolder: string | null = null;
 
   constructor(
     readonly iommuGroup: IommuGroup,
@@ -30,6 +32,23 @@ export class VfioGroup {
   removeLastDevice(): void {
     if (this.container) this.container.detachGroup(this);
     this.dead = true;
+  }
+
+  /** Why taking group_lock would wait forever, or null. */
+  lockWait(): string | null {
+    return this.stuckHolder ? `group ${this.iommuGroup.id} group_lock held by ${this.stuckHolder}` : null;
+  }
+
+  /**
+   * A call that takes group_lock and then the container's group_lock for writing (release,
+   * SET_CONTAINER, UNSET_CONTAINER): behind a dead reader the caller sleeps holding group_lock.
+   */
+  containerWriteWait(c: VfioContainer | null, who: string): string | null {
+    const own = this.lockWait();
+    if (own) return own;
+    const why = c?.writeWait() ?? null;
+    if (why) this.stuckHolder = who;
+    return why;
   }
 
   /** VFIO_GROUP_GET_STATUS. */

@@ -21,6 +21,7 @@ import {
   mmIommuUaToHpa,
 } from '../kernel/mm-iommu.js';
 import { accountLockedVm, type Mm, type Process, pinUserPages, unpinUserPage, vpnOfPhys } from '../kernel/process.js';
+import { kernelOops, type OopsSite } from '../kernel/oops.js';
 import type { KernelLog } from '../kernel/printk.js';
 import type { Quirks } from '../kernel/quirks.js';
 import { argValue, copyStructFromUser, copyToUser, type IoctlArg } from '../kernel/uaccess.js';
@@ -51,6 +52,8 @@ import type { EehOps } from './eeh.js';
 
 const { EPERM, EINVAL, ENXIO, ENOTTY, EBUSY, ENODEV, EFAULT, ENOENT, ENOSPC } = errno;
 const IOMMU_PAGE_SHIFT_4K = 12;
+/** Where a store through a NULL userspace-view slot faults. */
+const OOPS_SITE: OopsSite = { fn: 'tce_iommu_ioctl', module: 'vfio_iommu_spapr_tce', address: 0, write: true };
 
 export interface SpaprTceContext {
   mem: PhysMemory;
@@ -329,7 +332,13 @@ export class SpaprTceDriver {
         break;
       }
       if (x.dir !== DMA_NONE) this.unusePageV2(c, tbl, entry + i);
-      if (pua !== null && this.ctx.mem.isRam(pua)) this.ctx.mem.writeU64BE(pua, Number(tce));
+      if (pua === null) {
+        // *pua = cpu_to_be64(tce) through a table without a userspace view: the task dies here,
+        // inside tce_iommu_ioctl (tce_iommu_build_v2 is inlined), with the TCE already written.
+        kernelOops(this.ctx.klog, this.ctx.log, this.ctx.current(), OOPS_SITE, this.ctx.mem.pageSize);
+        return 0;
+      }
+      if (this.ctx.mem.isRam(pua)) this.ctx.mem.writeU64BE(pua, Number(tce));
       tce += iomask + 1n;
     }
     if (ret) this.clear(c, tbl, entry, i);

@@ -28,6 +28,8 @@ test('bad options name the option and the accepted values', () => {
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--page-size: expected 4k or 64k, got "16k"/);
   assert.match(tcelab('run', '--fix', 'nope').stderr, /--fix: unknown quirk "nope"/);
+  assert.match(tcelab('boot', '--machine', 'pseries', '--multi-tce', 'maybe').stderr, /--multi-tce: expected on or off, got "maybe"/);
+  assert.match(tcelab('explore', '--machine', 'powernv8', '--steps', '1').stderr, /explore: --machine: expected powernv9 or pseries, got "powernv8"/);
 });
 
 test('tcelab conformance exits 0 with the closing count', () => {

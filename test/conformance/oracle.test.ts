@@ -33,6 +33,32 @@ test('a WARNING splat compares as one line naming file, line and function', () =
   assert.deepEqual(normalizeDmesg(lines, 'x'), ['WARNING: at mm/vmalloc.c:3790 __vmalloc_node_range_noprof', 'after']);
 });
 
+test('a warn_alloc report compares as its message, its dump to the end of the call or the next splat skipped', () => {
+  const kernel = [
+    'spapr_tce_create_table: Calling query /pci@800000020000000',
+    'vfio_spapr_orac: vmalloc error: size 2147483648, exceeds total pages, mode:0xdc0(GFP_KERNEL|__GFP_ZERO), nodemask=(null),cpuset=/,mems_allowed=0',
+    'CPU: 0 UID: 0 PID: 241 Comm: vfio_spapr_orac Not tainted 6.12.95+deb12-powerpc64le #1  Debian 6.12.95-1~bpo12+1',
+    'Call Trace:',
+    '[c0000000047ef6a0] [c0000000010c3f34] dump_stack_lvl+0x88/0xc4 (unreliable)',
+    'Mem-Info:',
+    '32768 pages RAM',
+    '------------[ cut here ]------------',
+    'WARNING: CPU: 0 PID: 241 at mm/vmalloc.c:3790 __vmalloc_node_range_noprof+0x950/0xa04',
+    '---[ end trace 0000000000000000 ]---',
+  ];
+  const model = [
+    kernel[0]!,
+    'other: vmalloc error: size 2147483648, exceeds total pages, mode:0xdc0(GFP_KERNEL|__GFP_ZERO), nodemask=(null),cpuset=/,mems_allowed=0',
+    'CPU: 0 UID: 0 PID: 100 Comm: other',
+  ];
+  assert.deepEqual(normalizeDmesg(kernel, 'x'), [
+    kernel[0],
+    'warn_alloc: vmalloc error: size 2147483648, exceeds total pages',
+    'WARNING: at mm/vmalloc.c:3790 __vmalloc_node_range_noprof',
+  ]);
+  assert.deepEqual(normalizeDmesg(model, 'x'), normalizeDmesg(kernel, 'x').slice(0, 2));
+});
+
 test('power-management lines are ignored only in bind_vfio_pci records', () => {
   const pm = ['vfio-pci 0000:01:00.0: Refused to change power state from D0 to D3hot'];
   assert.deepEqual(normalizeDmesg(pm, 'bind_vfio_pci'), []);

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GiB } from '../../src/base/bits.js';
 import { EventLog } from '../../src/base/events.js';
-import { H_PARAMETER, H_SUCCESS, PaprHypervisor, RTAS_HW_ERROR, RTAS_PARAM_ERROR, RTAS_SUCCESS } from '../../src/firmware/papr/hypervisor.js';
+import { H_FUNCTION, H_PARAMETER, H_SUCCESS, PaprHypervisor, RTAS_HW_ERROR, RTAS_PARAM_ERROR, RTAS_SUCCESS } from '../../src/firmware/papr/hypervisor.js';
 import { QEMU_7_2 } from '../../src/firmware/papr/profile.js';
 import { PhysMemory } from '../../src/hw/memory.js';
 
@@ -151,4 +151,57 @@ test('without DDW the RTAS calls are PARAM_ERROR and the PHB has one window', ()
   assert.equal(h.phbs[0]!.tables.length, 1);
   assert.equal(h.queryPeDmaWindow(CFG, HI, LO).status, RTAS_PARAM_ERROR);
   assert.equal(h.dtProperties(h.phbs[0]!).ddwApplicable, null);
+});
+
+test('a bad config address is not an error: QEMU finds the PE by its BUID alone', () => {
+  const a = hv().h;
+  const b = hv().h;
+  assert.deepEqual(a.queryPeDmaWindow(0xdead00, HI, LO), b.queryPeDmaWindow(CFG, HI, LO));
+  assert.deepEqual(a.createPeDmaWindow(0xdead00, HI, LO, 16, 36), b.createPeDmaWindow(CFG, HI, LO, 16, 36));
+  assert.equal(a.resetPeDmaWindow(0xffffffff, HI, LO), RTAS_SUCCESS);
+  assert.equal(a.table(L1)!.enabled, false);
+});
+
+test('hcalls on a disabled window, below a window or past it are H_PARAMETER and change nothing', () => {
+  const { h } = hv();
+  assert.equal(h.createPeDmaWindow(CFG, HI, LO, 16, 32).status, RTAS_SUCCESS);
+  h.hPutTce(L1, 1n << 59n, 0x10003n);
+  const before = snapshot(h);
+  const L2 = 0x80000100;
+  assert.equal(h.removePeDmaWindow(L2), RTAS_SUCCESS);
+  const after = snapshot(h);
+  assert.equal(h.hPutTceIndirect(L2, 0n, 0x1000n, 1), H_PARAMETER, 'INDIRECT on a disabled LIOBN');
+  assert.equal(h.hStuffTce(L2, 0n, 0n, 1), H_PARAMETER, 'STUFF on a disabled LIOBN');
+  assert.equal(h.hGetTce(L2, 0n).rc, H_PARAMETER, 'GET on a disabled LIOBN');
+  assert.equal(h.hPutTce(L1, 0x10000n, 0x1003n), H_PARAMETER, 'an ioba below the window underflows past it');
+  assert.equal(h.hPutTce(L1, (1n << 59n) + (1n << 32n), 0x1003n), H_PARAMETER, 'the first entry past the window');
+  assert.equal(h.hStuffTce(L1, (1n << 59n) + (1n << 32n), 0n, 1), H_PARAMETER);
+  assert.equal(snapshot(h), after);
+  assert.notEqual(before, after);
+  assert.equal(h.table(L1)!.get(0), 0x10003n);
+});
+
+test('RTAS remove of a disabled or unknown window, and every call without DDW, is PARAM_ERROR', () => {
+  const { h } = hv();
+  const before = snapshot(h);
+  assert.equal(h.removePeDmaWindow(L1), RTAS_PARAM_ERROR, 'never enabled');
+  assert.equal(h.removePeDmaWindow(0x80000002), RTAS_PARAM_ERROR, 'no such LIOBN');
+  assert.equal(snapshot(h), before);
+  const off = hv({ ...QEMU_7_2, ddw: false }).h;
+  const offBefore = snapshot(off);
+  assert.equal(off.createPeDmaWindow(CFG, HI, LO, 16, 32).status, RTAS_PARAM_ERROR);
+  assert.equal(off.removePeDmaWindow(L0), RTAS_PARAM_ERROR);
+  assert.equal(off.resetPeDmaWindow(CFG, HI, LO), RTAS_PARAM_ERROR);
+  assert.equal(snapshot(off), offBefore);
+});
+
+test('without hcall-multi-tce, H_PUT_TCE_INDIRECT and H_STUFF_TCE are H_FUNCTION and change nothing', () => {
+  const { h, mem } = hv({ ...QEMU_7_2, multiTce: false });
+  assert.deepEqual(h.hypertasFunctions(), ['hcall-tce']);
+  mem.writeU64BE(0x10000, 0xaaaa003);
+  const before = snapshot(h);
+  assert.equal(h.hPutTceIndirect(L0, 0n, 0x10000n, 1), H_FUNCTION);
+  assert.equal(h.hStuffTce(L0, 0n, 0x1003n, 4), H_FUNCTION);
+  assert.equal(snapshot(h), before);
+  assert.equal(h.hPutTce(L0, 0n, 0x1003n), H_SUCCESS, 'H_PUT_TCE stays');
 });

@@ -127,3 +127,34 @@ test('a failed create poisons the PE until reboot; fixed, the next create is tri
     if (sticky) assert.ok(m.klog.lines.at(-1)!.endsWith('/pci@800000020000000 in failed DDW device list'));
   }
 });
+
+test('bad input from VFIO never reaches the hypervisor: a MAP past a window is ENXIO with no hcall', () => {
+  const m = pseries();
+  const { p, c } = v2Container(m);
+  p.mm.mappings.push({ start: 0x10000000n, end: 0x11000000n, kind: 'anon' });
+  const reg = V.encode('vfio_iommu_spapr_register_memory', { argsz: 24, vaddr: 0x10000000n, size: 0x100000n });
+  assert.equal(m.sys.ioctl(p.pid, c, V.VFIO_IOMMU_SPAPR_REGISTER_MEMORY, reg).ret, 0);
+  const map = (iova: bigint) =>
+    m.sys.ioctl(p.pid, c, V.VFIO_IOMMU_MAP_DMA, V.encode('vfio_iommu_type1_dma_map', { argsz: 32, flags: 3, vaddr: 0x10000000n, iova, size: 0x10000n }));
+  assert.equal(map(0n).ret, 0, 'the lazy default window');
+  const hv = () => JSON.stringify(m.papr!.phbs.flatMap((ph) => ph.tables.map((t) => [t.liobn, t.nbTable, String(t.busOffset), t.used])));
+  const before = hv();
+  const hcalls = m.log.counts.get('firmware.hcall');
+  assert.equal(map(BigInt(GiB)).errno, 6, 'just past the 1 GiB default window: ENXIO');
+  assert.equal(map(1n << 59n).errno, 6, 'no DDW yet');
+  assert.equal(m.log.counts.get('firmware.hcall'), hcalls);
+  assert.equal(hv(), before);
+});
+
+test('a TCE the hypervisor refused (its window gone behind the guest) is reported by hypervisor-accepted-tces', async () => {
+  const { Checker } = await import('../../src/check/invariants.js');
+  const m = pseries();
+  const checker = new Checker(m);
+  const d = m.device('0000:00:01.0')!;
+  assert.equal(m.papr!.removePeDmaWindow(0x80000000), 0);
+  const { dmaMapPage } = await import('../../src/kernel/dma-api.js');
+  const pfn = m.mem.allocPages(0, { kind: 'kernel', label: 'buf' })!;
+  assert.notEqual(dmaMapPage(d, pfn * m.mem.pageSize, 8192, 0, m.pageShift, 0, m.log), null, 'the guest ignores the H_PARAMETER');
+  checker.checkState();
+  assert.deepEqual([...new Set(checker.violations.map((v) => v.invariant))], ['hypervisor-accepted-tces']);
+});

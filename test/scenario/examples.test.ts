@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { QuirkName } from '../../src/kernel/quirks.js';
@@ -22,7 +22,6 @@ const REENACTMENTS: [string, QuirkName, string][] = [
   ['stale-table-pointer.yaml', 'stale-table-pointer', 'device-table-pointer-current'],
   ['missing-tce-kill.yaml', 'missing-tce-kill', 'no-stale-tce-cache-dma'],
   ['create-locked-vm-leak.yaml', 'create-locked-vm-leak', 'locked-vm-accounted'],
-  ['pseries-default-window-kept.yaml', 'default-window-kept-by-hypervisor', 'hypervisor-windows-known'],
 ];
 
 for (const [file, quirk, invariant] of REENACTMENTS) {
@@ -51,3 +50,33 @@ test('hotplug.yaml: the PE goes with its last function and comes back with it', 
   );
   assert.deepEqual(r.violations, []);
 });
+
+const PSERIES = readdirSync(join(EX, 'pseries')).filter((f) => f.endsWith('.yaml'));
+
+test('examples/pseries: at least five scenarios', () => assert.ok(PSERIES.length >= 5));
+
+for (const f of PSERIES) {
+  test(`pseries/${f} passes (its expectations, and exactly the violations it names)`, () => {
+    const r = runScenario(load(`pseries/${f}`));
+    assert.deepEqual(
+      r.steps.flatMap((s) => s.failures),
+      [],
+    );
+    assert.deepEqual(r.missingViolations, []);
+    assert.ok(r.ok);
+  });
+}
+
+/** Each pSeries quirk: the scenario of the kernel as it is, and the one with the fix. */
+const PSERIES_QUIRKS: [string, string, QuirkName][] = [
+  ['ddw-boot.yaml', 'ddw-boot-fixed.yaml', 'failed-ddw-sticky'],
+  ['default-window-kept.yaml', 'default-window-kept-fixed.yaml', 'default-window-kept-by-hypervisor'],
+  ['oops.yaml', 'oops-fixed.yaml', 'unchecked-userspace-view'],
+];
+
+for (const [asIs, fixed, quirk] of PSERIES_QUIRKS) {
+  test(`pseries/${asIs} and ${fixed} pin ${quirk}: each fails with the other setting`, () => {
+    assert.equal(runScenario(load(`pseries/${asIs}`), { [quirk]: false }).ok, false);
+    assert.equal(runScenario(load(`pseries/${fixed}`), { [quirk]: true }).ok, false);
+  });
+}

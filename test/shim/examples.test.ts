@@ -74,3 +74,15 @@ test('tcelab serve: programs run with exec --socket share one machine; a held gr
   }
   assert.match(log, /SIGTERM: stopping/);
 });
+
+test('examples/c/big_window on pseries: the unchecked userspace view kills the mapping child with SIGSEGV', { skip }, async () => {
+  const prog = join(EXAMPLES, 'big_window');
+  const asIs = await tcelab(['exec', '--machine', 'pseries', '--', prog, '0', '12', '40']);
+  assert.equal(asIs.status, 0, asIs.stderr);
+  assert.equal(asIs.stdout, 'window of 2^28 TCEs created at 0x800000000000000\nchild killed by signal 11\n');
+  const fixed = await tcelab(['exec', '--machine', 'pseries', '--fix', 'unchecked-userspace-view', '--', prog, '0', '12', '40']);
+  assert.equal(fixed.stdout, 'child exited with 1\n');
+  assert.match(fixed.stderr, /^VFIO_IOMMU_SPAPR_TCE_CREATE failed: Cannot allocate memory \(ENOMEM\)$/m);
+  const small = await tcelab(['exec', '--machine', 'pseries', '--', prog, '0', '16', '32']);
+  assert.equal(small.stdout, 'window of 2^16 TCEs created at 0x800000000000000\nmapped one page\nchild exited with 0\n');
+});

@@ -10,6 +10,7 @@ import { type HypervisorProfile, queryPageMask } from './profile.js';
 import { SpaprTceTable } from './tce-table.js';
 
 export const H_SUCCESS = 0;
+export const H_FUNCTION = -2;
 export const H_PARAMETER = -4;
 
 export const RTAS_SUCCESS = 0;
@@ -112,6 +113,11 @@ export class PaprHypervisor {
     };
   }
 
+  /** The DMA-related words of /rtas ibm,hypertas-functions, which the guest turns into firmware features. */
+  hypertasFunctions(): string[] {
+    return this.profile.multiTce ? ['hcall-tce', 'hcall-multi-tce'] : ['hcall-tce'];
+  }
+
   /** spapr_phb_dma_reset(): every window off, then the default window (4K pages at 0) on. */
   private dmaReset(phb: SpaprPhb): void {
     for (const t of phb.tables) t.disable();
@@ -161,6 +167,7 @@ export class PaprHypervisor {
    */
   hPutTceIndirect(liobn: number, ioba: bigint, tceList: bigint, npages: number): number {
     const args = [liobn, ioba, tceList, npages];
+    if (!this.profile.multiTce) return this.hcall('H_PUT_TCE_INDIRECT', args, H_FUNCTION);
     const t = this.liveTable(liobn);
     if (!t || npages > SPAPR_TCE_LIST_MAX || (tceList & SPAPR_TCE_PAGE_MASK) !== 0n) return this.hcall('H_PUT_TCE_INDIRECT', args, H_PARAMETER);
     if (!this.mem.isRam(Number(tceList))) return this.hcall('H_PUT_TCE_INDIRECT', args, H_PARAMETER);
@@ -171,13 +178,15 @@ export class PaprHypervisor {
   /** H_STUFF_TCE(liobn, ioba, tce_value, npages): one value into npages entries. */
   hStuffTce(liobn: number, ioba: bigint, value: bigint, npages: number): number {
     const args = [liobn, ioba, value, npages];
+    if (!this.profile.multiTce) return this.hcall('H_STUFF_TCE', args, H_FUNCTION);
     const t = this.liveTable(liobn);
     if (!t || npages > t.nbTable) return this.hcall('H_STUFF_TCE', args, H_PARAMETER);
-    return this.hcall(
-      'H_STUFF_TCE',
-      args,
-      fillEntries(t, ioba, npages, () => value),
-    );
+    // The entries of a window are consecutive: write those that fit, fail if not all did.
+    const first = t.index(ioba);
+    if (first < 0) return this.hcall('H_STUFF_TCE', args, H_PARAMETER);
+    const n = Math.min(npages, t.nbTable - first);
+    t.fill(first, n, value);
+    return this.hcall('H_STUFF_TCE', args, n === npages && n > 0 ? H_SUCCESS : H_PARAMETER);
   }
 
   /** ibm,query-pe-dma-window (6-output form). QEMU finds the PHB by BUID; the config address is not used. */

@@ -20,6 +20,11 @@ export interface HypervisorProfile {
   readonly ddw: boolean;
   /** EEH offered for emulated devices (QEMU: only for VFIO passthrough). */
   readonly eehForEmulated: boolean;
+  /**
+   * H_PUT_TCE_INDIRECT and H_STUFF_TCE offered ("hcall-multi-tce" in ibm,hypertas-functions;
+   * the guest's FW_FEATURE_PUT_TCE_IND | FW_FEATURE_STUFF_TCE). Without them both are H_FUNCTION.
+   */
+  readonly multiTce: boolean;
 }
 
 /** QEMU 7.2 `-machine pseries` as recorded in ../shared/oracle-pseries. */
@@ -32,6 +37,7 @@ export const QEMU_7_2: HypervisorProfile = {
   largestBlock: 1n << 37n,
   ddw: true,
   eehForEmulated: false,
+  multiTce: true,
 };
 
 export const HYPERVISOR_PROFILES: Record<string, HypervisorProfile> = { 'qemu-7.2': QEMU_7_2 };

@@ -50,6 +50,22 @@ export class SpaprTceTable {
     else this.entries.set(index, tce);
   }
 
+  /** Set n consecutive entries from `first` to one value (zeroing visits only what is stored). */
+  fill(first: number, n: number, tce: bigint): void {
+    if (tce !== 0n) {
+      for (let i = first; i < first + n; i++) this.entries.set(i, tce);
+    } else if (this.entries.size < n) {
+      for (const i of [...this.entries.keys()]) if (i >= first && i < first + n) this.entries.delete(i);
+    } else {
+      for (let i = first; i < first + n; i++) this.entries.delete(i);
+    }
+  }
+
+  /** Stored entries, index → TCE (for the checker and reports). */
+  stored(): IterableIterator<[number, bigint]> {
+    return this.entries.entries();
+  }
+
   /** Entries holding a non-zero TCE (for the checker and reports). */
   get used(): number {
     return this.entries.size;

@@ -6,19 +6,19 @@
  */
 import { errno } from '../../base/errno.js';
 import type { EventLog } from '../../base/events.js';
-import type { PaprHypervisor } from '../../firmware/papr/hypervisor.js';
+import { H_SUCCESS, type PaprHypervisor, SPAPR_TCE_LIST_MAX } from '../../firmware/papr/hypervisor.js';
 import type { PhysMemory } from '../../hw/memory.js';
 import { iommuInitTable } from '../iommu.js';
-import { IommuTable, type IommuTableOps, iommuTceTableGet, iommuTceTablePut } from '../iommu-table.js';
+import { IommuTable, iommuTceTableGet, iommuTceTablePut } from '../iommu-table.js';
 import type { KPciDev } from '../pci.js';
 import type { KernelLog } from '../printk.js';
 import type { Quirks } from '../quirks.js';
 import type { TableGroup, TableGroupOps } from '../table-group.js';
 import { createDdw, type DdwContext, devPrefix, iommuGetPageShift, queryDdw, queryPageSizeToMask, removeDmaWindow, resetDmaWindow } from './ddw.js';
-import { lparTceOps } from './lpar-tce.js';
+import { type LparTableOps, lparTceOps } from './lpar-tce.js';
 import type { DdwProp, PseriesPe } from './pe.js';
 
-const { EINVAL, ENODEV, EPERM } = errno;
+const { EINVAL, EIO, ENODEV, EPERM } = errno;
 const IOMMU_PAGE_SHIFT_4K = 12;
 const DEFAULT_WINDOW = 'ibm,dma-window';
 const DIRECT64 = 'linux,direct64-ddr-window-info';
@@ -32,6 +32,8 @@ export interface PseriesIommuContext {
   quirks: Quirks;
   /** ddw_memory_hotplug_max(): the top of hot-pluggable memory as the guest finds it. */
   memoryHotplugMax: bigint;
+  /** The task making the current call (vmalloc reports name it). */
+  current(): { pid: number; uid: number; comm: string };
 }
 
 /** order_base_2(): 0 for 0 and 1. */
@@ -40,24 +42,27 @@ function orderBase2(n: bigint): number {
 }
 
 export class PseriesIommu implements TableGroupOps {
-  readonly tableOps: IommuTableOps;
+  readonly tableOps: LparTableOps;
   /** failed_ddw_pdn_list: PEs whose DDW setup failed; never cleared. */
   readonly failedDdw = new Set<PseriesPe>();
   private readonly ddwCtx: DdwContext;
 
   constructor(private readonly ctx: PseriesIommuContext) {
-    this.tableOps = lparTceOps({ hv: ctx.hv, mem: ctx.mem });
+    this.tableOps = lparTceOps({ hv: ctx.hv, mem: ctx.mem, klog: ctx.klog });
     this.ddwCtx = { hv: ctx.hv, klog: ctx.klog };
   }
 
-  /** iommu_pseries_alloc_table() + iommu_table_setparms_common() + iommu_init_table(). */
-  private newTable(liobn: number, start: bigint, size: bigint, pageShift: number): IommuTable {
+  /**
+   * iommu_pseries_alloc_table() + iommu_table_setparms_common(), then iommu_init_table() (which
+   * clears every TCE) unless only the parameters are wanted.
+   */
+  private newTable(liobn: number, start: bigint, size: bigint, pageShift: number, init = true): IommuTable {
     const tbl = new IommuTable(this.tableOps);
     tbl.itIndex = liobn;
     tbl.itPageShift = pageShift;
     tbl.itOffset = Number(start >> BigInt(pageShift));
     tbl.itSize = Number(size >> BigInt(pageShift));
-    iommuInitTable(tbl, 0, 0, 0);
+    if (init) iommuInitTable(tbl, 0, 0, 0);
     return tbl;
   }
 
@@ -123,7 +128,8 @@ export class PseriesIommu implements TableGroupOps {
     pe.ddw = { name: direct ? DIRECT64 : DMA64, liobn: c.liobn, dmaBase: c.start, tceShift: pageShift, windowShift };
     this.ctx.klog.printk(`${driver} ${dev.name}: lsa_required: 0, lsa_enabled: 0, direct mapping: ${direct ? 1 : 0}`);
     if (direct) {
-      const tbl = this.newTable(c.liobn, c.start, 1n << BigInt(windowShift), pageShift);
+      // tce_setrange_multi_pSeriesLP() over all RAM: no iommu_table, no clearing first.
+      const tbl = this.newTable(c.liobn, c.start, 1n << BigInt(windowShift), pageShift, false);
       const pages = Math.ceil(this.ctx.mem.ramBytes / tbl.pageSize);
       this.tableOps.set(tbl, tbl.itOffset, pages, 0, 0);
       dev.dmaOffset = c.start;
@@ -162,8 +168,43 @@ export class PseriesIommu implements TableGroupOps {
   /** remove_dma_window(): clean_dma_window() first when asked, then the RTAS remove. */
   private removeWindow(pe: PseriesPe, liobn: number, cleanup: boolean): void {
     const t = this.ctx.hv.table(liobn);
-    if (cleanup && t?.enabled) this.ctx.hv.hStuffTce(liobn, t.busOffset, 0n, t.nbTable);
+    if (cleanup && t?.enabled) this.cleanDmaWindow(pe, liobn, t.busOffset, t.nbTable, t.pageShift);
     removeDmaWindow(this.ddwCtx, pe, liobn);
+  }
+
+  /** clean_dma_window() → tce_clearrange_multi_pSeriesLP(): H_STUFF_TCE of 512 at a time, always. */
+  private cleanDmaWindow(pe: PseriesPe, liobn: number, start: bigint, entries: number, pageShift: number): void {
+    for (let done = 0; done < entries; done += SPAPR_TCE_LIST_MAX) {
+      const n = Math.min(SPAPR_TCE_LIST_MAX, entries - done);
+      if (this.ctx.hv.hStuffTce(liobn, start + (BigInt(done) << BigInt(pageShift)), 0n, n) !== H_SUCCESS) {
+        this.ctx.klog.printk(`${pe.node} failed to clear tces in window.`);
+        return;
+      }
+    }
+  }
+
+  /**
+   * dma_set_mask() → dma_iommu_dma_supported(): a mask above 32 bits asks
+   * iommu_bypass_supported_pSeriesLP(), i.e. enable_ddw(); a direct window means bypass. Otherwise
+   * the device's table must start below what the mask reaches. Returns 0 or -EIO.
+   */
+  dmaSetMask(pe: PseriesPe, dev: KPciDev, driver: string, mask: bigint): number {
+    dev.dmaMask = mask;
+    if (mask > 0xffffffffn && this.enableDdw(pe, dev, driver, mask.toString(2).length)) {
+      dev.bypass = true;
+      return 0;
+    }
+    dev.bypass = false;
+    const tbl = dev.table;
+    if (!tbl) {
+      this.ctx.klog.printk(`${driver} ${dev.name}: Warning: IOMMU dma not supported: mask 0x${mask.toString(16).padStart(8, '0')}, table unavailable`);
+      return -EIO;
+    }
+    if (BigInt(tbl.itOffset) > mask >> BigInt(tbl.itPageShift)) {
+      this.ctx.klog.printk(`${driver} ${dev.name}: Warning: IOMMU offset too big for device mask`);
+      return -EIO;
+    }
+    return 0;
   }
 
   /** restore_default_dma_window(): reset the PE's windows and bring "ibm,dma-window" back. */
@@ -205,7 +246,7 @@ export class PseriesIommu implements TableGroupOps {
         this.restoreDefaultDmaWindow(pe);
         const tbl = this.defaultTable(pe, 1n << BigInt(windowShift));
         pe.tables[0] = tbl;
-        return this.finish(tbl, pageShift, windowSize, levels);
+        return this.finish(pe, 0, tbl, pageShift, windowSize, levels);
       }
     }
     if (!pe.ddwApplicable) {
@@ -227,11 +268,24 @@ export class PseriesIommu implements TableGroupOps {
     pe.tables[num] = tbl;
     this.setTableBase(pdev, tbl);
     pdev.dmaOffset = c.start;
-    return this.finish(tbl, pageShift, windowSize, levels);
+    return this.finish(pe, num, tbl, pageShift, windowSize, levels);
   }
 
-  /** The common exit: the allocated size VFIO un-accounts later, and the caller's reference. */
-  private finish(tbl: IommuTable, pageShift: number, windowSize: bigint, levels: number): IommuTable {
+  /**
+   * The common exit: the userspace view, the allocated size VFIO un-accounts later, and the
+   * caller's reference. The kernel ignores a failed view (unchecked-userspace-view); checked,
+   * the window and its table go again and the create fails with -ENOMEM.
+   */
+  private finish(pe: PseriesPe, num: number, tbl: IommuTable, pageShift: number, windowSize: bigint, levels: number): number | IommuTable {
+    const ret = this.tableOps.userspaceViewAlloc(tbl, this.ctx.current());
+    if (ret && !this.ctx.quirks['unchecked-userspace-view']) {
+      if (pe.ddw?.liobn === tbl.itIndex) this.removeDmaWindowNamed(pe, DMA64, false);
+      pe.tables[num] = null;
+      if (pe.pdev.table === tbl) this.setTableBase(pe.pdev, null);
+      pe.pdev.dmaOffset = 0n;
+      iommuTceTablePut(tbl);
+      return ret;
+    }
     tbl.itAllocatedSize = this.getTableSize(pageShift, windowSize, levels);
     return iommuTceTableGet(tbl)!;
   }

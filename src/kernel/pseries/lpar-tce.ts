@@ -7,27 +7,61 @@
 import { type PaprHypervisor, H_SUCCESS, SPAPR_TCE_LIST_MAX } from '../../firmware/papr/hypervisor.js';
 import type { PhysMemory } from '../../hw/memory.js';
 import { DMA_NONE, type DmaDirection, directionToPerm, tceAddr, tceDirection } from '../../hw/tce.js';
+import { errno } from '../../base/errno.js';
 import type { IommuTable, IommuTableOps } from '../iommu-table.js';
+import type { KernelLog } from '../printk.js';
+import { vzallocFits } from '../vmalloc.js';
 
 export interface LparTceContext {
   hv: PaprHypervisor;
   mem: PhysMemory;
+  klog: KernelLog;
 }
 
-export function lparTceOps(ctx: LparTceContext): IommuTableOps {
+export interface LparTableOps extends IommuTableOps {
+  /**
+   * pseries_tce_iommu_userspace_view_alloc(): vzalloc() of one slot per TCE for the table's
+   * VFIO userspace view; 0, or -ENOMEM when vmalloc refuses the size.
+   */
+  userspaceViewAlloc(tbl: IommuTable, task: { pid: number; uid: number; comm: string }): number;
+  /** Entries (relative to it_offset) whose userspace-view slot holds a user address (for the checker). */
+  filledViewSlots(tbl: IommuTable): number[];
+}
+
+export function lparTceOps(ctx: LparTceContext): LparTableOps {
   const { hv, mem } = ctx;
-  /** Pages of each table's userspace view, allocated as the view is first written. */
+  /**
+   * The userspace view of each table that has one (it_userspace). vzalloc() reserved it whole;
+   * the model backs its pages as they are first written.
+   */
   const views = new WeakMap<IommuTable, Map<number, number>>();
   let tcePage: number | null = null;
+  /** FW_FEATURE_PUT_TCE_IND | FW_FEATURE_STUFF_TCE, from "hcall-multi-tce". */
+  const multiTce = hv.hypertasFunctions().includes('hcall-multi-tce');
   const ioba = (tbl: IommuTable, index: number) => BigInt(index) << BigInt(tbl.itPageShift);
   const rpnTce = (pa: number, dir: DmaDirection) => BigInt(pa) | BigInt(directionToPerm(dir));
   const putOne = (tbl: IommuTable, index: number, pa: number, dir: DmaDirection) => hv.hPutTce(tbl.itIndex, ioba(tbl, index), rpnTce(pa, dir));
 
   return {
-    /** tce_buildmulti_pSeriesLP(): errors other than resource shortage are only logged (return 0). */
+    userspaceViewAlloc(tbl, task) {
+      if (!vzallocFits(mem, ctx.klog, task, Math.ceil((tbl.itSize * 8) / mem.pageSize) * mem.pageSize)) return -errno.ENOMEM;
+      views.set(tbl, new Map());
+      return 0;
+    },
+    filledViewSlots(tbl) {
+      const out: number[] = [];
+      for (const [page, pa] of views.get(tbl) ?? []) {
+        for (let k = 0; k < mem.pageSize / 8; k++) if (mem.readU64BE(pa + 8 * k)) out.push((page * mem.pageSize) / 8 + k);
+      }
+      return out;
+    },
+    /**
+     * tce_buildmulti_pSeriesLP(): errors other than resource shortage are only logged (return 0).
+     * One TCE, or a hypervisor without the multi-TCE hcalls: tce_build_pSeriesLP(), H_PUT_TCE each.
+     */
     set(tbl, index, npages, pa, dir) {
-      if (npages === 1) {
-        putOne(tbl, index, pa, dir);
+      if (npages === 1 || !multiTce) {
+        for (let i = 0; i < npages; i++) putOne(tbl, index + i, pa + i * tbl.pageSize, dir);
         return 0;
       }
       if (tcePage === null) {
@@ -53,13 +87,10 @@ export function lparTceOps(ctx: LparTceContext): IommuTableOps {
       const oldTce = Number(old.tce);
       return { ret: rc === H_SUCCESS ? 0 : rc, hpa: tceAddr(oldTce), dir: tceDirection(oldTce) };
     },
-    /** &it_userspace[index - it_offset]. */
+    /** tce_useraddr_pSeriesLP(): &it_userspace[index - it_offset], or NULL without a view. */
     useraddrptr(tbl, index, alloc) {
-      let view = views.get(tbl);
-      if (!view) {
-        view = new Map();
-        views.set(tbl, view);
-      }
+      const view = views.get(tbl);
+      if (!view) return null;
       const slot = (index - tbl.itOffset) * 8;
       const page = Math.floor(slot / mem.pageSize);
       let pa = view.get(page);
@@ -73,10 +104,14 @@ export function lparTceOps(ctx: LparTceContext): IommuTableOps {
       }
       return pa + (slot % mem.pageSize);
     },
-    /** tce_freemulti_pSeriesLP(). */
+    /** tce_freemulti_pSeriesLP(), or tce_free_pSeriesLP() without H_STUFF_TCE. */
     clear(tbl, index, npages) {
+      if (!multiTce) {
+        for (let i = 0; i < npages; i++) hv.hPutTce(tbl.itIndex, ioba(tbl, index + i), 0n);
+        return;
+      }
       for (let done = 0; done < npages; done += SPAPR_TCE_LIST_MAX) {
-        hv.hStuffTce(tbl.itIndex, ioba(tbl, index + done), 0n, Math.min(SPAPR_TCE_LIST_MAX, npages - done));
+        if (hv.hStuffTce(tbl.itIndex, ioba(tbl, index + done), 0n, Math.min(SPAPR_TCE_LIST_MAX, npages - done)) !== H_SUCCESS) break;
       }
     },
     /** tce_get_pSeriesLP(). */
