@@ -49,3 +49,13 @@ export function toNum(n: bigint): number {
   if (n < 0n || n > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError(`${n} is not an exact number`);
   return Number(n);
 }
+
+/** The smaller of two bigints (Math.min takes numbers only). */
+export function minBig(a: bigint, b: bigint): bigint {
+  return a < b ? a : b;
+}
+
+/** The larger of two bigints. */
+export function maxBig(a: bigint, b: bigint): bigint {
+  return a > b ? a : b;
+}

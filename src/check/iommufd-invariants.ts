@@ -2,6 +2,7 @@
  * The invariants of IOMMUFD users: who programs a PE, what its TCEs say, and what they are
  * charged. Checked after every step with the others (check/invariants.ts).
  */
+import { maxBig, minBig } from '../base/bits.js';
 import type { HwptPaging, Ioas, IommufdCtx } from '../iommufd/context.js';
 import type { IoptPages } from '../iommufd/pages.js';
 import { tceAddr, tcePerm, TCE_PCI_WRITE } from '../hw/tce.js';
@@ -16,7 +17,8 @@ import type { Machine } from '../machine/machine.js';
 export const IOMMUFD_INVARIANTS = {
   'iommufd-blocked-pe-no-window': 'a PE in the blocked domain of an IOMMUFD user has no DMA window: nothing translates for it',
   'iommufd-attached-pe-translates': "every PE attached to a paging domain translates through that domain's tables",
-  'iommufd-tce-matches-area': 'every valid TCE of a domain lies in an IOAS area, points at the page pinned for it, and is writable only if the map was WRITEABLE',
+  'iommufd-tce-matches-area':
+    'every valid TCE of a domain lies in an IOAS area, points at the page pinned for it, and is writable only if the map was WRITEABLE',
   'tce-tables-reachable': 'every TCE table in memory belongs to a PE, a VFIO container or a live IOMMU domain: nothing leaks',
 } as const;
 
@@ -68,7 +70,11 @@ function checkReachable(m: Machine, report: Report): void {
   for (const b of m.mem.blocks()) {
     if (b.owner.kind !== 'tce-table' && b.owner.kind !== 'tce-shadow') continue;
     const id = Number(/iommu_table#(\d+)/.exec(b.owner.label)?.[1]);
-    if (!live.has(id)) report('tce-tables-reachable', `${b.owner.label}: ${(m.mem.pageSize * 2 ** b.order) / 1024} KiB allocated, but no PE, container or domain holds the table`);
+    if (!live.has(id))
+      report(
+        'tce-tables-reachable',
+        `${b.owner.label}: ${(m.mem.pageSize * 2 ** b.order) / 1024} KiB allocated, but no PE, container or domain holds the table`,
+      );
   }
 }
 
@@ -83,8 +89,8 @@ function checkAreas(m: Machine, ioas: Ioas, report: Report): void {
       for (const { table, start } of tables) {
         const tps = BigInt(table.pageSize);
         const end = start + table.windowSize - 1n;
-        const lo = area.iova > start ? area.iova : start;
-        const hi = area.last < end ? area.last : end;
+        const lo = maxBig(area.iova, start);
+        const hi = minBig(area.last, end);
         if (lo > hi) continue;
         const seen = covered.get(table) ?? new Set<number>();
         covered.set(table, seen);
@@ -98,7 +104,10 @@ function checkAreas(m: Machine, ioas: Ioas, report: Report): void {
             continue;
           }
           if (want !== undefined && tceAddr(tce) !== want - (want % table.pageSize))
-            report('iommufd-tce-matches-area', `IOAS ${ioas.id}: TCE at 0x${iova.toString(16)} points at 0x${tceAddr(tce).toString(16)}, the page pinned for it is 0x${want.toString(16)}`);
+            report(
+              'iommufd-tce-matches-area',
+              `IOAS ${ioas.id}: TCE at 0x${iova.toString(16)} points at 0x${tceAddr(tce).toString(16)}, the page pinned for it is 0x${want.toString(16)}`,
+            );
           if (tcePerm(tce) & TCE_PCI_WRITE && !(area.prot & IOMMU_WRITE))
             report('iommufd-tce-matches-area', `IOAS ${ioas.id}: TCE at 0x${iova.toString(16)} lets the device write, the map was not WRITEABLE`);
         }
@@ -108,7 +117,10 @@ function checkAreas(m: Machine, ioas: Ioas, report: Report): void {
       const seen = covered.get(table) ?? new Set<number>();
       forEachValid(m, table, (idx) => {
         if (!seen.has(idx))
-          report('iommufd-tce-matches-area', `IOAS ${ioas.id}: ${d.label} has a valid TCE at 0x${(BigInt(idx) << BigInt(table.itPageShift)).toString(16)} outside every area`);
+          report(
+            'iommufd-tce-matches-area',
+            `IOAS ${ioas.id}: ${d.label} has a valid TCE at 0x${(BigInt(idx) << BigInt(table.itPageShift)).toString(16)} outside every area`,
+          );
       });
     }
   }

@@ -65,8 +65,12 @@ export function iommufdMachineFor(env: OracleRecord): { opts: MachineOptions; de
   const out = env.out as { machine?: string; pagesize?: number };
   const arch = String(out.machine ?? '');
   const hpage = FOREIGN_HPAGE_SHIFT[arch];
-  if (hpage === undefined) throw new EnvironmentError(`machine "${arch}" (${env.qemu_machine}): tcelab knows the page sizes of ${Object.keys(FOREIGN_HPAGE_SHIFT).join(', ')}`);
+  if (hpage === undefined)
+    throw new EnvironmentError(`machine "${arch}" (${env.qemu_machine}): tcelab knows the page sizes of ${Object.keys(FOREIGN_HPAGE_SHIFT).join(', ')}`);
   const pageSize = out.pagesize === 65536 ? '64k' : out.pagesize === 4096 ? '4k' : null;
   if (!pageSize) throw new EnvironmentError(`pagesize ${out.pagesize}: tcelab models 4096 and 65536`);
-  return { opts: { preset: 'powernv9', pageSize, topology: 'qemu', iommufd: 'rfc-2026', allowUnsafeInterrupts: unsafe, hugePageShift: hpage }, deviceFree: true };
+  return {
+    opts: { preset: 'powernv9', pageSize, topology: 'qemu', iommufd: 'rfc-2026', allowUnsafeInterrupts: unsafe, hugePageShift: hpage },
+    deviceFree: true,
+  };
 }

@@ -261,11 +261,15 @@ export class IommufdReplay {
         return { ...ans(this.ioctl(p, this.deviceFd(r.case), I.VFIO_DEVICE_DETACH_IOMMUFD_PT, buf)), out: {} };
       }
       case 'VFIO_DEVICE_GET_INFO': {
-        if ('arg' in a) return { ...ans(this.ioctl(p, r.case.includes('/dev/iommu') ? this.iommufd() : this.deviceFd(r.case), V.VFIO_DEVICE_GET_INFO, 0n)), out: {} };
+        if ('arg' in a)
+          return { ...ans(this.ioctl(p, r.case.includes('/dev/iommu') ? this.iommufd() : this.deviceFd(r.case), V.VFIO_DEVICE_GET_INFO, 0n)), out: {} };
         const buf = V.encode('vfio_device_info', { argsz: 24 });
         const res = this.ioctl(p, this.deviceFd(r.case), V.VFIO_DEVICE_GET_INFO, buf);
         const d = V.decode('vfio_device_info', buf);
-        const out = res.ret === 0 ? { flags: `0x${d.flags.toString(16)}`, num_regions: Number(d.num_regions), num_irqs: Number(d.num_irqs), cap_offset: Number(d.cap_offset) } : {};
+        const out =
+          res.ret === 0
+            ? { flags: `0x${d.flags.toString(16)}`, num_regions: Number(d.num_regions), num_irqs: Number(d.num_irqs), cap_offset: Number(d.cap_offset) }
+            : {};
         return { ...ans(res), out };
       }
       case 'VFIO_DEVICE_RESET':
@@ -320,7 +324,13 @@ export class IommufdReplay {
       case 'VFIO_IOMMU_DIRTY_PAGES':
         return { ...ans(this.ioctl(p, this.containerFd(r.case), (0x3b << 8) | (100 + 17), new Uint8Array(24))), out: {} };
       case 'VFIO_IOMMU_MAP_DMA': {
-        const buf = V.encode('vfio_iommu_type1_dma_map', { argsz: 32, flags: Number(a.flags), vaddr: this.addr(a.vaddr), iova: big(a.iova), size: big(a.size) });
+        const buf = V.encode('vfio_iommu_type1_dma_map', {
+          argsz: 32,
+          flags: Number(a.flags),
+          vaddr: this.addr(a.vaddr),
+          iova: big(a.iova),
+          size: big(a.size),
+        });
         return { ...ans(this.ioctl(p, this.containerFd(r.case), V.VFIO_IOMMU_MAP_DMA, buf)), out: {} };
       }
       case 'VFIO_IOMMU_UNMAP_DMA': {
@@ -453,7 +463,7 @@ export class IommufdReplay {
         const res = call(I.IOMMU_IOAS_IOVA_RANGES, buf);
         const got = field(buf, 'iommu_ioas_iova_ranges', 'num_iovas');
         if (!withPtr) return { ...ans(res), out: { num_iovas: got } };
-        const n = Math.min(got < num ? got : num, 16);
+        const n = Math.min(got, num, 16);
         const dv = new DataView(ranges.buffer);
         const written: string[][] = [];
         for (let i = 0; i < n; i++) written.push([hex(dv.getBigUint64(16 * i, true)), hex(dv.getBigUint64(16 * i + 8, true))]);
@@ -546,7 +556,15 @@ export class IommufdReplay {
         const data = new Uint8Array(64).fill(0xa5);
         p.mm.user.place(SCRATCH, data);
         const dlen = Number(a.data_len);
-        const buf = struct('iommu_hw_info', { size: Number(a.size), flags: Number(a.flags), dev_id: Number(a.dev_id), data_len: dlen, data_uptr: SCRATCH, out_data_type: 0xdead, out_capabilities: 0xdead });
+        const buf = struct('iommu_hw_info', {
+          size: Number(a.size),
+          flags: Number(a.flags),
+          dev_id: Number(a.dev_id),
+          data_len: dlen,
+          data_uptr: SCRATCH,
+          out_data_type: 0xdead,
+          out_capabilities: 0xdead,
+        });
         const res = call(I.IOMMU_GET_HW_INFO, buf);
         const show = Math.min(dlen < 32 ? dlen + 4 : 32, 32);
         return {
@@ -561,7 +579,12 @@ export class IommufdReplay {
         };
       }
       case 'IOMMU_HWPT_SET_DIRTY_TRACKING':
-        return { ...ans(call(I.IOMMU_HWPT_SET_DIRTY_TRACKING, struct('iommu_hwpt_set_dirty_tracking', { size: 16, flags: Number(a.flags), hwpt_id: Number(a.hwpt_id) }))), out: {} };
+        return {
+          ...ans(
+            call(I.IOMMU_HWPT_SET_DIRTY_TRACKING, struct('iommu_hwpt_set_dirty_tracking', { size: 16, flags: Number(a.flags), hwpt_id: Number(a.hwpt_id) })),
+          ),
+          out: {},
+        };
       case 'IOMMU_HWPT_GET_DIRTY_BITMAP': {
         p.mm.user.place(SCRATCH, new Uint8Array(512));
         const buf = struct('iommu_hwpt_get_dirty_bitmap', {

@@ -23,7 +23,14 @@ export interface UserData {
 }
 
 /** iommufd_hwpt_paging_alloc(): a new domain for the device, filled from the IOAS. */
-export function hwptPagingAlloc(ictx: IommufdCtx, ioas: Ioas, idev: IommufdDevice, flags: number, immediateAttach: boolean, userData: UserData | null): HwptPaging | number {
+export function hwptPagingAlloc(
+  ictx: IommufdCtx,
+  ioas: Ioas,
+  idev: IommufdDevice,
+  flags: number,
+  immediateAttach: boolean,
+  userData: UserData | null,
+): HwptPaging | number {
   const ops = idev.igroup.group.ops;
   if ((flags || userData) && !ops.domainAllocUser) return -95;
   // No driver here tracks dirty pages or nests: every allocation flag is refused.
@@ -76,7 +83,8 @@ export function hwptAllocIoctl(u: Ucmd<'iommu_hwpt_alloc'>): number {
   const ptr = u.get('data_uptr');
   const data: UserData | null = dataLen ? { type: dataType, read: () => u.proc.mm.user.read(ptr, dataLen) } : null;
   if (pt.type === 'ioas') hwpt = hwptPagingAlloc(u.ictx, pt as Ioas, idev, u.num('flags'), false, data);
-  else if (pt.type === 'hwpt_paging') hwpt = -95; // nested HWPTs need domain_alloc_user()
+  else if (pt.type === 'hwpt_paging')
+    hwpt = -95; // nested HWPTs need domain_alloc_user()
   else return -22;
   if (typeof hwpt === 'number') return hwpt;
   u.set('out_hwpt_id', hwpt.id);

@@ -4,6 +4,7 @@
  * reserved regions) and the allowed ranges constrain where areas may go and where the kernel
  * picks IOVAs; every attached domain holds a translation of every area.
  */
+import { minBig, roundupPow2 } from '../base/bits.js';
 import type { IommuDomain } from '../kernel/iommu-group.js';
 import { iommuMap, iommuUnmap } from '../kernel/iommu-map.js';
 import type { IoptPages } from './pages.js';
@@ -41,12 +42,6 @@ export interface IoptPlatform {
   hpageSize: bigint;
   /** The fix for the HPAGE_SHIFT 0 alignment cap (quirk iova-alignment-hpage-zero off). */
   capAtLeastPage: boolean;
-}
-
-function roundupPow2(n: bigint): bigint {
-  let p = 1n;
-  while (p < n) p <<= 1n;
-  return p;
 }
 
 function ffs64(n: bigint): bigint {
@@ -111,7 +106,7 @@ export class IoPagetable {
     const ps = this.platform.pageSize;
     const pageOffset = addr % ps;
     if (length === 0n || length >= U64_MAX / 2n) return -75;
-    let align = addr === 0n ? roundupPow2(length) : [roundupPow2(length), ffs64(addr)].reduce((a, b) => (a < b ? a : b));
+    let align = addr === 0n ? roundupPow2(length) : minBig(roundupPow2(length), ffs64(addr));
     let max = this.platform.hpageSize;
     if (this.platform.capAtLeastPage && max < ps) max = ps;
     if (align >= max) align = max;
@@ -239,7 +234,9 @@ export class IoPagetable {
       while (j < last && pages.pfns.get(j + 1) === pages.pfns.get(j)! + Number(ps)) j++;
       let next = iova + BigInt(j - i + 1) * ps - offset;
       if (next > area.last + 1n) next = area.last + 1n;
-      const rc = this.disableLargePages ? this.mapSmall(d, iova, BigInt(pa) + offset, next - iova, area.prot) : iommuMap(d, iova, BigInt(pa) + offset, next - iova, area.prot);
+      const rc = this.disableLargePages
+        ? this.mapSmall(d, iova, BigInt(pa) + offset, next - iova, area.prot)
+        : iommuMap(d, iova, BigInt(pa) + offset, next - iova, area.prot);
       if (rc) {
         if (iova > area.iova) iommuUnmap(d, area.iova, iova - area.iova);
         return rc;
@@ -255,7 +252,7 @@ export class IoPagetable {
   private mapSmall(d: IommuDomain, iova: bigint, pa: bigint, size: bigint, prot: number): number {
     const ps = this.platform.pageSize;
     for (let off = 0n; off < size; off += ps) {
-      const rc = iommuMap(d, iova + off, pa + off, size - off < ps ? size - off : ps, prot);
+      const rc = iommuMap(d, iova + off, pa + off, minBig(size - off, ps), prot);
       if (rc) {
         if (off) iommuUnmap(d, iova, off);
         return rc;

@@ -126,7 +126,12 @@ export class IommuGroup {
       done.push(dev);
     }
     this.current = domain;
-    this.log.emit({ layer: 'kernel', kind: 'ownership', group: this.id, owner: domain.type === 'platform' ? 'kernel' : domain.type === 'blocked' ? 'vfio' : 'iommufd' });
+    this.log.emit({
+      layer: 'kernel',
+      kind: 'ownership',
+      group: this.id,
+      owner: domain.type === 'platform' ? 'kernel' : domain.type === 'blocked' ? 'vfio' : 'iommufd',
+    });
     return 0;
   }
 

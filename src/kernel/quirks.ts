@@ -56,7 +56,7 @@ export const QUIRKS = {
   'rfc-hwpt-alloc-programs-pe': {
     default: true,
     source: 'PPC64 IOMMUFD RFC spapr_tce_domain_alloc_paging() calls set_window() for the allocating device',
-    what: '--iommufd rfc-2026: HWPT_ALLOC switches the device\'s live translation, even while it is blocked or attached elsewhere, and a close after it leaves the kernel driver without DMA (fixed: the window is programmed at attach)',
+    what: "--iommufd rfc-2026: HWPT_ALLOC switches the device's live translation, even while it is blocked or attached elsewhere, and a close after it leaves the kernel driver without DMA (fixed: the window is programmed at attach)",
   },
   'rfc-single-device-domain': {
     default: true,

@@ -423,7 +423,7 @@ export class Machine {
   /** Hot-plug a function back (the PCI rescan after a removal): a fresh PE, DMA setup, a group. */
   hotplugAdd(name: string): number {
     const d = this.device(name);
-    if (!d || !d.removed) return -17;
+    if (!d?.removed) return -17;
     const pphb = this.pnvPhbs[d.hw.phb.index]!;
     const bus = d.hw.spec.addr.bus;
     d.removed = false;

@@ -274,7 +274,21 @@ export function parseScenario(text: string, file: string): Scenario {
   return { name: String(js.name ?? file), machine, violations: violations as InvariantName[], actors, steps };
 }
 
-const MACHINE_KEYS = ['preset', 'pageSize', 'topology', 'quirks', 'quirk', 'fix', 'ram', 'maxmem', 'ddw', 'multiTce', 'hypervisor', 'iommufd', 'allowUnsafeInterrupts'];
+const MACHINE_KEYS = [
+  'preset',
+  'pageSize',
+  'topology',
+  'quirks',
+  'quirk',
+  'fix',
+  'ram',
+  'maxmem',
+  'ddw',
+  'multiTce',
+  'hypervisor',
+  'iommufd',
+  'allowUnsafeInterrupts',
+];
 
 function tryQemuSize(s: string): number | null {
   try {

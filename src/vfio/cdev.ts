@@ -9,7 +9,12 @@ import type { IommufdCtx, IommufdDevice } from '../iommufd/context.js';
 import { deviceAttach, deviceBind, deviceDetach, deviceReplace, deviceUnbind } from '../iommufd/device.js';
 import { getField, setField, VFIO_EEH_PE_OP } from '../kernel/include/uapi/linux/vfio.js';
 import type { IommuGroup } from '../kernel/iommu-group.js';
-import { iommufdStructs, VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_BIND_IOMMUFD, VFIO_DEVICE_DETACH_IOMMUFD_PT } from '../kernel/include/uapi/linux/iommufd.js';
+import {
+  iommufdStructs,
+  VFIO_DEVICE_ATTACH_IOMMUFD_PT,
+  VFIO_DEVICE_BIND_IOMMUFD,
+  VFIO_DEVICE_DETACH_IOMMUFD_PT,
+} from '../kernel/include/uapi/linux/iommufd.js';
 import { copyFromUser, type IoctlArg } from '../kernel/uaccess.js';
 import type { VfioDevice } from './device.js';
 import type { VfioGroup } from './group.js';
