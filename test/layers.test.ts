@@ -4,7 +4,7 @@ import { join, relative } from 'node:path';
 import { test } from 'node:test';
 
 /** Layers from the bottom up (docs/architecture.md). A module may import its own layer or lower ones. */
-const ORDER = ['base', 'hw', 'firmware', 'kernel', 'vfio', 'uapi', 'machine', 'conformance', 'check', 'scenario', 'explore', 'server', 'cli'];
+const ORDER = ['base', 'hw', 'firmware', 'kernel', 'iommufd', 'vfio', 'uapi', 'machine', 'conformance', 'check', 'scenario', 'explore', 'server', 'cli'];
 const SRC = join(import.meta.dirname, '../../src');
 
 function layerOf(file: string): number {

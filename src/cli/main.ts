@@ -82,6 +82,7 @@ Machine options:
                                           with tcelab's PPC64 driver (both windows, several PEs) or
                                           the 2026 RFC's driver as posted (docs/iommufd-ppc64.md)
   --allow-unsafe-interrupts               iommufd.allow_unsafe_interrupts=1 (binding needs it on POWER)
+  --vfio-container legacy|iommufd         who provides /dev/vfio/vfio on an IOMMUFD kernel (default legacy)
   --topology FILE.json                    PHBs and devices (docs/topology.md); default: the recorded
                                           QEMU machine (e1000e on PHB 0, virtio-net on PHB 1)
 
@@ -139,6 +140,12 @@ function machineOptions(v: Record<string, unknown>): Partial<MachineOptions> {
     o.iommufd = v.iommufd;
   }
   if (v['allow-unsafe-interrupts']) o.allowUnsafeInterrupts = true;
+  if (v['vfio-container'] !== undefined) {
+    if (v['vfio-container'] !== 'legacy' && v['vfio-container'] !== 'iommufd')
+      throw new UsageError(`--vfio-container: expected legacy or iommufd, got "${v['vfio-container']}"`);
+    if (v['vfio-container'] === 'iommufd' && !o.iommufd) throw new UsageError('--vfio-container iommufd: give --iommufd too (the kernel needs IOMMUFD)');
+    o.vfioContainer = v['vfio-container'];
+  }
   const quirks: Partial<Quirks> = {};
   for (const [flag, on] of [
     ['quirk', true],
@@ -194,6 +201,7 @@ function main(argv: string[]): number | Promise<number> {
       workers: { type: 'string' },
       iommufd: { type: 'string' },
       'allow-unsafe-interrupts': { type: 'boolean' },
+      'vfio-container': { type: 'string' },
       scenarios: { type: 'string' },
     },
   });
