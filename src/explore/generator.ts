@@ -46,13 +46,16 @@ const TOPOS: Record<ExploreTarget, Topo> = {
   },
 };
 const USERS = ['qemu', 'dpdk'];
+/** The IOMMUFD user (PowerNV runs tcelab's PPC64 IOMMUFD driver beside the legacy containers). */
+const VMM = 'vmm';
 const MEM = 0x10000000n;
 
 export function exploreActors(target: ExploreTarget): Record<string, Actor> {
+  const users = target === 'pseries' ? USERS : [...USERS, VMM];
   return {
     ...Object.fromEntries(TOPOS[target].devices.map((d, i) => [`drv${i}`, { kind: 'driver', device: d } as Actor])),
     ...Object.fromEntries(
-      USERS.map((u) => [
+      users.map((u) => [
         u,
         {
           kind: 'vfio-user',
@@ -85,6 +88,55 @@ type WeightedGen = [number, Gen] | [number, Gen, 'powernv-only'];
 const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
 const io = (actor: string, fd: string, request: string, fields: Record<string, unknown> = {}) => ({ actor, op: 'ioctl', fields: { fd, request, ...fields } });
 const drv = (r: () => number, w: Swarm) => `drv${w.topo.devices.indexOf(pick(r, w.devices))}`;
+
+/** A device cdev of the swarm (the prologue of an IOMMUFD run opens them as cd0, cd1, …). */
+const fd = (r: () => number, w: Swarm) => `cd${Math.floor(r() * w.devices.length)}`;
+/** Object ids after the prologue's devices: its IOAS first, then whatever the run allocates. */
+const oid = (r: () => number, w: Swarm, spread: number) => w.devices.length + 1 + Math.floor(r() * spread);
+const ufd = (request: string, fields: Record<string, unknown>, on = 'ifd') => ({ actor: VMM, op: 'iommufd', fields: { fd: on, request, ...fields } });
+
+/** The IOMMUFD user: /dev/iommu, device cdevs, IOAS maps, HWPTs, attach and detach, by small ids. */
+const IOMMUFD_GENS: WeightedGen[] = [
+  [2, () => ({ actor: VMM, op: 'open', fields: { path: '/dev/iommu', as: 'ifd' } }), 'powernv-only'],
+  [
+    1,
+    (r, w) => {
+      const n = fd(r, w);
+      return { actor: VMM, op: 'open', fields: { path: `/dev/vfio/devices/vfio${n.slice(2)}`, as: n } };
+    },
+    'powernv-only',
+  ],
+  [1, (r, w) => ufd('VFIO_DEVICE_BIND_IOMMUFD', { iommufd: 'ifd' }, fd(r, w)), 'powernv-only'],
+  [2, () => ufd('IOMMU_IOAS_ALLOC', {}), 'powernv-only'],
+  [
+    4,
+    (r, w) =>
+      ufd('IOMMU_IOAS_MAP', {
+        ioas_id: oid(r, w, 2),
+        flags: pick(r, [7, 7, 3, 5, 6]),
+        user_va: MEM + BigInt(pick(r, [0, 0x10000, 0x200000])),
+        length: BigInt(pick(r, [0x10000, 0x100000])),
+        iova: pick(r, [0x100000n, 0x10000000n, 1n << 59n]),
+      }),
+    'powernv-only',
+  ],
+  [2, (r, w) => ufd('IOMMU_IOAS_UNMAP', { ioas_id: oid(r, w, 2), iova: 0n, length: (1n << 64n) - 1n }), 'powernv-only'],
+  [
+    2,
+    (r, w) =>
+      ufd('IOMMU_HWPT_ALLOC', {
+        dev_id: 1 + Math.floor(r() * w.devices.length),
+        pt_id: oid(r, w, 2),
+        ...(r() < 0.5 ? { ppc64: { windows: ['dma32', 'ddw'], page_shift: 16, window_size: 1n << 32n, levels: 1 } } : {}),
+      }),
+    'powernv-only',
+  ],
+  [3, (r, w) => ufd('VFIO_DEVICE_ATTACH_IOMMUFD_PT', { pt_id: oid(r, w, 4) }, fd(r, w)), 'powernv-only'],
+  [1, (r, w) => ufd('VFIO_DEVICE_DETACH_IOMMUFD_PT', {}, fd(r, w)), 'powernv-only'],
+  [1, (r, w) => ufd('IOMMU_DESTROY', { id: oid(r, w, 4) }), 'powernv-only'],
+  [1, (r, w) => ({ actor: VMM, op: 'close', fields: { fd: pick(r, ['ifd', fd(r, w)]) } }), 'powernv-only'],
+  [1, () => ({ actor: VMM, op: 'exit', fields: {} }), 'powernv-only'],
+];
 
 const GENS: WeightedGen[] = [
   [3, (r, w) => ({ actor: null, op: 'bind', fields: { device: pick(r, w.devices), driver: pick(r, ['vfio-pci', 'kernel']) } })],
@@ -169,6 +221,7 @@ const GENS: WeightedGen[] = [
     'powernv-only',
   ],
   [2, (r, w) => ({ actor: drv(r, w), op: 'device-write', fields: { mapping: pick(r, ['a', 'b']), data: 'tcelab' } }), 'powernv-only'],
+  ...IOMMUFD_GENS,
 ];
 
 function swarm(r: () => number, topo: Topo): Swarm {
@@ -188,7 +241,21 @@ export function generateSteps(seed: number, length: number, target: ExploreTarge
   const gens = gensFor(target);
   const total = gens.reduce((s, [weight]) => s + weight, 0);
   const steps: Step[] = [];
-  for (let i = 0; i < length; i++) {
+  // A third of the PowerNV runs start with the IOMMUFD user holding the swarm's devices: bound
+  // to vfio-pci (their cdevs numbered in that order), opened and bound to one iommufd.
+  if (target === 'powernv9' && r() < 0.35) {
+    const pro: Omit<Step, 'where' | 'expect'>[] = [
+      ...w.devices.map((d) => ({ actor: null, op: 'bind', fields: { device: d, driver: 'vfio-pci' } })),
+      { actor: VMM, op: 'open', fields: { path: '/dev/iommu', as: 'ifd' } },
+      ...w.devices.flatMap((_, i) => [
+        { actor: VMM, op: 'open', fields: { path: `/dev/vfio/devices/vfio${i}`, as: `cd${i}` } },
+        ufd('VFIO_DEVICE_BIND_IOMMUFD', { iommufd: 'ifd' }, `cd${i}`),
+      ]),
+      ufd('IOMMU_IOAS_ALLOC', {}),
+    ];
+    for (const p of pro) steps.push({ ...p, where: `generated:${steps.length + 1}`, expect: null });
+  }
+  for (let i = steps.length; i < length; i++) {
     let x = r() * total;
     let gen = gens[0]![1];
     for (const [weight, g] of gens) {
@@ -205,5 +272,6 @@ export function generateSteps(seed: number, length: number, target: ExploreTarge
 
 export function exploreScenario(steps: Step[], quirks: Scenario['machine']['quirks'], target: ExploreTarget = 'powernv9'): Scenario {
   const topology = target === 'pseries' ? 'qemu' : 'tour';
-  return { name: 'explore', machine: { preset: target, pageSize: '64k', topology, quirks }, violations: [], actors: exploreActors(target), steps };
+  const iommufd = target === 'pseries' ? {} : { iommufd: 'ppc64' as const, allowUnsafeInterrupts: true };
+  return { name: 'explore', machine: { preset: target, pageSize: '64k', topology, quirks, ...iommufd }, violations: [], actors: exploreActors(target), steps };
 }
