@@ -21,7 +21,14 @@ export function shrink(steps: Step[], quirks: Scenario['machine']['quirks'], inv
   return cur;
 }
 
-const yamlValue = (v: unknown): string => (typeof v === 'bigint' ? `0x${v.toString(16)}` : typeof v === 'string' ? JSON.stringify(v) : String(v));
+/** A field value in YAML flow style; 64-bit values are quoted hex (a YAML number loses bits past 2^53). */
+const yamlValue = (v: unknown): string => {
+  if (typeof v === 'bigint') return `"0x${v.toString(16)}"`;
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map(yamlValue).join(', ')}]`;
+  if (v && typeof v === 'object') return `{ ${Object.entries(v).map(([k, x]) => `${k}: ${yamlValue(x)}`).join(', ')} }`;
+  return String(v);
+};
 
 /** A runnable scenario file for the steps, expecting nothing: `tcelab run` reports the invariant. */
 export function toYaml(sc: Scenario, invariant: InvariantName, seed: number): string {
@@ -29,7 +36,9 @@ export function toYaml(sc: Scenario, invariant: InvariantName, seed: number): st
     `# Found by tcelab explore (seed ${seed}): breaks ${invariant}.`,
     `# Reproduce with: tcelab run <this file>`,
     `name: ${JSON.stringify(`explore: ${invariant}`)}`,
-    `machine: { preset: ${sc.machine.preset}, pageSize: ${sc.machine.pageSize}, topology: ${sc.machine.topology}, quirks: { ${Object.entries(sc.machine.quirks)
+    `machine: { preset: ${sc.machine.preset}, pageSize: ${sc.machine.pageSize}, topology: ${sc.machine.topology}${sc.machine.iommufd ? `, iommufd: ${sc.machine.iommufd}` : ''}, quirks: { ${Object.entries(
+      sc.machine.quirks,
+    )
       .map(([k, v]) => `${k}: ${v}`)
       .join(', ')} } }`,
     'actors:',
