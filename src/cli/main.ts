@@ -295,6 +295,12 @@ function main(argv: string[]): number | Promise<number> {
   }
 }
 
+// A reader that goes away (`tcelab conformance … | head`) ends the output, not the process with a trace.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
+
 Promise.resolve()
   .then(() => main(process.argv.slice(2)))
   .then(
