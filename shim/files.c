@@ -16,11 +16,13 @@
 
 static int is_model_path(const char *p)
 {
-	if (!strcmp(p, "/dev/vfio/vfio") || !strcmp(p, "/dev/kmsg") || !strcmp(p, "/proc/self/status"))
+	if (!strcmp(p, "/dev/vfio/vfio") || !strcmp(p, "/dev/kmsg") || !strcmp(p, "/proc/self/status") || !strcmp(p, "/dev/iommu"))
 		return 1;
-	if (strncmp(p, "/dev/vfio/", 10) || !p[10])
+	/* /dev/vfio/N and the device cdevs /dev/vfio/devices/vfioN */
+	size_t digits = !strncmp(p, "/dev/vfio/devices/vfio", 22) ? 22 : 10;
+	if (strncmp(p, "/dev/vfio/", 10) || !p[digits])
 		return 0;
-	for (const char *c = p + 10; *c; c++)
+	for (const char *c = p + digits; *c; c++)
 		if (*c < '0' || *c > '9')
 			return 0;
 	return 1;

@@ -20,6 +20,18 @@
 
 enum { ARG_VALUE = -1, ARG_GROUP_FD = -2, ARG_STRING = -3, ARG_SIZED = -4 };
 
+/* <linux/iommufd.h> commands (_IO(';', 0x80..0x8e)) and the device cdev ioctls (VFIO_BASE + 18..20):
+ * every one starts with its size (argsz). */
+#define IOMMUFD_CMD(req) (((req) & ~0xffUL) == (0x3bUL << 8) && ((req) & 0xff) >= 0x80 && ((req) & 0xff) <= 0x8e)
+#define VFIO_CDEV_CMD(req) ((req) >= ((0x3bUL << 8) | 118) && (req) <= ((0x3bUL << 8) | 120))
+#define IOMMU_IOAS_ALLOW_IOVAS_NR 0x82
+#define IOMMU_IOAS_IOVA_RANGES_NR 0x84
+#define IOMMU_IOAS_MAP_NR 0x85
+#define IOMMU_HWPT_ALLOC_NR 0x89
+#define IOMMU_GET_HW_INFO_NR 0x8a
+/* At most this many bytes of user memory behind a struct's pointers go with a request. */
+#define MAX_USER_REGION 4096
+
 /* How a request's argument is passed: a struct of this size, or one of the ARG_ kinds. */
 static long arg_size(unsigned long req)
 {
@@ -39,7 +51,10 @@ static long arg_size(unsigned long req)
 	case VFIO_IOMMU_SPAPR_TCE_CREATE: return sizeof(struct vfio_iommu_spapr_tce_create);
 	case VFIO_IOMMU_SPAPR_TCE_REMOVE: return sizeof(struct vfio_iommu_spapr_tce_remove);
 	case VFIO_EEH_PE_OP: return sizeof(struct vfio_eeh_pe_op);
-	default: return ARG_VALUE; /* GET_API_VERSION, CHECK_EXTENSION, SET_IOMMU, ENABLE, ... */
+	default:
+		if (IOMMUFD_CMD(req) || VFIO_CDEV_CMD(req))
+			return ARG_SIZED;
+		return ARG_VALUE; /* GET_API_VERSION, CHECK_EXTENSION, SET_IOMMU, ENABLE, ... */
 	}
 }
 
@@ -94,11 +109,14 @@ static int32_t container_fd_for_model(int32_t cfd)
 	return fcntl(cfd, F_GETFD) >= 0 ? -1 : INT32_MAX;
 }
 
-/* The user range REGISTER_MEMORY or MAP_DMA is about to pin. */
+/* The user range REGISTER_MEMORY, MAP_DMA or IOMMU_IOAS_MAP is about to pin. */
 static void report_user_range(unsigned long req, const uint8_t *arg, size_t n)
 {
 	uint64_t vaddr, size;
-	if (req == VFIO_IOMMU_SPAPR_REGISTER_MEMORY && n >= sizeof(struct vfio_iommu_spapr_register_memory)) {
+	if (IOMMUFD_CMD(req) && (req & 0xff) == IOMMU_IOAS_MAP_NR && n >= 32) {
+		memcpy(&vaddr, arg + 16, 8);
+		memcpy(&size, arg + 24, 8);
+	} else if (req == VFIO_IOMMU_SPAPR_REGISTER_MEMORY && n >= sizeof(struct vfio_iommu_spapr_register_memory)) {
 		memcpy(&vaddr, arg + offsetof(struct vfio_iommu_spapr_register_memory, vaddr), 8);
 		memcpy(&size, arg + offsetof(struct vfio_iommu_spapr_register_memory, size), 8);
 	} else if (req == VFIO_IOMMU_MAP_DMA && n >= sizeof(struct vfio_iommu_type1_dma_map)) {
@@ -108,6 +126,59 @@ static void report_user_range(unsigned long req, const uint8_t *arg, size_t n)
 		return;
 	}
 	tce_report_memory(vaddr, size);
+}
+
+/* User memory an IOMMUFD command reads or writes through a pointer in its struct. */
+struct user_region {
+	uint64_t addr;
+	uint32_t len;
+	uint8_t *bytes;
+};
+
+static int user_regions(unsigned long req, const uint8_t *arg, size_t n, struct user_region *out)
+{
+	uint32_t u32;
+	uint64_t ptr = 0, len = 0;
+	if (!IOMMUFD_CMD(req))
+		return 0;
+	switch (req & 0xff) {
+	case IOMMU_IOAS_ALLOW_IOVAS_NR:
+	case IOMMU_IOAS_IOVA_RANGES_NR: /* num_iovas @8, allowed_iovas @16: struct iommu_iova_range[] */
+		if (n < 24)
+			return 0;
+		memcpy(&u32, arg + 8, 4);
+		memcpy(&ptr, arg + 16, 8);
+		len = (uint64_t)u32 * 16;
+		break;
+	case IOMMU_GET_HW_INFO_NR: /* data_len @12, data_uptr @16 */
+		if (n < 24)
+			return 0;
+		memcpy(&u32, arg + 12, 4);
+		memcpy(&ptr, arg + 16, 8);
+		len = u32;
+		break;
+	case IOMMU_HWPT_ALLOC_NR: /* data_len @28, data_uptr @32 */
+		if (n < 40)
+			return 0;
+		memcpy(&u32, arg + 28, 4);
+		memcpy(&ptr, arg + 32, 8);
+		len = u32;
+		break;
+	default:
+		return 0;
+	}
+	if (!ptr || !len)
+		return 0;
+	out->addr = ptr;
+	out->len = (uint32_t)(len < MAX_USER_REGION ? len : MAX_USER_REGION);
+	out->bytes = calloc(1, out->len);
+	/* What cannot be read stays out of the region: the model then faults as copy_from_user would. */
+	out->len = (uint32_t)copy_user(out->bytes, ptr, out->len, 0);
+	if (!out->len) {
+		free(out->bytes);
+		return 0;
+	}
+	return 1;
 }
 
 static long model_ioctl(int fd, unsigned long req, uint64_t argp)
@@ -139,23 +210,35 @@ static long model_ioctl(int fd, unsigned long req, uint64_t argp)
 	}
 	if (n)
 		report_user_range(req, bytes, n);
+	struct user_region ur = { 0 };
+	int nur = n ? user_regions(req, bytes, n, &ur) : 0;
 	struct tce_msg m = { 0 };
 	struct tce_reply r = { 0 };
 	msg_u8(&m, OP_IOCTL);
 	msg_u32(&m, (uint32_t)fd_model(fd));
 	msg_u32(&m, (uint32_t)req);
-	msg_u8(&m, n ? 1 : 0);
-	if (n)
+	msg_u8(&m, nur ? 2 : n ? 1 : 0);
+	if (nur) { /* the struct, then the user memory behind its pointer */
+		msg_u32(&m, (uint32_t)n);
 		msg_bytes(&m, bytes, n);
-	else
+		msg_u64(&m, ur.addr);
+		msg_bytes(&m, ur.bytes, ur.len);
+	} else if (n) {
+		msg_bytes(&m, bytes, n);
+	} else {
 		msg_u64(&m, argp);
+	}
 	if (tce_call(&m, &r)) {
 		free(bytes);
+		free(ur.bytes);
 		return -1;
 	}
 	if (n && size != ARG_GROUP_FD && size != ARG_STRING)
 		copy_back(argp, bytes, r.body, r.body_len < n ? r.body_len : n);
+	if (nur && r.body_len >= n + ur.len)
+		copy_back(ur.addr, ur.bytes, r.body + n, ur.len);
 	free(bytes);
+	free(ur.bytes);
 	free(r.body);
 	tce_check_killed(&r);
 	if (r.ret < 0) {

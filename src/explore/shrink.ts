@@ -26,7 +26,10 @@ const yamlValue = (v: unknown): string => {
   if (typeof v === 'bigint') return `"0x${v.toString(16)}"`;
   if (typeof v === 'string') return JSON.stringify(v);
   if (Array.isArray(v)) return `[${v.map(yamlValue).join(', ')}]`;
-  if (v && typeof v === 'object') return `{ ${Object.entries(v).map(([k, x]) => `${k}: ${yamlValue(x)}`).join(', ')} }`;
+  if (v && typeof v === 'object')
+    return `{ ${Object.entries(v)
+      .map(([k, x]) => `${k}: ${yamlValue(x)}`)
+      .join(', ')} }`;
   return String(v);
 };
 

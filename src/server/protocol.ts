@@ -50,7 +50,7 @@ export type Request =
   | { op: 'hello'; realPid: number; attach: number; comm: string }
   | { op: 'open'; path: string }
   | { op: 'close' | 'dup'; fd: number }
-  | { op: 'ioctl'; fd: number; request: number; arg: IoctlArg }
+  | { op: 'ioctl'; fd: number; request: number; arg: IoctlArg; user?: { addr: bigint; bytes: Uint8Array } }
   | { op: 'read'; fd: number; count: number }
   | { op: 'lseek'; fd: number; offset: bigint; whence: number }
   | { op: 'memory'; start: bigint; end: bigint; segments: Segment[] }
@@ -101,6 +101,12 @@ class FieldReader {
     this.need(8, field);
     const v = this.b.readBigInt64LE(this.off);
     this.off += 8;
+    return v;
+  }
+  bytes(field: string, n: number): Buffer {
+    this.need(n, field);
+    const v = this.b.subarray(this.off, this.off + n);
+    this.off += n;
     return v;
   }
   /** The rest of the frame, at most `max` bytes. */
@@ -166,7 +172,15 @@ export function decodeRequest(frame: Buffer): Request {
       const fd = r.i32('fd');
       const request = r.u32('request');
       const kind = r.u8('arg_kind');
-      if (kind > 1) throw new ProtocolError(`IOCTL: field arg_kind is ${kind}, expected 0 (value) or 1 (bytes)`);
+      if (kind > 2) throw new ProtocolError(`IOCTL: field arg_kind is ${kind}, expected 0 (value), 1 (bytes) or 2 (bytes and user memory)`);
+      if (kind === 2) {
+        const n = r.u32('arg_len');
+        if (n > MAX_BYTES_FIELD) throw new ProtocolError(`IOCTL: field arg_len is ${n}, the limit is ${MAX_BYTES_FIELD}`);
+        const arg = new Uint8Array(r.bytes('arg_bytes', n));
+        const addr = r.u64('user_addr');
+        req = { op: 'ioctl', fd, request, arg, user: { addr, bytes: new Uint8Array(r.rest('user_bytes', MAX_BYTES_FIELD)) } };
+        break;
+      }
       const arg: IoctlArg = kind === 0 ? r.u64('arg_value') : new Uint8Array(r.rest('arg_bytes', MAX_BYTES_FIELD));
       req = { op: 'ioctl', fd, request, arg };
       break;

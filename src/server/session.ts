@@ -70,8 +70,11 @@ export class Session {
       case 'dup':
         return sys.dup(pid, req.fd);
       case 'ioctl': {
+        // The user memory behind a pointer in the struct is the program's: place it, then send it back.
+        if (req.user) sys.processes.get(pid)?.mm.user.place(req.user.addr, req.user.bytes);
         const r = sys.ioctl(pid, req.fd, req.request, req.arg);
-        return typeof req.arg === 'bigint' ? r : { ...r, body: req.arg };
+        if (typeof req.arg === 'bigint') return r;
+        return { ...r, body: req.user ? Buffer.concat([req.arg, req.user.bytes]) : req.arg };
       }
       case 'read': {
         const r = sys.read(pid, req.fd);

@@ -86,3 +86,34 @@ test('examples/c/big_window on pseries: the unchecked userspace view kills the m
   const small = await tcelab(['exec', '--machine', 'pseries', '--', prog, '0', '16', '32']);
   assert.equal(small.stdout, 'window of 2^16 TCEs created at 0x800000000000000\nmapped one page\nchild exited with 0\n');
 });
+
+for (const pageSize of ['64k', '4k']) {
+  test(`examples/c/iommufd_two_windows through the shim: both windows on tcelab's PPC64 IOMMUFD driver (${pageSize})`, { skip }, async () => {
+    const r = await tcelab([
+      'exec',
+      '--iommufd',
+      'ppc64',
+      '--allow-unsafe-interrupts',
+      '--page-size',
+      pageSize,
+      '--',
+      join(EXAMPLES, 'iommufd_two_windows'),
+      '0',
+    ]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^2\. PPC64 TCE: 32-bit window 0x0\.\.0x7fffffff, 64-bit window at 0x800000000000000,/m);
+    const align = pageSize === '64k' ? '0x10000' : '0x1000';
+    assert.match(r.stdout, new RegExp(`^4\\. 2 IOVA ranges: 0x0\\.\\.0x7fffffff 0x800000000000000\\.\\.0x8000000ffffffff, alignment ${align}$`, 'm'));
+    assert.match(r.stdout, /^5\. mapped 1 MiB at 0x100000 and at 0x800000000000000; a map into the hole at 0x10000000000: EINVAL$/m);
+    assert.match(r.stdout, /^6\. unmapped, detached, closed$/m);
+  });
+}
+
+test('examples/c/iommufd_two_windows on the RFC driver: no PPC64 hw_info, and without the command-line option no bind', { skip }, async () => {
+  const rfc = await tcelab(['exec', '--iommufd', 'rfc-2026', '--allow-unsafe-interrupts', '--', join(EXAMPLES, 'iommufd_two_windows'), '0']);
+  assert.equal(rfc.status, 1);
+  assert.match(rfc.stderr, /^GET_HW_INFO: type 0, not PPC64 TCE$/m);
+  const strict = await tcelab(['exec', '--iommufd', 'rfc-2026', '--', join(EXAMPLES, 'iommufd_two_windows'), '0']);
+  assert.equal(strict.status, 1);
+  assert.match(strict.stderr, /^VFIO_DEVICE_BIND_IOMMUFD failed: Operation not permitted \(EPERM\)$/m);
+});
