@@ -138,6 +138,7 @@ function machineOptions(v: Record<string, unknown>): Partial<MachineOptions> {
   if (v.iommufd !== undefined) {
     if (v.iommufd !== 'rfc-2026' && v.iommufd !== 'ppc64') throw new UsageError(`--iommufd: expected ppc64 or rfc-2026, got "${v.iommufd}"`);
     o.iommufd = v.iommufd;
+    if (o.preset === 'pseries') throw new UsageError('--iommufd: tcelab models IOMMUFD on PowerNV machines only (powernv8, powernv9, powernv10)');
   }
   if (v['allow-unsafe-interrupts']) o.allowUnsafeInterrupts = true;
   if (v['vfio-container'] !== undefined) {

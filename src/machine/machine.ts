@@ -168,6 +168,8 @@ export class Machine {
       eeh: this.eeh.enabled ? vfioEehOps(this.eeh) : noEehOps,
       current: () => this.current!,
     });
+    if (opts.iommufd && preset.platform === 'pseries')
+      throw new RangeError('iommufd: tcelab models IOMMUFD on PowerNV only (the RFC was built and recorded for PowerNV; a pSeries backend is not modelled)');
     this.iommuOps =
       opts.iommufd === 'rfc-2026'
         ? spaprTceRfcOps(this.quirks)

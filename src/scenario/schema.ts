@@ -131,6 +131,7 @@ export function parseScenario(text: string, file: string): Scenario {
   const iommufd = mj.iommufd;
   if (iommufd !== undefined && iommufd !== 'ppc64' && iommufd !== 'rfc-2026')
     fail(get(['machine', 'iommufd']), `machine.iommufd: expected ppc64 or rfc-2026, got ${JSON.stringify(iommufd)}`);
+  if (iommufd !== undefined && isPseries) fail(get(['machine', 'iommufd']), 'machine.iommufd: tcelab models IOMMUFD on PowerNV machines only');
   const unsafe = mj.allowUnsafeInterrupts;
   if (unsafe !== undefined && typeof unsafe !== 'boolean')
     fail(get(['machine', 'allowUnsafeInterrupts']), `machine.allowUnsafeInterrupts: expected true or false, got ${JSON.stringify(unsafe)}`);
