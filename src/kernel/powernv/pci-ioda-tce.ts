@@ -4,7 +4,7 @@
  * build/xchg/free/get operations.
  */
 import { ilog2 } from '../../base/bits.js';
-import type { PhysMemory } from '../../hw/memory.js';
+import { type PhysMemory, setU64BE } from '../../hw/memory.js';
 import { DMA_NONE, type DmaDirection, directionToPerm, TCE_PCI_READ, TCE_PCI_WRITE, tceAddr, tceDirection } from '../../hw/tce.js';
 import type { KernelLog } from '../printk.js';
 import type { IommuTable, XchgResult } from '../iommu-table.js';
@@ -123,6 +123,29 @@ function writeTce(ctx: TceMemory, slot: number, value: number): void {
   ctx.mem.writeU64BE(slot, value);
 }
 
+/**
+ * Write `count` consecutive slots from `slot`: `first`, `first + step`, ... (writeTce for each,
+ * done a memory page at a time). Zeros into a page never written leave it unwritten: it reads
+ * as zeros already.
+ */
+function writeTces(ctx: TceMemory, slot: number, count: number, first: number, step: number): void {
+  const mem = ctx.mem;
+  let value = first;
+  for (let j = 0; j < count; ) {
+    const at = slot + j * 8;
+    const n = Math.min(count - j, (mem.pageSize - (at & (mem.pageSize - 1))) / 8);
+    if (mem.isRam(at)) {
+      const b = value === 0 && step === 0 ? mem.pageData(at) : mem.pageDataForWrite(at);
+      if (b) {
+        let off = at & (mem.pageSize - 1);
+        for (let k = 0; k < n; k++, off += 8, value += step) setU64BE(b, off, value);
+      }
+    }
+    j += n;
+    value = first + j * step;
+  }
+}
+
 /** pnv_tce_build(): writes npages TCEs; READ is added whenever WRITE is set. */
 export function pnvTceBuild(ctx: TceMemory, tbl: IommuTable, index: number, npages: number, pa: number, dir: DmaDirection): number {
   let perm = directionToPerm(dir);
@@ -134,7 +157,7 @@ export function pnvTceBuild(ctx: TceMemory, tbl: IommuTable, index: number, npag
     const idx = index - tbl.itOffset + i;
     const slot = pnvTce(ctx, tbl, false, idx, true);
     const run = tbl.itIndirectLevels ? Math.min(npages - i, tbl.itLevelSize - (idx % tbl.itLevelSize)) : npages - i;
-    if (slot !== null) for (let j = 0; j < run; j++) writeTce(ctx, slot + j * 8, (rpn + i + j) * pageSize + perm);
+    if (slot !== null) writeTces(ctx, slot, run, (rpn + i) * pageSize + perm, pageSize);
     i += run;
   }
   return 0;
@@ -177,7 +200,7 @@ export function pnvTceFree(ctx: TceMemory, tbl: IommuTable, index: number, npage
     }
     // The rest of this leaf is consecutive slots.
     const run = tbl.itIndirectLevels ? Math.min(npages - i, tbl.itLevelSize - (idx % tbl.itLevelSize)) : npages - i;
-    for (let j = 0; j < run; j++) writeTce(ctx, slot + j * 8, 0);
+    writeTces(ctx, slot, run, 0, 0);
     i += run - 1;
   }
 }
