@@ -49,3 +49,16 @@ export function toNum(n: bigint): number {
   if (n < 0n || n > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError(`${n} is not an exact number`);
   return Number(n);
 }
+
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** Number(x >> BigInt(shift)) for x ≥ 0, without a BigInt operation when x is below 2^53. */
+export function shrToNum(x: bigint, shift: number): number {
+  return x >= 0n && x <= SAFE ? Math.floor(Number(x) / 2 ** shift) : Number(x >> BigInt(shift));
+}
+
+/** BigInt(n) << BigInt(shift) for an integer n ≥ 0, with one conversion when the result fits 2^53. */
+export function shlToBig(n: number, shift: number): bigint {
+  const v = n * 2 ** shift;
+  return v <= Number.MAX_SAFE_INTEGER ? BigInt(v) : BigInt(n) << BigInt(shift);
+}

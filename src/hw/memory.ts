@@ -207,6 +207,12 @@ export class PhysMemory {
   }
 
   read(pa: number, len: number): Uint8Array {
+    const off = pa & this.pageMask;
+    if (off + len <= this.pageSize) {
+      // Within one page: one copy, or zeros for a page never written.
+      const p = this.page(pa, false);
+      return p ? p.slice(off, off + len) : new Uint8Array(len);
+    }
     const out = new Uint8Array(len);
     let done = 0;
     while (done < len) {

@@ -272,37 +272,56 @@ export class Phb {
    */
   dma(device: string, rid: number, bus: bigint, len: number, write: boolean, data?: Uint8Array): DmaResult {
     const pe = this.rtt.get(rid);
-    const fail = (reason: string, stale = false): DmaResult => {
-      this.log.emit({ layer: 'hw', kind: 'dma', device, bus, len, write, ok: false, reason, stale });
-      return { ok: false, reason };
-    };
-    if (pe === undefined) return fail('RID has no PE');
-    if (this.peState[pe]!.dmaFrozen) return fail(`PE#${pe.toString(16)} is frozen`);
-    const pieces: { pa: number; n: number; off: number }[] = [];
-    let done = 0;
-    let anyStale = false;
-    while (done < len) {
-      const a = bus + BigInt(done);
-      const t = this.translate(pe, a, write, this.log.listening);
-      if (t.stale) anyStale = true;
-      if (t.pa === undefined) {
-        this.freeze(pe, `${t.reason} at 0x${a.toString(16)}`);
-        return fail(t.reason!, anyStale);
-      }
-      const n = Math.min(len - done, t.remain);
-      pieces.push({ pa: t.pa, n, off: done });
-      done += n;
+    if (pe === undefined) return this.dmaFail(device, bus, len, write, 'RID has no PE', false);
+    if (this.peState[pe]!.dmaFrozen) return this.dmaFail(device, bus, len, write, `PE#${pe.toString(16)} is frozen`, false);
+    const listening = this.log.listening;
+    if (len <= 0) {
+      // Nothing to translate or move.
+      if (listening) this.log.emit({ layer: 'hw', kind: 'dma', device, bus, len, write, ok: true, pa: 0, stale: false });
+      else this.log.tally('hw', 'dma');
+      return write ? { ok: true } : { ok: true, data: new Uint8Array(0) };
     }
+    // The first IOMMU page; most DMAs end inside it.
+    const t = this.translate(pe, bus, write, listening);
+    if (t.pa === undefined) return this.dmaFault(pe, device, bus, len, write, t.reason!, bus, !!t.stale);
+    let anyStale = !!t.stale;
     let out: Uint8Array | undefined;
-    if (write) {
-      for (const p of pieces) this.mem.write(p.pa, data!.subarray(p.off, p.off + p.n));
+    if (t.remain >= len) {
+      if (write) this.mem.write(t.pa, data!.subarray(0, len));
+      else out = this.mem.read(t.pa, len);
     } else {
-      out = new Uint8Array(len);
-      for (const p of pieces) out.set(this.mem.read(p.pa, p.n), p.off);
+      const pieces: { pa: number; n: number; off: number }[] = [{ pa: t.pa, n: t.remain, off: 0 }];
+      let done = t.remain;
+      while (done < len) {
+        const a = bus + BigInt(done);
+        const u = this.translate(pe, a, write, listening);
+        if (u.stale) anyStale = true;
+        if (u.pa === undefined) return this.dmaFault(pe, device, bus, len, write, u.reason!, a, anyStale);
+        const n = Math.min(len - done, u.remain);
+        pieces.push({ pa: u.pa, n, off: done });
+        done += n;
+      }
+      if (write) {
+        for (const p of pieces) this.mem.write(p.pa, data!.subarray(p.off, p.off + p.n));
+      } else {
+        out = new Uint8Array(len);
+        for (const p of pieces) out.set(this.mem.read(p.pa, p.n), p.off);
+      }
     }
-    if (this.log.listening) this.log.emit({ layer: 'hw', kind: 'dma', device, bus, len, write, ok: true, pa: pieces[0]?.pa ?? 0, stale: anyStale });
+    if (listening) this.log.emit({ layer: 'hw', kind: 'dma', device, bus, len, write, ok: true, pa: t.pa, stale: anyStale });
     else this.log.tally('hw', 'dma');
     return out ? { ok: true, data: out } : { ok: true };
+  }
+
+  /** A DMA that failed translation at `at`: the PE freezes. */
+  private dmaFault(pe: number, device: string, bus: bigint, len: number, write: boolean, reason: string, at: bigint, stale: boolean): DmaResult {
+    this.freeze(pe, `${reason} at 0x${at.toString(16)}`);
+    return this.dmaFail(device, bus, len, write, reason, stale);
+  }
+
+  private dmaFail(device: string, bus: bigint, len: number, write: boolean, reason: string, stale: boolean): DmaResult {
+    this.log.emit({ layer: 'hw', kind: 'dma', device, bus, len, write, ok: false, reason, stale });
+    return { ok: false, reason };
   }
 }
 

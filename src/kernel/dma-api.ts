@@ -25,6 +25,7 @@ export const PCI_DMA_MAX_SEG_SIZE = 65536;
 export const PCI_DMA_SEG_BOUNDARY = 0xffffffffn;
 /** PAGE_OFFSET of ppc64 (book3s64): kernel linear-map addresses as the kernel prints them. */
 const PAGE_OFFSET = 0xc000000000000000n;
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** The parts of struct device the DMA API reads. */
 export interface DmaDevice {
@@ -77,7 +78,7 @@ export interface CoherentPages {
 
 /** iommu_num_pages(addr, len, io_page_size): IOMMU pages touched by [addr, addr + len). */
 export function iommuNumPages(addr: number | bigint, len: number, ioPageSize: number): number {
-  const offset = typeof addr === 'bigint' ? Number(addr % BigInt(ioPageSize)) : addr % ioPageSize;
+  const offset = typeof addr === 'bigint' ? (addr >= 0n && addr <= SAFE ? Number(addr) % ioPageSize : Number(addr % BigInt(ioPageSize))) : addr % ioPageSize;
   return Math.ceil((offset + len) / ioPageSize);
 }
 
@@ -94,13 +95,31 @@ export function getOrder(size: number, shift: number): number {
 
 /** dma_get_seg_boundary_nr_pages(dev, page_shift): the segment boundary in IOMMU pages. */
 export function dmaGetSegBoundaryNrPages(dev: DmaDevice, pageShift: number): number {
-  return Number(dev.segBoundaryMask >> BigInt(pageShift)) + 1;
+  return boundaryPages.of(dev.segBoundaryMask, pageShift) + 1;
 }
 
 /** The DMA mask in absolute entries (`mask >> it_page_shift`), exact for page shifts ≥ 12. */
 function maskEntries(dev: DmaDevice, tbl: IommuTable): number {
-  return Number(dev.dmaMask >> BigInt(tbl.itPageShift));
+  return maskPages.of(dev.dmaMask, tbl.itPageShift);
 }
+
+/** Number(mask >> shift) for the last mask and shift asked: every map asks for the same ones. */
+class ShiftedMask {
+  private mask = -1n;
+  private shift = -1;
+  private value = 0;
+
+  of(mask: bigint, shift: number): number {
+    if (mask !== this.mask || shift !== this.shift) {
+      this.mask = mask;
+      this.shift = shift;
+      this.value = Number(mask >> BigInt(shift));
+    }
+    return this.value;
+  }
+}
+const boundaryPages = new ShiftedMask();
+const maskPages = new ShiftedMask();
 
 /**
  * The align_order iommu_map_page and ppc_iommu_map_sg ask for: a mapping of at least a CPU page
@@ -167,7 +186,8 @@ export function dmaMapPage(dev: DmaDevice, pa: number, size: number, dir: DmaDir
     allocFailed(log, dev, tbl, pa, npages);
     return null;
   }
-  const dma = base | BigInt(pa % pageSize);
+  const off = pa % pageSize;
+  const dma = off === 0 ? base : base <= SAFE ? BigInt(Number(base) + off) : base | BigInt(off);
   emitMap(log, dev, dma, npages);
   return dma;
 }

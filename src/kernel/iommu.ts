@@ -6,7 +6,7 @@
  * *bitmap index* (pool bounds, hints, what iommu_range_alloc returns) is relative to it_offset.
  * The bitmap keeps the kernel's bit order: bit i is bit (i & 7) of byte (i >> 3).
  */
-import { GiB } from '../base/bits.js';
+import { GiB, shlToBig, shrToNum } from '../base/bits.js';
 import type { DmaDirection } from '../hw/tce.js';
 import type { IommuPool, IommuTable } from './iommu-table.js';
 
@@ -302,7 +302,7 @@ export function iommuRangeAlloc(
  * does nothing): returns false then, true otherwise. Bits that were not set are not checked.
  */
 export function iommuFree(tbl: IommuTable, dmaAddr: bigint, npages: number): boolean {
-  const entry = Number(dmaAddr >> BigInt(tbl.itPageShift));
+  const entry = shrToNum(dmaAddr, tbl.itPageShift);
   const freeEntry = entry - tbl.itOffset;
   if (freeEntry + npages > tbl.itSize || entry < tbl.itOffset) return false;
   tbl.ops.clear(tbl, entry, npages);
@@ -328,7 +328,7 @@ export function iommuAlloc(
   const n = iommuRangeAlloc(tbl, npages, null, mask, alignOrder, cpu, boundaryPages);
   if (n === -1) return null;
   const entry = n + tbl.itOffset;
-  const dma = BigInt(entry) << BigInt(tbl.itPageShift);
+  const dma = shlToBig(entry, tbl.itPageShift);
   if (tbl.ops.set(tbl, entry, npages, pa - (pa % iommuPageSize(tbl)), dir) !== 0) {
     iommuFree(tbl, dma, npages);
     return null;

@@ -4,7 +4,7 @@
  * build/xchg/free/get operations.
  */
 import { ilog2 } from '../../base/bits.js';
-import { type PhysMemory, setU64BE } from '../../hw/memory.js';
+import { getU64BE, type PhysMemory, setU64BE } from '../../hw/memory.js';
 import { DMA_NONE, type DmaDirection, directionToPerm, TCE_PCI_READ, TCE_PCI_WRITE, tceAddr, tceDirection } from '../../hw/tce.js';
 import type { KernelLog } from '../printk.js';
 import type { IommuTable, XchgResult } from '../iommu-table.js';
@@ -216,12 +216,19 @@ export function pnvTceGet(ctx: TceMemory, tbl: IommuTable, index: number): numbe
 export function pnvPciIoda2TableFreePages(ctx: TceMemory, tbl: IommuTable): void {
   if (!tbl.itSize) return;
   const size = tbl.itIndirectLevels ? tbl.itLevelSize : tbl.itSize;
+  const mem = ctx.mem;
   const doFree = (pa: number, levels: number) => {
     if (levels) {
-      for (let i = 0; i < size; i++) {
-        const e = ctx.mem.readU64BE(pa + i * 8);
-        if (!(e & (TCE_PCI_READ | TCE_PCI_WRITE))) continue;
-        doFree(tceAddr(e), levels - 1);
+      // A page of the level never written holds no entries: it is skipped whole.
+      for (let i = 0; i < size; ) {
+        const at = pa + i * 8;
+        const inPage = Math.min(size - i, (mem.pageSize - (at & (mem.pageSize - 1))) / 8);
+        const b = mem.pageData(at);
+        for (let k = 0, off = at & (mem.pageSize - 1); b && k < inPage; k++, off += 8) {
+          const e = getU64BE(b, off);
+          if (e & (TCE_PCI_READ | TCE_PCI_WRITE)) doFree(tceAddr(e), levels - 1);
+        }
+        i += inPage;
       }
     }
     freeLevel(ctx, tbl, pa);

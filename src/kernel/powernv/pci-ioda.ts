@@ -79,7 +79,8 @@ export class PnvIoda2 implements TableGroupOps {
     for (const tg of tbl.groups) {
       const pe = tg as Pe;
       const shift = tbl.itPageShift;
-      const bus = BigInt(index) << BigInt(shift);
+      const first = index * 2 ** shift;
+      const bus = first <= Number.MAX_SAFE_INTEGER ? BigInt(first) : BigInt(index) << BigInt(shift);
       if (!pe.phb.hw.gen.killViaOpal) pe.phb.hw.killPages(pe.peNumber, shift, bus, npages);
       else this.ctx.opal.pciTceKill(pe.phb.opalId, OPAL_PCI_TCE_KILL_PAGES, pe.peNumber, 2 ** shift, bus, npages);
     }
