@@ -50,11 +50,11 @@ export function toNum(n: bigint): number {
   return Number(n);
 }
 
-const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-
-/** Number(x >> BigInt(shift)) for x ≥ 0, without a BigInt operation when x is below 2^53. */
+/** Number(x >> BigInt(shift)), without a BigInt operation when x is in [0, 2^53). */
 export function shrToNum(x: bigint, shift: number): number {
-  return x >= 0n && x <= SAFE ? Math.floor(Number(x) / 2 ** shift) : Number(x >> BigInt(shift));
+  // Number() rounds monotonically: a result in [0, 2^53) means x was exactly that.
+  const n = Number(x);
+  return n >= 0 && n <= Number.MAX_SAFE_INTEGER ? Math.floor(n / 2 ** shift) : Number(x >> BigInt(shift));
 }
 
 /** BigInt(n) << BigInt(shift) for an integer n ≥ 0, with one conversion when the result fits 2^53. */

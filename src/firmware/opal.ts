@@ -25,7 +25,6 @@ export const OPAL_EEH_ACTION_CLEAR_FREEZE_ALL = 3;
 
 const MAX_NO_TRANSLATE_END = 0x0003_ffff_ffff_ffffn;
 const SZ_16M = 1n << 24n;
-const TWO_POW_53 = 1n << 53n;
 
 export class Opal {
   constructor(
@@ -88,15 +87,18 @@ export class Opal {
   }
 
   /** OPAL_PCI_TCE_KILL (126). PHB3 has no OPAL kill; PHB4/5 turn page kills into PE kills (HW560152). */
-  pciTceKill(phbId: number, killType: number, pe: number, tceSize: number, dmaAddr: bigint, npages: number): number {
+  pciTceKill(phbId: number, killType: number, pe: number, tceSize: number, dmaAddr: bigint | number, npages: number): number {
     const rc = this.tceKill(phbId, killType, pe, tceSize, dmaAddr);
-    // One call per map and unmap: its arguments are built only for a listener.
-    if (this.log.listening) this.log.emit({ layer: 'firmware', kind: 'opal', call: 'pci_tce_kill', args: [phbId, killType, pe, tceSize, dmaAddr, npages], rc });
+    // One call per map and unmap: its arguments are built only for a listener (the address as
+    // the u64 it is, whichever way the caller passed it).
+    if (this.log.listening) {
+      this.log.emit({ layer: 'firmware', kind: 'opal', call: 'pci_tce_kill', args: [phbId, killType, pe, tceSize, BigInt(dmaAddr), npages], rc });
+    }
     else this.log.tally('firmware', 'opal');
     return rc;
   }
 
-  private tceKill(phbId: number, killType: number, pe: number, tceSize: number, dmaAddr: bigint): number {
+  private tceKill(phbId: number, killType: number, pe: number, tceSize: number, dmaAddr: bigint | number): number {
     const phb = this.phb(phbId);
     if (!phb) return OPAL_PARAMETER;
     if (!phb.gen.killViaOpal) return OPAL_UNSUPPORTED;
@@ -148,11 +150,8 @@ export class Opal {
   }
 }
 
-/** A page kill's address: aligned to the TCE size and below 2^60 (numbers when it fits one). */
-function killAddrOk(dmaAddr: bigint, tceSize: number): boolean {
-  if (dmaAddr >= 0n && dmaAddr < TWO_POW_53) {
-    const a = Number(dmaAddr);
-    return a - Math.floor(a / tceSize) * tceSize === 0;
-  }
+/** A page kill's address: aligned to the TCE size and below 2^60. */
+function killAddrOk(dmaAddr: bigint | number, tceSize: number): boolean {
+  if (typeof dmaAddr === 'number') return dmaAddr >= 0 && dmaAddr < 2 ** 60 && dmaAddr % tceSize === 0;
   return dmaAddr % BigInt(tceSize) === 0n && dmaAddr >> 60n === 0n;
 }

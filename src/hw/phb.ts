@@ -38,7 +38,6 @@ export const PHB_GENERATIONS: Record<PhbModel, PhbGeneration> = {
 /** Bit 59 of a bus address selects TVE#1 of the PE. */
 export const TVE1_SELECT_BIT = 59n;
 const NO_TRANSLATE_MASK = 0x0003_ffff_ffff_ffffn;
-const TWO_POW_53 = 1n << 53n;
 
 /** What a translated TVE decodes, in numbers: IOMMU page size, entries per level, pages reached. */
 interface TveGeometry {
@@ -137,10 +136,14 @@ export class Phb {
   }
 
   killPe(pe: number): void {
-    this.tceCache.delete(pe * 2);
-    this.tceCache.delete(pe * 2 + 1);
+    if (this.tceCache.size) {
+      this.tceCache.delete(pe * 2);
+      this.tceCache.delete(pe * 2 + 1);
+    }
     this.kills++;
-    this.log.emit({ layer: 'hw', kind: 'tce-kill', phb: this.index, scope: 'pe', pe });
+    // Every map and unmap kills: the event body is built only for a listener.
+    if (this.log.listening) this.log.emit({ layer: 'hw', kind: 'tce-kill', phb: this.index, scope: 'pe', pe });
+    else this.log.tally('hw', 'tce-kill');
   }
 
   /** Invalidate `npages` TCEs of `pageShift` starting at bus address `bus` for one PE. */
@@ -191,10 +194,10 @@ export class Phb {
   translate(pe: number, bus: bigint, write: boolean, checkStale = true): { pa?: number; reason?: string; stale?: boolean; remain: number } {
     // Bits 0..52 of the address (every bit a TVE decodes) and bit 59 (selects the TVE), as
     // numbers: an address below 2^53 converts whole, others go by their two 32-bit halves.
-    let low: number;
+    let low = Number(bus);
     let sel = 0;
-    if (bus >= 0n && bus < TWO_POW_53) low = Number(bus);
-    else {
+    // Number() rounds monotonically: a result in [0, 2^53) means the bigint was exactly that.
+    if (!(low >= 0 && low <= Number.MAX_SAFE_INTEGER)) {
       const hi = Number(bus >> 32n);
       if (hi < 0 || hi >= 0x1000_0000) return { reason: 'address outside the DMA space', remain: 1 };
       sel = hi >= 0x800_0000 ? 1 : 0;

@@ -10,11 +10,11 @@
  * of the failure paths are reported as 'printk' events, with %p values printed as model
  * identities ("tbl #3").
  */
-import { hex, ilog2n } from '../base/bits.js';
+import { hex, ilog2n, shlToBig, shrToNum } from '../base/bits.js';
 import { neg } from '../base/errno.js';
 import type { EventLog } from '../base/events.js';
 import { DMA_BIDIRECTIONAL, DMA_NONE, type DmaDirection } from '../hw/tce.js';
-import { iommuAlloc, iommuFree, iommuPageSize, iommuRangeAlloc } from './iommu.js';
+import { iommuAlloc, iommuAllocEntry, iommuFree, iommuFreeEntry, iommuPageSize, iommuRangeAlloc } from './iommu.js';
 import type { IommuTable } from './iommu-table.js';
 
 /** IOMAP_MAX_ORDER: iommu_alloc_coherent refuses get_order(size) at or above it. */
@@ -25,7 +25,6 @@ export const PCI_DMA_MAX_SEG_SIZE = 65536;
 export const PCI_DMA_SEG_BOUNDARY = 0xffffffffn;
 /** PAGE_OFFSET of ppc64 (book3s64): kernel linear-map addresses as the kernel prints them. */
 const PAGE_OFFSET = 0xc000000000000000n;
-const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** The parts of struct device the DMA API reads. */
 export interface DmaDevice {
@@ -78,7 +77,9 @@ export interface CoherentPages {
 
 /** iommu_num_pages(addr, len, io_page_size): IOMMU pages touched by [addr, addr + len). */
 export function iommuNumPages(addr: number | bigint, len: number, ioPageSize: number): number {
-  const offset = typeof addr === 'bigint' ? (addr >= 0n && addr <= SAFE ? Number(addr) % ioPageSize : Number(addr % BigInt(ioPageSize))) : addr % ioPageSize;
+  // Number() of a bigint in [0, 2^53) is exact (and only such a bigint converts into that range).
+  const n = typeof addr === 'bigint' ? Number(addr) : addr;
+  const offset = typeof addr === 'bigint' && !(n >= 0 && n <= Number.MAX_SAFE_INTEGER) ? Number(addr % BigInt(ioPageSize)) : n % ioPageSize;
   return Math.ceil((offset + len) / ioPageSize);
 }
 
@@ -143,8 +144,8 @@ function allocFailed(log: EventLog, dev: DmaDevice, tbl: IommuTable, pa: number,
 }
 
 /** iommu_free(): __iommu_free plus the lines iommu_free_check() prints for a range outside the window. */
-function iommuFreeLogged(log: EventLog, tbl: IommuTable, dma: bigint, npages: number): boolean {
-  if (iommuFree(tbl, dma, npages)) return true;
+function iommuFreeLogged(log: EventLog, tbl: IommuTable, dma: bigint, npages: number, entry = shrToNum(dma, tbl.itPageShift)): boolean {
+  if (iommuFreeEntry(tbl, entry, npages)) return true;
   printk(log, 'iommu_free: invalid entry');
   printk(log, `\tentry     = 0x${hex(dma >> BigInt(tbl.itPageShift))}`);
   printk(log, `\tdma_addr  = 0x${hex(dma)}`);
@@ -181,13 +182,15 @@ export function dmaMapPage(dev: DmaDevice, pa: number, size: number, dir: DmaDir
   const npages = iommuNumPages(pa, size, pageSize);
   const align = cpuPageAlignOrder(tbl, pa, size, kernelPageShift);
   const boundary = dmaGetSegBoundaryNrPages(dev, tbl.itPageShift);
-  const base = iommuAlloc(tbl, pa, npages, dir, maskEntries(dev, tbl), align, cpu, boundary);
-  if (base === null) {
+  const entry = iommuAllocEntry(tbl, pa, npages, dir, maskEntries(dev, tbl), align, cpu, boundary);
+  if (entry === -1) {
     allocFailed(log, dev, tbl, pa, npages);
     return null;
   }
+  // The entry's bus address | pa's offset in its IOMMU page, made a bigint once.
+  const busPage = entry * pageSize;
   const off = pa % pageSize;
-  const dma = off === 0 ? base : base <= SAFE ? BigInt(Number(base) + off) : base | BigInt(off);
+  const dma = busPage + pageSize <= 2 ** 53 ? BigInt(busPage + off) : shlToBig(entry, tbl.itPageShift) | BigInt(off);
   emitMap(log, dev, dma, npages);
   return dma;
 }
@@ -201,8 +204,16 @@ export function dmaUnmapPage(dev: DmaDevice, dma: bigint, size: number, dir: Dma
   }
   const tbl = dev.table;
   if (!tbl) return;
-  const npages = iommuNumPages(dma, size, iommuPageSize(tbl));
-  if (iommuFreeLogged(log, tbl, dma, npages)) emitUnmap(log, dev, dma, npages);
+  const pageSize = iommuPageSize(tbl);
+  // One conversion of the bus address: exact when it is in [0, 2^53).
+  const n = Number(dma);
+  if (!(n >= 0 && n <= Number.MAX_SAFE_INTEGER)) {
+    const npages = iommuNumPages(dma, size, pageSize);
+    if (iommuFreeLogged(log, tbl, dma, npages)) emitUnmap(log, dev, dma, npages);
+    return;
+  }
+  const npages = iommuNumPages(n, size, pageSize);
+  if (iommuFreeLogged(log, tbl, dma, npages, Math.floor(n / pageSize))) emitUnmap(log, dev, dma, npages);
 }
 
 /**
