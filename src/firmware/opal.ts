@@ -93,8 +93,7 @@ export class Opal {
     // the u64 it is, whichever way the caller passed it).
     if (this.log.listening) {
       this.log.emit({ layer: 'firmware', kind: 'opal', call: 'pci_tce_kill', args: [phbId, killType, pe, tceSize, BigInt(dmaAddr), npages], rc });
-    }
-    else this.log.tally('firmware', 'opal');
+    } else this.log.tally('firmware', 'opal');
     return rc;
   }
 

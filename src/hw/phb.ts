@@ -220,7 +220,7 @@ export class Phb {
     const remain = g.pageSize - offset;
     // A table reaching beyond 2^53 bytes of bus space decodes bits a number cannot hold.
     const key = g.numeric ? pageNo - Math.floor(pageNo / g.span) * g.span : decodedIndex(tve, bus);
-    const cached = this.tceCacheEnabled ? this.tceCache.get(tveIdx)?.get(key) : undefined;
+    const cached = this.tceCacheEnabled && this.tceCache.size ? this.tceCache.get(tveIdx)?.get(key) : undefined;
     let tce: number;
     let stale = false;
     if (cached !== undefined) {

@@ -323,7 +323,7 @@ export class SpaprTceDriver {
     const step = tbl.pageSize;
     const shift = tbl.itPageShift;
     const regions = new MmIommuRun(c.owner!, this.pageShift, step, tce);
-    const stored = this.storedUaRun(c, tbl);
+    let stored: MmIommuRun | null = null; // only when an entry is replaced or a map fails
     const mm = c.mm!;
     // The mapping behind the page at offset d, valid while d < mappingUntil.
     let mappingShift = 0;
@@ -354,11 +354,15 @@ export class SpaprTceDriver {
       if (mmIommuMappedInc(r)) break;
       const x = tbl.ops.xchgNoKill(tbl, entry + i, hpa, dir);
       if (x.ret) {
+        stored ??= this.storedUaRun(c, tbl);
         this.unusePageV2(tbl, entry + i, stored);
         ret = x.ret;
         break;
       }
-      if (x.dir !== DMA_NONE) this.unusePageV2(tbl, entry + i, stored);
+      if (x.dir !== DMA_NONE) {
+        stored ??= this.storedUaRun(c, tbl);
+        this.unusePageV2(tbl, entry + i, stored);
+      }
       if (pua !== null && this.ctx.mem.isRam(pua)) this.ctx.mem.writeU64BE(pua, exact ? tceNum + d : Number(tce + BigInt(d)));
     }
     if (ret) this.clear(c, tbl, entry, i);

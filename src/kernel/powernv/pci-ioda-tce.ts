@@ -5,7 +5,7 @@
  */
 import { ilog2 } from '../../base/bits.js';
 import { getU64BE, type PhysMemory, setU64BE } from '../../hw/memory.js';
-import { DMA_NONE, type DmaDirection, directionToPerm, TCE_PCI_READ, TCE_PCI_WRITE, tceAddr, tceDirection } from '../../hw/tce.js';
+import { DMA_NONE, type DmaDirection, directionToPerm, TCE_PCI_READ, TCE_PCI_WRITE, tceAddr, tceDirection, tcePerm } from '../../hw/tce.js';
 import type { KernelLog } from '../printk.js';
 import type { IommuTable, XchgResult } from '../iommu-table.js';
 
@@ -95,7 +95,8 @@ export function pnvTce(ctx: TceMemory, tbl: IommuTable, user: boolean, idx: numb
   let rest = idx;
   while (level) {
     const span = levelSize ** level;
-    const n = Math.floor(rest / span) % levelSize;
+    const q = Math.floor(rest / span);
+    const n = q - Math.floor(q / levelSize) * levelSize;
     const slot = base + n * 8;
     let tce = ctx.mem.readU64BE(slot);
     if (!tce) {
@@ -106,7 +107,7 @@ export function pnvTce(ctx: TceMemory, tbl: IommuTable, user: boolean, idx: numb
       ctx.mem.writeU64BE(slot, tce);
     }
     base = tceAddr(tce);
-    rest %= span;
+    rest -= q * span;
     level--;
   }
   return base + rest * 8;
@@ -165,7 +166,7 @@ export function pnvTceBuild(ctx: TceMemory, tbl: IommuTable, index: number, npag
 
 /** pnv_tce_xchg(): exchange one TCE, returning the old address and direction. */
 export function pnvTceXchg(ctx: TceMemory, tbl: IommuTable, index: number, hpa: number, dir: DmaDirection): XchgResult {
-  if (hpa % tbl.pageSize !== 0) throw new Error(`BUG: pnv_tce_xchg hpa 0x${hpa.toString(16)} not IOMMU-page aligned`);
+  if (hpa - Math.floor(hpa / tbl.pageSize) * tbl.pageSize !== 0) throw new Error(`BUG: pnv_tce_xchg hpa 0x${hpa.toString(16)} not IOMMU-page aligned`);
   const idx = index - tbl.itOffset;
   let slot: number | null = null;
   if (dir === DMA_NONE) {
@@ -177,7 +178,7 @@ export function pnvTceXchg(ctx: TceMemory, tbl: IommuTable, index: number, hpa: 
     if (slot === null) return { ret: -12, hpa: 0, dir: DMA_NONE };
   }
   let newTce = hpa + directionToPerm(dir);
-  if (newTce % 4 === TCE_PCI_WRITE) newTce += TCE_PCI_READ;
+  if (tcePerm(newTce) === TCE_PCI_WRITE) newTce += TCE_PCI_READ;
   const old = ctx.mem.isRam(slot) ? ctx.mem.readU64BE(slot) : 0;
   writeTce(ctx, slot, newTce);
   return { ret: 0, hpa: tceAddr(old), dir: tceDirection(old) };

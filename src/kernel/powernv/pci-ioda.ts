@@ -83,7 +83,14 @@ export class PnvIoda2 implements TableGroupOps {
       else {
         // The bus address as a number when exact: OPAL makes it a bigint only for a listener.
         const bus = index * 2 ** shift;
-        this.ctx.opal.pciTceKill(pe.phb.opalId, OPAL_PCI_TCE_KILL_PAGES, pe.peNumber, 2 ** shift, bus <= Number.MAX_SAFE_INTEGER ? bus : shlToBig(index, shift), npages);
+        this.ctx.opal.pciTceKill(
+          pe.phb.opalId,
+          OPAL_PCI_TCE_KILL_PAGES,
+          pe.peNumber,
+          2 ** shift,
+          bus <= Number.MAX_SAFE_INTEGER ? bus : shlToBig(index, shift),
+          npages,
+        );
       }
     }
   }
