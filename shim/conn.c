@@ -174,10 +174,8 @@ static int connect_locked(void)
 {
 	if (sock >= 0 && sock_owner == getpid())
 		return 0;
-	if (sock >= 0) { /* a child made without our fork(): start as a process of its own */
+	if (sock >= 0) /* a child made without our fork(): start as a process of its own */
 		drop_connection();
-		tce_memory_changed();
-	}
 	const char *path = getenv("TCELAB_SOCKET");
 	if (!path) {
 		errno = ENOSYS;
@@ -207,6 +205,7 @@ static int connect_locked(void)
 	}
 	sock = s;
 	sock_owner = getpid();
+	tce_memory_changed(); /* a new model process: nothing reported to it yet */
 	struct tce_msg m = { 0 };
 	msg_u8(&m, OP_HELLO);
 	msg_u32(&m, (uint32_t)getpid());
@@ -281,7 +280,6 @@ void tce_after_fork_child(int32_t model_pid)
 {
 	pthread_mutex_init(&lock, NULL);
 	drop_connection(); /* the parent's, with its queued requests and unread bytes */
-	tce_memory_changed();
 	attach_pid = model_pid;
 	tce_model.pid = 0;
 	tce_connect();

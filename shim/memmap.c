@@ -9,6 +9,7 @@
 #include "tcelab.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,7 @@ static int is_emulated_hugetlb(uint64_t addr)
 static struct vma *view;
 static size_t n_view, view_cap;
 static int view_valid;
+static pthread_mutex_t view_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct range reported[MAX_REPORTED];
 static int n_reported;
 
@@ -198,7 +200,7 @@ static struct vma_kind kind_of(const struct vma *v)
 
 /* Queue OP_MEMORY for [lo, hi): every readable mapping of the view inside it, clipped. It goes
  * to the server with the request that needs it (tce_queue). */
-static int report_range(uint64_t lo, uint64_t hi)
+static int report_range_locked(uint64_t lo, uint64_t hi)
 {
 	int fresh = 0;
 	if (!view_valid || !view_covers(lo, hi) || !still_mapped(lo, hi)) {
@@ -230,6 +232,15 @@ static int report_range(uint64_t lo, uint64_t hi)
 	tce_queue(&m);
 	note_reported(lo, hi);
 	return 0;
+}
+
+/* Threads share the view: one report at a time. */
+static int report_range(uint64_t lo, uint64_t hi)
+{
+	pthread_mutex_lock(&view_lock);
+	int rc = report_range_locked(lo, hi);
+	pthread_mutex_unlock(&view_lock);
+	return rc;
 }
 
 int tce_report_memory(uint64_t addr, uint64_t size)
