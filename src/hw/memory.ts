@@ -25,6 +25,9 @@ export interface MemoryConfig {
   numaNodes?: number;
 }
 
+/** Entries of PhysMemory's cache of recently touched pages (a power of two). */
+const RECENT_PAGES = 16;
+
 export class PhysMemory {
   readonly pageShift: number;
   readonly pageSize: number;
@@ -131,25 +134,17 @@ export class PhysMemory {
   }
 
   /**
-   * The two pages touched last: a table walk alternates between a directory page and a leaf
-   * page, and TCE runs stay within one page most of the time.
+   * Pages touched lately, direct-mapped by the low bits of the page frame: a table walk moves
+   * between directory and leaf pages (of the table and of its userspace view), and TCE runs stay
+   * within one page most of the time.
    */
-  private lastPfn = -1;
-  private lastPage: Uint8Array | null = null;
-  private prevPfn = -1;
-  private prevPage: Uint8Array | null = null;
+  private readonly recentPfn = new Float64Array(RECENT_PAGES).fill(Number.NaN); // NaN: no page
+  private readonly recentPage: (Uint8Array | null)[] = new Array(RECENT_PAGES).fill(null);
 
   private page(pa: number, forWrite: boolean): Uint8Array | null {
     const pfn = Math.floor(pa / this.pageSize);
-    if (pfn === this.lastPfn) return this.lastPage;
-    if (pfn === this.prevPfn) {
-      const p = this.prevPage;
-      this.prevPfn = this.lastPfn;
-      this.prevPage = this.lastPage;
-      this.lastPfn = pfn;
-      this.lastPage = p;
-      return p;
-    }
+    const slot = pfn & (RECENT_PAGES - 1);
+    if (this.recentPfn[slot] === pfn) return this.recentPage[slot]!;
     if (pfn < 0 || pfn >= this.totalPages) throw new RangeError(`physical address 0x${pa.toString(16)} beyond RAM`);
     let p = this.data.get(pfn);
     if (!p && forWrite) {
@@ -157,10 +152,8 @@ export class PhysMemory {
       this.data.set(pfn, p);
     }
     if (p) {
-      this.prevPfn = this.lastPfn;
-      this.prevPage = this.lastPage;
-      this.lastPfn = pfn;
-      this.lastPage = p;
+      this.recentPfn[slot] = pfn;
+      this.recentPage[slot] = p;
     }
     return p ?? null;
   }
@@ -181,13 +174,10 @@ export class PhysMemory {
   /** Forget the last-page cache when a page's storage goes away. */
   private dropPage(pfn: number): void {
     this.data.delete(pfn);
-    if (pfn === this.lastPfn) {
-      this.lastPfn = -1;
-      this.lastPage = null;
-    }
-    if (pfn === this.prevPfn) {
-      this.prevPfn = -1;
-      this.prevPage = null;
+    const slot = pfn & (RECENT_PAGES - 1);
+    if (this.recentPfn[slot] === pfn) {
+      this.recentPfn[slot] = Number.NaN;
+      this.recentPage[slot] = null;
     }
   }
 
