@@ -93,8 +93,10 @@ export function pnvTce(ctx: TceMemory, tbl: IommuTable, user: boolean, idx: numb
   let level = tbl.itIndirectLevels;
   const levelSize = tbl.itLevelSize;
   let rest = idx;
+  // Entries one slot of the current level covers: levelSize^level, divided down level by level.
+  let span = 1;
+  for (let l = 0; l < level; l++) span *= levelSize;
   while (level) {
-    const span = levelSize ** level;
     const q = Math.floor(rest / span);
     const n = q - Math.floor(q / levelSize) * levelSize;
     const slot = base + n * 8;
@@ -108,6 +110,7 @@ export function pnvTce(ctx: TceMemory, tbl: IommuTable, user: boolean, idx: numb
     }
     base = tceAddr(tce);
     rest -= q * span;
+    span /= levelSize;
     level--;
   }
   return base + rest * 8;
