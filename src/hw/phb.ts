@@ -280,9 +280,10 @@ export class Phb {
     const listening = this.log.listening;
     if (len <= 0) {
       // Nothing to translate or move.
+      const none = write ? undefined : new Uint8Array(len);
       if (listening) this.log.emit({ layer: 'hw', kind: 'dma', device, bus, len, write, ok: true, pa: 0, stale: false });
       else this.log.tally('hw', 'dma');
-      return write ? { ok: true } : { ok: true, data: new Uint8Array(0) };
+      return none ? { ok: true, data: none } : { ok: true };
     }
     // The first IOMMU page; most DMAs end inside it.
     const t = this.translate(pe, bus, write, listening);
