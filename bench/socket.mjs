@@ -58,11 +58,41 @@ export async function socketWorkload({ pairs, runs, say, buildDir }) {
     await p.quit();
     const hwm = /^VmHWM:\s*(\d+) kB/m.exec(readFileSync(`/proc/${server.pid}/status`, 'utf8'))?.[1];
     const model = work / median(ts);
-    return { ...row, model, peakRssBytes: hwm ? Number(hwm) * 1024 : null, met: model >= 100000, runs };
+    const floor = await echoFloor({ pairs, runs, say, buildDir, dir });
+    const notes = `round-trip floor on this machine: ${(floor / 1e3).toFixed(1)} k/s (one 52-byte frame each way to a node echo server, bench/echo-server.mjs)`;
+    return { ...row, model, peakRssBytes: hwm ? Number(hwm) * 1024 : null, met: model >= 100000, runs, floorRoundTrips: floor, notes };
   } catch (e) {
     return notYet(say, `the shim run failed: ${e.message}`);
   } finally {
     server.kill('SIGTERM');
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The floor under the socket row: the same number of round trips, one frame each way, against a
+ * node process that only echoes (no decoding, no model). No call through the shim can be faster.
+ */
+async function echoFloor({ pairs, runs, say, buildDir, dir }) {
+  const client = join(buildDir, 'socket_echo_client');
+  execFileSync('gcc', ['-O2', '-Wall', '-Werror', '-o', client, here('./c/socket_echo_client.c')], { stdio: 'inherit' });
+  const sock = join(dir, 'echo.sock');
+  const echo = spawn(process.execPath, [here('./echo-server.mjs'), sock], { stdio: 'ignore' });
+  try {
+    if (!(await waitFor(sock, 10000))) throw new Error('the echo server did not listen');
+    const p = lineProcess(client, [sock, String(2 * pairs)]);
+    await p.ready();
+    const ts = [];
+    let work = 0;
+    for (let i = 0; i < runs + 1; i++) {
+      const r = await p.run();
+      say(`  B6 socket floor (echo) ${i === 0 ? 'warm-up' : `run ${i}/${runs}`}: ${r.t.toFixed(3)} s`);
+      if (i > 0) ts.push(r.t);
+      work = r.work;
+    }
+    await p.quit();
+    return work / median(ts);
+  } finally {
+    echo.kill('SIGTERM');
   }
 }

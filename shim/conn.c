@@ -40,6 +40,19 @@ void msg_bytes(struct tce_msg *m, const void *p, size_t n) { grow(m, n); if (n) 
 
 int tce_active(void) { return getenv("TCELAB_SOCKET") != NULL; }
 
+/* Requests queued by tce_queue(), sent with the next call's request in one write. */
+static struct tce_msg out;
+static unsigned queued;
+/* Bytes received and not yet consumed: answers are read in as few recv() calls as possible. */
+static uint8_t *rx;
+static size_t rx_len, rx_off, rx_cap;
+
+static void frame_append(struct tce_msg *to, const struct tce_msg *req)
+{
+	msg_u32(to, (uint32_t)req->n);
+	msg_bytes(to, req->p, req->n);
+}
+
 static int send_all(const void *p, size_t n)
 {
 	const uint8_t *b = p;
@@ -55,17 +68,31 @@ static int send_all(const void *p, size_t n)
 	return 0;
 }
 
-static int recv_all(void *p, size_t n)
+/* Make at least `n` unconsumed bytes available in rx. */
+static int rx_need(size_t n)
 {
-	uint8_t *b = p;
-	while (n) {
-		ssize_t r = recv(sock, b, n, 0);
+	if (rx_len - rx_off >= n)
+		return 0;
+	if (rx_off) {
+		memmove(rx, rx + rx_off, rx_len - rx_off);
+		rx_len -= rx_off;
+		rx_off = 0;
+	}
+	if (n > rx_cap) {
+		size_t cap = n < 4096 ? 4096 : n;
+		uint8_t *nb = realloc(rx, cap);
+		if (!nb)
+			return -1;
+		rx = nb;
+		rx_cap = cap;
+	}
+	while (rx_len < n) {
+		ssize_t r = recv(sock, rx + rx_len, rx_cap - rx_len, 0);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
 			return -1;
-		b += r;
-		n -= (size_t)r;
+		rx_len += (size_t)r;
 	}
 	return 0;
 }
@@ -78,41 +105,78 @@ static void warn_once(const char *what)
 	fprintf(stderr, "tcelab shim: %s (server %s): %s\n", what, path ? path : "(TCELAB_SOCKET unset)", strerror(errno));
 }
 
-static int roundtrip(struct tce_msg *req, struct tce_reply *rep)
+/* Read one answer frame. */
+static int read_answer(struct tce_reply *rep)
 {
-	uint32_t len = (uint32_t)req->n, rlen;
-	if (send_all(&len, 4) || send_all(req->p, req->n) || recv_all(&rlen, 4)) {
+	uint32_t rlen;
+	if (rx_need(4)) {
 		errno = EIO;
 		return -1;
 	}
+	memcpy(&rlen, rx + rx_off, 4);
 	if (rlen < 8 || rlen > MAX_FRAME) {
 		errno = EPROTO;
 		return -1;
 	}
-	uint8_t *body = malloc(rlen);
-	if (!body || recv_all(body, rlen)) {
-		free(body);
+	if (rx_need(4 + (size_t)rlen)) {
 		errno = EIO;
 		return -1;
 	}
-	memcpy(&rep->ret, body, 4);
-	memcpy(&rep->err, body + 4, 4);
+	const uint8_t *f = rx + rx_off + 4;
+	rx_off += 4 + (size_t)rlen;
+	memcpy(&rep->ret, f, 4);
+	memcpy(&rep->err, f + 4, 4);
 	rep->body_len = rlen - 8;
-	memmove(body, body + 8, rep->body_len);
-	rep->body = body;
+	rep->body = malloc(rep->body_len ? rep->body_len : 1);
+	if (!rep->body) {
+		errno = ENOMEM;
+		return -1;
+	}
+	memcpy(rep->body, f + 8, rep->body_len);
 	if (rep->ret < 0 && rep->err == EPROTO)
 		fprintf(stderr, "tcelab shim: the server refused a request: %.*s\n", (int)rep->body_len, (char *)rep->body);
 	return 0;
+}
+
+/* Send the queued requests and this one in one write, then read their answers in order: the
+ * queued ones' are dropped (a refusal is still reported on stderr), this one's is returned. */
+static int roundtrip(struct tce_msg *req, struct tce_reply *rep)
+{
+	unsigned before = queued;
+	frame_append(&out, req);
+	queued = 0;
+	int rc = send_all(out.p, out.n);
+	out.n = 0;
+	if (rc) {
+		errno = EIO;
+		return -1;
+	}
+	for (unsigned i = 0; i < before; i++) {
+		struct tce_reply q = { 0 };
+		if (read_answer(&q))
+			return -1;
+		free(q.body);
+	}
+	return read_answer(rep);
+}
+
+/* Close the connection; what was queued for it or received on it goes with it. */
+static void drop_connection(void)
+{
+	if (sock >= 0)
+		REAL(close)(sock);
+	sock = -1;
+	out.n = 0;
+	queued = 0;
+	rx_len = rx_off = 0;
 }
 
 static int connect_locked(void)
 {
 	if (sock >= 0 && sock_owner == getpid())
 		return 0;
-	if (sock >= 0) { /* a child made without our fork(): start as a process of its own */
-		REAL(close)(sock);
-		sock = -1;
-	}
+	if (sock >= 0) /* a child made without our fork(): start as a process of its own */
+		drop_connection();
 	const char *path = getenv("TCELAB_SOCKET");
 	if (!path) {
 		errno = ENOSYS;
@@ -142,6 +206,7 @@ static int connect_locked(void)
 	}
 	sock = s;
 	sock_owner = getpid();
+	tce_memory_changed(); /* a new model process: nothing reported to it yet */
 	struct tce_msg m = { 0 };
 	msg_u8(&m, OP_HELLO);
 	msg_u32(&m, (uint32_t)getpid());
@@ -155,8 +220,7 @@ static int connect_locked(void)
 		errno = rc ? errno : (r.err ? r.err : EPROTO);
 		free(r.body);
 		warn_once("the model refused this process");
-		REAL(close)(sock);
-		sock = -1;
+		drop_connection();
 		errno = EIO;
 		return -1;
 	}
@@ -174,6 +238,18 @@ int tce_connect(void)
 	int rc = connect_locked();
 	pthread_mutex_unlock(&lock);
 	return rc;
+}
+
+void tce_queue(struct tce_msg *req)
+{
+	pthread_mutex_lock(&lock);
+	if (!connect_locked()) {
+		frame_append(&out, req);
+		queued++;
+	}
+	pthread_mutex_unlock(&lock);
+	free(req->p);
+	req->p = NULL;
 }
 
 int tce_call(struct tce_msg *req, struct tce_reply *rep)
@@ -213,9 +289,7 @@ long tce_simple(struct tce_msg *req)
 void tce_after_fork_child(int32_t model_pid)
 {
 	pthread_mutex_init(&lock, NULL);
-	if (sock >= 0)
-		REAL(close)(sock);
-	sock = -1;
+	drop_connection(); /* the parent's, with its queued requests and unread bytes */
 	attach_pid = model_pid;
 	tce_model.pid = 0;
 	tce_connect();

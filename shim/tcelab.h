@@ -67,7 +67,11 @@ struct tce_model {
 };
 extern struct tce_model tce_model;
 
-/* Send one request (first byte: op) and wait for its answer. Returns 0, or -1 with errno set
+/* Queue a request whose answer only matters for errors (OP_MEMORY): it goes out with the next
+ * tce_call's request in the same write, and its answer is read and dropped then. The request
+ * buffer is freed. */
+void tce_queue(struct tce_msg *req);
+/* Send one request (first byte: op), after any queued ones, and wait for its answer. Returns 0, or -1 with errno set
  * when the model cannot be reached. The request buffer is freed. */
 int tce_call(struct tce_msg *req, struct tce_reply *rep);
 /* Is TCELAB_SOCKET set (the shim is active)? */
@@ -91,10 +95,14 @@ void fd_forget(int realfd);
 void fd_bind(int realfd, int mfd, int kind);
 
 /* ---- memmap.c: the program's address space as the model must see it ---- */
-/* Report the real mappings over [addr, addr+size) (rounded out to model pages). */
+/* Report the real mappings over [addr, addr+size) (rounded out to model pages), unless that range
+ * was reported from the same view of /proc/self/smaps already. Queued: it goes with the next call. */
 int tce_report_memory(uint64_t addr, uint64_t size);
 /* Report the whole address space. */
 int tce_report_all_memory(void);
+/* The mappings may have changed (an interposed call changed them, or this is a new process):
+ * read smaps again before the next report, and report it whole. */
+void tce_memory_changed(void);
 
 /* ---- proctext.c ---- */
 /* A real, readable fd holding the model's text of a /proc file. */

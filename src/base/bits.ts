@@ -59,3 +59,16 @@ export function minBig(a: bigint, b: bigint): bigint {
 export function maxBig(a: bigint, b: bigint): bigint {
   return a > b ? a : b;
 }
+
+/** Number(x >> BigInt(shift)), without a BigInt operation when x is in [0, 2^53). */
+export function shrToNum(x: bigint, shift: number): number {
+  // Number() rounds monotonically: a result in [0, 2^53) means x was exactly that.
+  const n = Number(x);
+  return n >= 0 && n <= Number.MAX_SAFE_INTEGER ? Math.floor(n / 2 ** shift) : Number(x >> BigInt(shift));
+}
+
+/** BigInt(n) << BigInt(shift) for an integer n ≥ 0, with one conversion when the result fits 2^53. */
+export function shlToBig(n: number, shift: number): bigint {
+  const v = n * 2 ** shift;
+  return v <= Number.MAX_SAFE_INTEGER ? BigInt(v) : BigInt(n) << BigInt(shift);
+}

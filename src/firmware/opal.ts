@@ -87,30 +87,37 @@ export class Opal {
   }
 
   /** OPAL_PCI_TCE_KILL (126). PHB3 has no OPAL kill; PHB4/5 turn page kills into PE kills (HW560152). */
-  pciTceKill(phbId: number, killType: number, pe: number, tceSize: number, dmaAddr: bigint, npages: number): number {
-    const args = [phbId, killType, pe, tceSize, dmaAddr, npages];
+  pciTceKill(phbId: number, killType: number, pe: number, tceSize: number, dmaAddr: bigint | number, npages: number): number {
+    const rc = this.tceKill(phbId, killType, pe, tceSize, dmaAddr);
+    // One call per map and unmap: its arguments are built only for a listener (the address as
+    // the u64 it is, whichever way the caller passed it).
+    if (this.log.listening) {
+      this.log.emit({ layer: 'firmware', kind: 'opal', call: 'pci_tce_kill', args: [phbId, killType, pe, tceSize, BigInt(dmaAddr), npages], rc });
+    } else this.log.tally('firmware', 'opal');
+    return rc;
+  }
+
+  private tceKill(phbId: number, killType: number, pe: number, tceSize: number, dmaAddr: bigint | number): number {
     const phb = this.phb(phbId);
-    if (!phb) return this.done('pci_tce_kill', args, OPAL_PARAMETER);
-    if (!phb.gen.killViaOpal) return this.done('pci_tce_kill', args, OPAL_UNSUPPORTED);
+    if (!phb) return OPAL_PARAMETER;
+    if (!phb.gen.killViaOpal) return OPAL_UNSUPPORTED;
     switch (killType) {
       case OPAL_PCI_TCE_KILL_PAGES: {
         const shift = Math.log2(tceSize);
-        if (!phb.gen.tceShifts.includes(shift) || dmaAddr % BigInt(tceSize) !== 0n || dmaAddr >> 60n !== 0n) {
-          return this.done('pci_tce_kill', args, OPAL_PARAMETER);
-        }
-        if (pe < 0 || pe >= phb.numPes) return this.done('pci_tce_kill', args, OPAL_PARAMETER);
+        if (!phb.gen.tceShifts.includes(shift) || !killAddrOk(dmaAddr, tceSize)) return OPAL_PARAMETER;
+        if (pe < 0 || pe >= phb.numPes) return OPAL_PARAMETER;
         phb.killPe(pe);
-        return this.done('pci_tce_kill', args, OPAL_SUCCESS);
+        return OPAL_SUCCESS;
       }
       case OPAL_PCI_TCE_KILL_PE:
-        if (pe < 0 || pe >= phb.numPes) return this.done('pci_tce_kill', args, OPAL_PARAMETER);
+        if (pe < 0 || pe >= phb.numPes) return OPAL_PARAMETER;
         phb.killPe(pe);
-        return this.done('pci_tce_kill', args, OPAL_SUCCESS);
+        return OPAL_SUCCESS;
       case OPAL_PCI_TCE_KILL_ALL:
         phb.killAll();
-        return this.done('pci_tce_kill', args, OPAL_SUCCESS);
+        return OPAL_SUCCESS;
       default:
-        return this.done('pci_tce_kill', args, OPAL_PARAMETER);
+        return OPAL_PARAMETER;
     }
   }
 
@@ -140,4 +147,10 @@ export class Opal {
     phb.freeze(pe, 'freeze set by OPAL_PCI_EEH_FREEZE_SET');
     return this.done('eeh_freeze_set', [phbId, pe], OPAL_SUCCESS);
   }
+}
+
+/** A page kill's address: aligned to the TCE size and below 2^60. */
+function killAddrOk(dmaAddr: bigint | number, tceSize: number): boolean {
+  if (typeof dmaAddr === 'number') return dmaAddr >= 0 && dmaAddr < 2 ** 60 && dmaAddr % tceSize === 0;
+  return dmaAddr % BigInt(tceSize) === 0n && dmaAddr >> 60n === 0n;
 }

@@ -25,9 +25,14 @@ export interface MemoryConfig {
   numaNodes?: number;
 }
 
+/** Entries of PhysMemory's cache of recently touched pages (a power of two). */
+const RECENT_PAGES = 16;
+
 export class PhysMemory {
   readonly pageShift: number;
   readonly pageSize: number;
+  /** pageSize - 1: the offset of an address in its page is `pa & pageMask` (pages are ≤ 2^30). */
+  private readonly pageMask: number;
   readonly maxPageOrder: number;
   readonly totalPages: number;
   readonly numaNodes: number;
@@ -42,6 +47,8 @@ export class PhysMemory {
   ) {
     this.pageShift = cfg.pageShift;
     this.pageSize = 2 ** cfg.pageShift;
+    if (cfg.pageShift > 30) throw new RangeError(`pageShift ${cfg.pageShift} is over the limit of 30`);
+    this.pageMask = this.pageSize - 1;
     this.maxPageOrder = cfg.maxPageOrder;
     this.totalPages = Math.floor(cfg.ramBytes / this.pageSize);
     this.numaNodes = cfg.numaNodes ?? 1;
@@ -126,14 +133,18 @@ export class PhysMemory {
     return this.allocated.values();
   }
 
-  /** The last page touched: table walks and TCE runs stay within one page most of the time. */
-  private lastPfn = -1;
-  private lastPage: Uint8Array | null = null;
-  private lastView: DataView | null = null;
+  /**
+   * Pages touched lately, direct-mapped by the low bits of the page frame: a table walk moves
+   * between directory and leaf pages (of the table and of its userspace view), and TCE runs stay
+   * within one page most of the time.
+   */
+  private readonly recentPfn = new Float64Array(RECENT_PAGES).fill(Number.NaN); // NaN: no page
+  private readonly recentPage: (Uint8Array | null)[] = new Array(RECENT_PAGES).fill(null);
 
   private page(pa: number, forWrite: boolean): Uint8Array | null {
     const pfn = Math.floor(pa / this.pageSize);
-    if (pfn === this.lastPfn && this.lastPage) return this.lastPage;
+    const slot = pfn & (RECENT_PAGES - 1);
+    if (this.recentPfn[slot] === pfn) return this.recentPage[slot]!;
     if (pfn < 0 || pfn >= this.totalPages) throw new RangeError(`physical address 0x${pa.toString(16)} beyond RAM`);
     let p = this.data.get(pfn);
     if (!p && forWrite) {
@@ -141,20 +152,32 @@ export class PhysMemory {
       this.data.set(pfn, p);
     }
     if (p) {
-      this.lastPfn = pfn;
-      this.lastPage = p;
-      this.lastView = new DataView(p.buffer, p.byteOffset, p.byteLength);
+      this.recentPfn[slot] = pfn;
+      this.recentPage[slot] = p;
     }
     return p ?? null;
+  }
+
+  /**
+   * The bytes of the page holding `pa` when it was ever written, else null (it reads as zeros).
+   * For runs of 8-byte entries within one page (TCE table levels): no lookup per entry.
+   */
+  pageData(pa: number): Uint8Array | null {
+    return this.page(pa, false);
+  }
+
+  /** The bytes of the page holding `pa`, allocated if it was never written. */
+  pageDataForWrite(pa: number): Uint8Array {
+    return this.page(pa, true)!;
   }
 
   /** Forget the last-page cache when a page's storage goes away. */
   private dropPage(pfn: number): void {
     this.data.delete(pfn);
-    if (pfn === this.lastPfn) {
-      this.lastPfn = -1;
-      this.lastPage = null;
-      this.lastView = null;
+    const slot = pfn & (RECENT_PAGES - 1);
+    if (this.recentPfn[slot] === pfn) {
+      this.recentPfn[slot] = Number.NaN;
+      this.recentPage[slot] = null;
     }
   }
 
@@ -188,21 +211,21 @@ export class PhysMemory {
 
   /** Big-endian 64-bit read. Values must stay below 2^53 (real addresses plus permission bits do). */
   readU64BE(pa: number): number {
-    if (!this.page(pa, false)) return 0;
-    const dv = this.lastView!;
-    const off = pa % this.pageSize;
-    return dv.getUint32(off, false) * 0x100000000 + dv.getUint32(off + 4, false);
+    const p = this.page(pa, false);
+    return p ? getU64BE(p, pa & this.pageMask) : 0;
   }
 
   writeU64BE(pa: number, value: number): void {
-    this.page(pa, true);
-    const dv = this.lastView!;
-    const off = pa % this.pageSize;
-    dv.setUint32(off, Math.floor(value / 0x100000000), false);
-    dv.setUint32(off + 4, value >>> 0, false);
+    setU64BE(this.page(pa, true)!, pa & this.pageMask, value);
   }
 
   read(pa: number, len: number): Uint8Array {
+    const off = pa & this.pageMask;
+    if (off + len <= this.pageSize) {
+      // Within one page: one copy, or zeros for a page never written.
+      const p = this.page(pa, false);
+      return p ? p.slice(off, off + len) : new Uint8Array(len);
+    }
     const out = new Uint8Array(len);
     let done = 0;
     while (done < len) {
@@ -240,6 +263,27 @@ export class PhysMemory {
       done += n;
     }
   }
+}
+
+/** The big-endian 64-bit value at byte `off` of `b` (below 2^53, as TCEs are). */
+export function getU64BE(b: Uint8Array, off: number): number {
+  const hi = ((b[off]! << 24) | (b[off + 1]! << 16) | (b[off + 2]! << 8) | b[off + 3]!) >>> 0;
+  const lo = ((b[off + 4]! << 24) | (b[off + 5]! << 16) | (b[off + 6]! << 8) | b[off + 7]!) >>> 0;
+  return hi * 0x100000000 + lo;
+}
+
+/** Store `value` (below 2^53) big-endian at byte `off` of `b`. */
+export function setU64BE(b: Uint8Array, off: number, value: number): void {
+  const hi = Math.floor(value / 0x100000000);
+  const lo = value >>> 0;
+  b[off] = hi >>> 24;
+  b[off + 1] = hi >>> 16;
+  b[off + 2] = hi >>> 8;
+  b[off + 3] = hi;
+  b[off + 4] = lo >>> 24;
+  b[off + 5] = lo >>> 16;
+  b[off + 6] = lo >>> 8;
+  b[off + 7] = lo;
 }
 
 function minOf(s: Set<number>): number {

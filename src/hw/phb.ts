@@ -6,7 +6,7 @@
  */
 import type { EventLog } from '../base/events.js';
 import type { PhysMemory } from './memory.js';
-import { TCE_PCI_READ, TCE_PCI_WRITE, tceAddr, tcePerm } from './tce.js';
+import { TCE_PCI_READ, TCE_PCI_WRITE, tcePerm } from './tce.js';
 
 export type PhbModel = 'PHB3' | 'PHB4' | 'PHB5';
 
@@ -38,14 +38,27 @@ export const PHB_GENERATIONS: Record<PhbModel, PhbGeneration> = {
 /** Bit 59 of a bus address selects TVE#1 of the PE. */
 export const TVE1_SELECT_BIT = 59n;
 const NO_TRANSLATE_MASK = 0x0003_ffff_ffff_ffffn;
-const LOW_53 = (1n << 53n) - 1n;
 
 /** What a translated TVE decodes, in numbers: IOMMU page size, entries per level, pages reached. */
 interface TveGeometry {
   pageSize: number;
   entries: number;
   span: number;
+  /** The decoded page index fits a number (span × page size ≤ 2^53). */
+  numeric: boolean;
+  /** entries^level for each level, the divisor of the page index that picks that level's slot. */
+  levelDiv: number[];
 }
+
+/** walk() results that are no TCE (a TCE is ≥ 0). */
+const WALK_OUTSIDE_RAM = -1;
+const WALK_INVALID_INDIRECT = -2;
+const WALK_BAD_LEVELS = -3;
+const WALK_REASONS: Record<number, string> = {
+  [WALK_OUTSIDE_RAM]: 'TCE table read outside RAM',
+  [WALK_INVALID_INDIRECT]: 'invalid indirect TCE',
+  [WALK_BAD_LEVELS]: 'invalid TVE levels',
+};
 
 export type Tve = { kind: 'xlate'; tableAddr: number; levels: number; levelBytes: number; pageShift: number } | { kind: 'bypass'; start: bigint; end: bigint };
 
@@ -109,7 +122,9 @@ export class Phb {
     this.tvt[index] = tve;
     if (tve?.kind === 'xlate') {
       const entries = tve.levelBytes / 8;
-      this.geometry[index] = { pageSize: 2 ** tve.pageShift, entries, span: entries ** tve.levels };
+      const span = entries ** tve.levels;
+      const levelDiv = Array.from({ length: tve.levels }, (_, lev) => entries ** lev);
+      this.geometry[index] = { pageSize: 2 ** tve.pageShift, entries, span, numeric: span * 2 ** tve.pageShift <= 2 ** 53, levelDiv };
     } else this.geometry[index] = null;
     this.log.emit({ layer: 'hw', kind: 'tve-write', phb: this.index, tve: index });
   }
@@ -121,10 +136,14 @@ export class Phb {
   }
 
   killPe(pe: number): void {
-    this.tceCache.delete(pe * 2);
-    this.tceCache.delete(pe * 2 + 1);
+    if (this.tceCache.size) {
+      this.tceCache.delete(pe * 2);
+      this.tceCache.delete(pe * 2 + 1);
+    }
     this.kills++;
-    this.log.emit({ layer: 'hw', kind: 'tce-kill', phb: this.index, scope: 'pe', pe });
+    // Every map and unmap kills: the event body is built only for a listener.
+    if (this.log.listening) this.log.emit({ layer: 'hw', kind: 'tce-kill', phb: this.index, scope: 'pe', pe });
+    else this.log.tally('hw', 'tce-kill');
   }
 
   /** Invalidate `npages` TCEs of `pageShift` starting at bus address `bus` for one PE. */
@@ -173,13 +192,20 @@ export class Phb {
    * Does not freeze.
    */
   translate(pe: number, bus: bigint, write: boolean, checkStale = true): { pa?: number; reason?: string; stale?: boolean; remain: number } {
-    if (bus >> 60n !== 0n) return { reason: 'address outside the DMA space', remain: 1 };
-    const sel = Number((bus >> TVE1_SELECT_BIT) & 1n);
+    // Bits 0..52 of the address (every bit a TVE decodes) and bit 59 (selects the TVE), as
+    // numbers: an address below 2^53 converts whole, others go by their two 32-bit halves.
+    let low = Number(bus);
+    let sel = 0;
+    // Number() rounds monotonically: a result in [0, 2^53) means the bigint was exactly that.
+    if (!(low >= 0 && low <= Number.MAX_SAFE_INTEGER)) {
+      const hi = Number(bus >> 32n);
+      if (hi < 0 || hi >= 0x1000_0000) return { reason: 'address outside the DMA space', remain: 1 };
+      sel = hi >= 0x800_0000 ? 1 : 0;
+      low = (hi % 0x20_0000) * 0x1_0000_0000 + Number(bus & 0xffff_ffffn);
+    }
     const tveIdx = pe * 2 + sel;
     const tve = this.tvt[tveIdx];
     if (!tve) return { reason: `access to invalid TVE#${sel}`, remain: 1 };
-    // Bits 0..52 of the address: every bit a TVE decodes (bit 59 only selects the TVE).
-    const low = Number(bus & LOW_53);
     if (tve.kind === 'bypass') {
       const a = bus & NO_TRANSLATE_MASK;
       const remain = 4096 - (low % 4096);
@@ -189,21 +215,21 @@ export class Phb {
       return { pa, remain };
     }
     const g = this.geometry[tveIdx]!;
-    const offset = low % g.pageSize;
+    const pageNo = Math.floor(low / g.pageSize);
+    const offset = low - pageNo * g.pageSize;
     const remain = g.pageSize - offset;
     // A table reaching beyond 2^53 bytes of bus space decodes bits a number cannot hold.
-    const key = g.span * g.pageSize <= 2 ** 53 ? Math.floor(low / g.pageSize) % g.span : decodedIndex(tve, bus);
-    const cached = this.tceCacheEnabled ? this.tceCache.get(tveIdx)?.get(key) : undefined;
+    const key = g.numeric ? pageNo - Math.floor(pageNo / g.span) * g.span : decodedIndex(tve, bus);
+    const cached = this.tceCacheEnabled && this.tceCache.size ? this.tceCache.get(tveIdx)?.get(key) : undefined;
     let tce: number;
     let stale = false;
     if (cached !== undefined) {
       tce = cached;
       // The hardware never re-reads memory on a hit; the walk only tells whether it is stale.
-      if (checkStale) stale = this.walk(tve, key, g.entries).tce !== cached;
+      if (checkStale) stale = this.walk(tve, key, g) !== cached;
     } else {
-      const walked = this.walk(tve, key, g.entries);
-      if (walked.reason) return { reason: walked.reason, remain };
-      tce = walked.tce;
+      tce = this.walk(tve, key, g);
+      if (tce < 0) return { reason: WALK_REASONS[tce]!, remain };
     }
     const perm = tcePerm(tce);
     if (perm === 0) return { reason: 'TCE page fault (entry not valid)', remain, stale };
@@ -218,25 +244,29 @@ export class Phb {
       }
       c.set(key, tce);
     }
-    const page = tceAddr(tce);
-    const pa = page - (page % g.pageSize) + offset;
+    const pa = Math.floor(tce / g.pageSize) * g.pageSize + offset;
     if (!this.mem.isRam(pa)) return { reason: 'TCE points outside RAM', remain, stale };
     return { pa, remain, stale };
   }
 
-  /** The hardware walk: `levels` reads, each indirect entry must carry a permission bit. */
-  private walk(tve: Extract<Tve, { kind: 'xlate' }>, pageIdx: number, entries: number): { tce: number; reason?: string } {
+  /**
+   * The hardware walk: `levels` reads, each indirect entry must carry a permission bit. Returns
+   * the leaf TCE, or a WALK_ code (< 0).
+   */
+  private walk(tve: Extract<Tve, { kind: 'xlate' }>, pageIdx: number, g: TveGeometry): number {
     let base = tve.tableAddr;
+    const entries = g.entries;
     for (let lev = tve.levels - 1; lev >= 0; lev--) {
-      const slot = Math.floor(pageIdx / entries ** lev) % entries;
+      const q = Math.floor(pageIdx / g.levelDiv[lev]!);
+      const slot = q - Math.floor(q / entries) * entries;
       const ea = base + slot * 8;
-      if (!this.mem.isRam(ea)) return { tce: 0, reason: 'TCE table read outside RAM' };
+      if (!this.mem.isRam(ea)) return WALK_OUTSIDE_RAM;
       const tce = this.mem.readU64BE(ea);
-      if (lev === 0) return { tce };
-      if (tcePerm(tce) === 0) return { tce: 0, reason: 'invalid indirect TCE' };
-      base = tceAddr(tce) - (tceAddr(tce) % 4096);
+      if (lev === 0) return tce;
+      if (tcePerm(tce) === 0) return WALK_INVALID_INDIRECT;
+      base = Math.floor(tce / 4096) * 4096;
     }
-    return { tce: 0, reason: 'invalid TVE levels' };
+    return WALK_BAD_LEVELS;
   }
 
   /**
@@ -245,37 +275,57 @@ export class Phb {
    */
   dma(device: string, rid: number, bus: bigint, len: number, write: boolean, data?: Uint8Array): DmaResult {
     const pe = this.rtt.get(rid);
-    const fail = (reason: string, stale = false): DmaResult => {
-      this.log.emit({ layer: 'hw', kind: 'dma', device, bus, len, write, ok: false, reason, stale });
-      return { ok: false, reason };
-    };
-    if (pe === undefined) return fail('RID has no PE');
-    if (this.peState[pe]!.dmaFrozen) return fail(`PE#${pe.toString(16)} is frozen`);
-    const pieces: { pa: number; n: number; off: number }[] = [];
-    let done = 0;
-    let anyStale = false;
-    while (done < len) {
-      const a = bus + BigInt(done);
-      const t = this.translate(pe, a, write, this.log.listening);
-      if (t.stale) anyStale = true;
-      if (t.pa === undefined) {
-        this.freeze(pe, `${t.reason} at 0x${a.toString(16)}`);
-        return fail(t.reason!, anyStale);
-      }
-      const n = Math.min(len - done, t.remain);
-      pieces.push({ pa: t.pa, n, off: done });
-      done += n;
+    if (pe === undefined) return this.dmaFail(device, bus, len, write, 'RID has no PE', false);
+    if (this.peState[pe]!.dmaFrozen) return this.dmaFail(device, bus, len, write, `PE#${pe.toString(16)} is frozen`, false);
+    const listening = this.log.listening;
+    if (len <= 0) {
+      // Nothing to translate or move.
+      const none = write ? undefined : new Uint8Array(len);
+      if (listening) this.log.emit({ layer: 'hw', kind: 'dma', device, bus, len, write, ok: true, pa: 0, stale: false });
+      else this.log.tally('hw', 'dma');
+      return none ? { ok: true, data: none } : { ok: true };
     }
+    // The first IOMMU page; most DMAs end inside it.
+    const t = this.translate(pe, bus, write, listening);
+    if (t.pa === undefined) return this.dmaFault(pe, device, bus, len, write, t.reason!, bus, !!t.stale);
+    let anyStale = !!t.stale;
     let out: Uint8Array | undefined;
-    if (write) {
-      for (const p of pieces) this.mem.write(p.pa, data!.subarray(p.off, p.off + p.n));
+    if (t.remain >= len) {
+      if (write) this.mem.write(t.pa, data!.subarray(0, len));
+      else out = this.mem.read(t.pa, len);
     } else {
-      out = new Uint8Array(len);
-      for (const p of pieces) out.set(this.mem.read(p.pa, p.n), p.off);
+      const pieces: { pa: number; n: number; off: number }[] = [{ pa: t.pa, n: t.remain, off: 0 }];
+      let done = t.remain;
+      while (done < len) {
+        const a = bus + BigInt(done);
+        const u = this.translate(pe, a, write, listening);
+        if (u.stale) anyStale = true;
+        if (u.pa === undefined) return this.dmaFault(pe, device, bus, len, write, u.reason!, a, anyStale);
+        const n = Math.min(len - done, u.remain);
+        pieces.push({ pa: u.pa, n, off: done });
+        done += n;
+      }
+      if (write) {
+        for (const p of pieces) this.mem.write(p.pa, data!.subarray(p.off, p.off + p.n));
+      } else {
+        out = new Uint8Array(len);
+        for (const p of pieces) out.set(this.mem.read(p.pa, p.n), p.off);
+      }
     }
-    if (this.log.listening) this.log.emit({ layer: 'hw', kind: 'dma', device, bus, len, write, ok: true, pa: pieces[0]?.pa ?? 0, stale: anyStale });
+    if (listening) this.log.emit({ layer: 'hw', kind: 'dma', device, bus, len, write, ok: true, pa: t.pa, stale: anyStale });
     else this.log.tally('hw', 'dma');
     return out ? { ok: true, data: out } : { ok: true };
+  }
+
+  /** A DMA that failed translation at `at`: the PE freezes. */
+  private dmaFault(pe: number, device: string, bus: bigint, len: number, write: boolean, reason: string, at: bigint, stale: boolean): DmaResult {
+    this.freeze(pe, `${reason} at 0x${at.toString(16)}`);
+    return this.dmaFail(device, bus, len, write, reason, stale);
+  }
+
+  private dmaFail(device: string, bus: bigint, len: number, write: boolean, reason: string, stale: boolean): DmaResult {
+    this.log.emit({ layer: 'hw', kind: 'dma', device, bus, len, write, ok: false, reason, stale });
+    return { ok: false, reason };
   }
 }
 

@@ -13,13 +13,14 @@ export function makeTce(realAddr: number, pageShift: number, perm: number): numb
   return realAddr - (realAddr % page) + (perm & TCE_PERM_MASK);
 }
 
+/** The permission bits (TCEs are integers below 2^53: `&` sees their low 32 bits). */
 export function tcePerm(tce: number): number {
-  return tce % 4;
+  return tce & TCE_PERM_MASK;
 }
 
 /** The real address a TCE points at, its permission bits stripped. */
 export function tceAddr(tce: number): number {
-  return tce - (tce % 4);
+  return tce - (tce & TCE_PERM_MASK);
 }
 
 /** Kernel DMA directions (enum dma_data_direction). */

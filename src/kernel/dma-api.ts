@@ -10,11 +10,11 @@
  * of the failure paths are reported as 'printk' events, with %p values printed as model
  * identities ("tbl #3").
  */
-import { hex, ilog2n } from '../base/bits.js';
+import { hex, ilog2n, shlToBig, shrToNum } from '../base/bits.js';
 import { neg } from '../base/errno.js';
 import type { EventLog } from '../base/events.js';
 import { DMA_BIDIRECTIONAL, DMA_NONE, type DmaDirection } from '../hw/tce.js';
-import { iommuAlloc, iommuFree, iommuPageSize, iommuRangeAlloc } from './iommu.js';
+import { iommuAlloc, iommuAllocEntry, iommuFree, iommuFreeEntry, iommuPageSize, iommuRangeAlloc } from './iommu.js';
 import type { IommuTable } from './iommu-table.js';
 
 /** IOMAP_MAX_ORDER: iommu_alloc_coherent refuses get_order(size) at or above it. */
@@ -77,7 +77,9 @@ export interface CoherentPages {
 
 /** iommu_num_pages(addr, len, io_page_size): IOMMU pages touched by [addr, addr + len). */
 export function iommuNumPages(addr: number | bigint, len: number, ioPageSize: number): number {
-  const offset = typeof addr === 'bigint' ? Number(addr % BigInt(ioPageSize)) : addr % ioPageSize;
+  // Number() of a bigint in [0, 2^53) is exact (and only such a bigint converts into that range).
+  const n = typeof addr === 'bigint' ? Number(addr) : addr;
+  const offset = typeof addr === 'bigint' && !(n >= 0 && n <= Number.MAX_SAFE_INTEGER) ? Number(addr % BigInt(ioPageSize)) : n % ioPageSize;
   return Math.ceil((offset + len) / ioPageSize);
 }
 
@@ -94,13 +96,31 @@ export function getOrder(size: number, shift: number): number {
 
 /** dma_get_seg_boundary_nr_pages(dev, page_shift): the segment boundary in IOMMU pages. */
 export function dmaGetSegBoundaryNrPages(dev: DmaDevice, pageShift: number): number {
-  return Number(dev.segBoundaryMask >> BigInt(pageShift)) + 1;
+  return boundaryPages.of(dev.segBoundaryMask, pageShift) + 1;
 }
 
 /** The DMA mask in absolute entries (`mask >> it_page_shift`), exact for page shifts ≥ 12. */
 function maskEntries(dev: DmaDevice, tbl: IommuTable): number {
-  return Number(dev.dmaMask >> BigInt(tbl.itPageShift));
+  return maskPages.of(dev.dmaMask, tbl.itPageShift);
 }
+
+/** Number(mask >> shift) for the last mask and shift asked: every map asks for the same ones. */
+class ShiftedMask {
+  private mask = -1n;
+  private shift = -1;
+  private value = 0;
+
+  of(mask: bigint, shift: number): number {
+    if (mask !== this.mask || shift !== this.shift) {
+      this.mask = mask;
+      this.shift = shift;
+      this.value = Number(mask >> BigInt(shift));
+    }
+    return this.value;
+  }
+}
+const boundaryPages = new ShiftedMask();
+const maskPages = new ShiftedMask();
 
 /**
  * The align_order iommu_map_page and ppc_iommu_map_sg ask for: a mapping of at least a CPU page
@@ -124,8 +144,8 @@ function allocFailed(log: EventLog, dev: DmaDevice, tbl: IommuTable, pa: number,
 }
 
 /** iommu_free(): __iommu_free plus the lines iommu_free_check() prints for a range outside the window. */
-function iommuFreeLogged(log: EventLog, tbl: IommuTable, dma: bigint, npages: number): boolean {
-  if (iommuFree(tbl, dma, npages)) return true;
+function iommuFreeLogged(log: EventLog, tbl: IommuTable, dma: bigint, npages: number, entry = shrToNum(dma, tbl.itPageShift)): boolean {
+  if (iommuFreeEntry(tbl, entry, npages)) return true;
   printk(log, 'iommu_free: invalid entry');
   printk(log, `\tentry     = 0x${hex(dma >> BigInt(tbl.itPageShift))}`);
   printk(log, `\tdma_addr  = 0x${hex(dma)}`);
@@ -162,12 +182,15 @@ export function dmaMapPage(dev: DmaDevice, pa: number, size: number, dir: DmaDir
   const npages = iommuNumPages(pa, size, pageSize);
   const align = cpuPageAlignOrder(tbl, pa, size, kernelPageShift);
   const boundary = dmaGetSegBoundaryNrPages(dev, tbl.itPageShift);
-  const base = iommuAlloc(tbl, pa, npages, dir, maskEntries(dev, tbl), align, cpu, boundary);
-  if (base === null) {
+  const entry = iommuAllocEntry(tbl, pa, npages, dir, maskEntries(dev, tbl), align, cpu, boundary);
+  if (entry === -1) {
     allocFailed(log, dev, tbl, pa, npages);
     return null;
   }
-  const dma = base | BigInt(pa % pageSize);
+  // The entry's bus address | pa's offset in its IOMMU page, made a bigint once.
+  const busPage = entry * pageSize;
+  const off = pa % pageSize;
+  const dma = busPage + pageSize <= 2 ** 53 ? BigInt(busPage + off) : shlToBig(entry, tbl.itPageShift) | BigInt(off);
   emitMap(log, dev, dma, npages);
   return dma;
 }
@@ -181,8 +204,16 @@ export function dmaUnmapPage(dev: DmaDevice, dma: bigint, size: number, dir: Dma
   }
   const tbl = dev.table;
   if (!tbl) return;
-  const npages = iommuNumPages(dma, size, iommuPageSize(tbl));
-  if (iommuFreeLogged(log, tbl, dma, npages)) emitUnmap(log, dev, dma, npages);
+  const pageSize = iommuPageSize(tbl);
+  // One conversion of the bus address: exact when it is in [0, 2^53).
+  const n = Number(dma);
+  if (!(n >= 0 && n <= Number.MAX_SAFE_INTEGER)) {
+    const npages = iommuNumPages(dma, size, pageSize);
+    if (iommuFreeLogged(log, tbl, dma, npages)) emitUnmap(log, dev, dma, npages);
+    return;
+  }
+  const npages = iommuNumPages(n, size, pageSize);
+  if (iommuFreeLogged(log, tbl, dma, npages, Math.floor(n / pageSize))) emitUnmap(log, dev, dma, npages);
 }
 
 /**

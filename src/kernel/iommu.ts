@@ -6,7 +6,7 @@
  * *bitmap index* (pool bounds, hints, what iommu_range_alloc returns) is relative to it_offset.
  * The bitmap keeps the kernel's bit order: bit i is bit (i & 7) of byte (i >> 3).
  */
-import { GiB } from '../base/bits.js';
+import { GiB, shlToBig, shrToNum } from '../base/bits.js';
 import type { DmaDirection } from '../hw/tce.js';
 import type { IommuPool, IommuTable } from './iommu-table.js';
 
@@ -302,7 +302,11 @@ export function iommuRangeAlloc(
  * does nothing): returns false then, true otherwise. Bits that were not set are not checked.
  */
 export function iommuFree(tbl: IommuTable, dmaAddr: bigint, npages: number): boolean {
-  const entry = Number(dmaAddr >> BigInt(tbl.itPageShift));
+  return iommuFreeEntry(tbl, shrToNum(dmaAddr, tbl.itPageShift), npages);
+}
+
+/** __iommu_free() of the entries from `entry` (absolute, dma_addr >> it_page_shift). */
+export function iommuFreeEntry(tbl: IommuTable, entry: number, npages: number): boolean {
   const freeEntry = entry - tbl.itOffset;
   if (freeEntry + npages > tbl.itSize || entry < tbl.itOffset) return false;
   tbl.ops.clear(tbl, entry, npages);
@@ -325,13 +329,27 @@ export function iommuAlloc(
   cpu: number,
   boundaryPages: number,
 ): bigint | null {
+  const entry = iommuAllocEntry(tbl, pa, npages, dir, mask, alignOrder, cpu, boundaryPages);
+  return entry === -1 ? null : shlToBig(entry, tbl.itPageShift);
+}
+
+/** iommu_alloc() returning the first entry (absolute, it_offset included), or -1. */
+export function iommuAllocEntry(
+  tbl: IommuTable,
+  pa: number,
+  npages: number,
+  dir: DmaDirection,
+  mask: number,
+  alignOrder: number,
+  cpu: number,
+  boundaryPages: number,
+): number {
   const n = iommuRangeAlloc(tbl, npages, null, mask, alignOrder, cpu, boundaryPages);
-  if (n === -1) return null;
+  if (n === -1) return -1;
   const entry = n + tbl.itOffset;
-  const dma = BigInt(entry) << BigInt(tbl.itPageShift);
   if (tbl.ops.set(tbl, entry, npages, pa - (pa % iommuPageSize(tbl)), dir) !== 0) {
-    iommuFree(tbl, dma, npages);
-    return null;
+    iommuFree(tbl, shlToBig(entry, tbl.itPageShift), npages);
+    return -1;
   }
-  return dma;
+  return entry;
 }

@@ -27,6 +27,8 @@ export interface MmIommuContext {
   hugetlbUnpinnable: boolean;
 }
 
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
 function ffs(n: bigint): number {
   if (n === 0n) return 64;
   let i = 0;
@@ -112,15 +114,6 @@ export function mmIommuLookup(proc: Process, kernelPageShift: number, ua: bigint
   return null;
 }
 
-/** mm_iommu_ua_to_hpa(): physical address for a user address inside a region. */
-export function mmIommuUaToHpa(mem: MmIommuRegion, kernelPageShift: number, ua: bigint, pageshift: number): number | null {
-  const entry = Number((ua - mem.ua) >> BigInt(kernelPageShift));
-  if (entry >= mem.entries) return null;
-  if (pageshift > mem.pageshift) return null;
-  const off = Number(ua & ((1n << BigInt(kernelPageShift)) - 1n));
-  return mem.hpas[entry]! + off;
-}
-
 /** mm_iommu_mapped_inc(): fails (-ENXIO) once the region is being released. */
 export function mmIommuMappedInc(mem: MmIommuRegion): number {
   if (mem.mapped === 0) return -6;
@@ -131,4 +124,57 @@ export function mmIommuMappedInc(mem: MmIommuRegion): number {
 /** mm_iommu_mapped_dec(). */
 export function mmIommuMappedDec(mem: MmIommuRegion): void {
   if (mem.mapped > 1) mem.mapped--;
+}
+
+/**
+ * mm_iommu_lookup() + mm_iommu_ua_to_hpa() for the IOMMU pages of one run of user addresses,
+ * given as byte offsets from `ua0`. Regions never overlap (mm_iommu_new refuses that), so the
+ * region that held the last page is the only one that can hold the next page inside it; only a
+ * page outside it is looked up again.
+ */
+export class MmIommuRun {
+  private r: MmIommuRegion | null = null;
+  /** The offset of `ua0` inside `r`, and r's size in bytes. */
+  private at = 0;
+  private bytes = 0;
+  private readonly kpage: number;
+  /** ua0's offset in its kernel page. */
+  private readonly ua0Off: number;
+
+  constructor(
+    private readonly proc: Process,
+    private readonly kernelPageShift: number,
+    /** The IOMMU page size in bytes: a page must fit the region whole. */
+    private readonly size: number,
+    private readonly ua0: bigint,
+  ) {
+    this.kpage = 2 ** kernelPageShift;
+    this.ua0Off = ua0 >= 0n && ua0 <= SAFE ? Number(ua0) % this.kpage : Number(ua0 & BigInt(this.kpage - 1));
+  }
+
+  /** The region holding the page at ua0 + d, or null (mm_iommu_lookup). */
+  region(d: number): MmIommuRegion | null {
+    const o = this.at + d;
+    if (this.r && o >= 0 && o + this.size <= this.bytes) return this.r;
+    const ua = this.ua0 + BigInt(d);
+    const r = mmIommuLookup(this.proc, this.kernelPageShift, ua, BigInt(this.size));
+    this.r = r;
+    if (r) {
+      // ua0 - r.ua lies within 2^53 of the page's offset d, so it is exact as a number.
+      this.at = Number(this.ua0 - r.ua);
+      this.bytes = r.entries * this.kpage;
+    }
+    return r;
+  }
+
+  /**
+   * mm_iommu_ua_to_hpa() for the page at ua0 + d of the region region(d) returned: null when the
+   * IOMMU page is larger than the region's pages allow.
+   */
+  hpa(r: MmIommuRegion, d: number, pageshift: number): number | null {
+    if (pageshift > r.pageshift) return null;
+    const entry = Math.floor((this.at + d) / this.kpage);
+    const off = this.ua0Off + d;
+    return r.hpas[entry]! + (off - Math.floor(off / this.kpage) * this.kpage);
+  }
 }

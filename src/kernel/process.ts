@@ -46,6 +46,19 @@ export class Mm {
   findMapping(addr: bigint): Mapping | undefined {
     return this.mappings.find((m) => addr >= m.start && addr < m.end);
   }
+
+  /**
+   * findMapping(addr), and the lowest mapping start or end above addr (null: none): every
+   * address from addr up to it finds the same mapping.
+   */
+  findMappingUntil(addr: bigint): { m: Mapping | undefined; until: bigint | null } {
+    let until: bigint | null = null;
+    for (const m of this.mappings) {
+      if (m.start > addr && (until === null || m.start < until)) until = m.start;
+      if (m.end > addr && (until === null || m.end < until)) until = m.end;
+    }
+    return { m: this.findMapping(addr), until };
+  }
 }
 
 export class Process {

@@ -32,6 +32,10 @@ export const Op = {
   INSPECT: 15,
 } as const;
 
+/** Op number → name, for decoding and error messages. */
+const OP_NAMES: (string | undefined)[] = [];
+for (const [name, v] of Object.entries(Op)) OP_NAMES[v] = name;
+
 export const PROC_FILES = ['cpuinfo', 'meminfo', 'smaps_rollup', 'status'] as const;
 export type ProcFile = (typeof PROC_FILES)[number];
 
@@ -153,7 +157,7 @@ function decodeSegments(r: FieldReader, start: bigint, end: bigint): Segment[] {
 export function decodeRequest(frame: Buffer): Request {
   if (frame.length === 0) throw new ProtocolError('empty frame: expected an op byte');
   const op = frame.readUInt8(0);
-  const name = Object.entries(Op).find(([, v]) => v === op)?.[0];
+  const name = OP_NAMES[op];
   if (!name) throw new ProtocolError(`unknown op ${op} (expected 1 to ${Object.keys(Op).length})`);
   const r = new FieldReader(frame.subarray(1), name);
   let req: Request;

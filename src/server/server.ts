@@ -35,7 +35,9 @@ export class ModelServer {
     const frames = new FrameReader();
     this.sockets.add(sock);
     sock.on('data', (chunk) => {
-      for (const f of frames.push(chunk)) sock.write(session.answer(f));
+      // Frames that came together are answered together, in one write.
+      const answers = frames.push(chunk).map((f) => session.answer(f));
+      if (answers.length) sock.write(answers.length === 1 ? answers[0] : Buffer.concat(answers));
       if (frames.broken && !sock.writableEnded) {
         this.log(`connection ${id}: ${frames.broken}; closing it`);
         sock.end(encodeAnswer(-1, EPROTO, Buffer.from(frames.broken)));

@@ -3,6 +3,7 @@
  * state, window creation and removal, map/unmap through the platform's table ops, memory
  * preregistration and locked_vm accounting, with the real kernel's quirks (see kernel/quirks.ts).
  */
+import { shrToNum } from '../base/bits.js';
 import { errno } from '../base/errno.js';
 import type { EventLog } from '../base/events.js';
 import type { PhysMemory } from '../hw/memory.js';
@@ -13,14 +14,13 @@ import {
   type MmIommuContext,
   type MmIommuRegion,
   mmIommuGet,
-  mmIommuLookup,
   mmIommuMappedDec,
   mmIommuMappedInc,
   mmIommuNew,
   mmIommuPut,
-  mmIommuUaToHpa,
+  MmIommuRun,
 } from '../kernel/mm-iommu.js';
-import { accountLockedVm, type Mm, type Process, pinUserPages, unpinUserPage, vpnOfPhys } from '../kernel/process.js';
+import { accountLockedVm, type Mapping, type Mm, type Process, pinUserPages, unpinUserPage, vpnOfPhys } from '../kernel/process.js';
 import { kernelOops, type OopsSite } from '../kernel/oops.js';
 import type { KernelLog } from '../kernel/printk.js';
 import type { Quirks } from '../kernel/quirks.js';
@@ -54,6 +54,7 @@ const { EPERM, EINVAL, ENXIO, ENOTTY, EBUSY, ENODEV, EFAULT, ENOENT, ENOSPC } = 
 const IOMMU_PAGE_SHIFT_4K = 12;
 /** Where a store through a NULL userspace-view slot faults. */
 const OOPS_SITE: OopsSite = { fn: 'tce_iommu_ioctl', module: 'vfio_iommu_spapr_tce', address: 0, write: true };
+const TWO_POW_53 = 1n << 53n;
 
 export interface SpaprTceContext {
   mem: PhysMemory;
@@ -84,6 +85,11 @@ export class TceContainer {
 }
 
 const u64 = (n: bigint) => BigInt.asUintN(64, n);
+
+/** Is the address a multiple of `size` (a power of two)? Numbers when it fits one. */
+function aligned(a: bigint, size: number): boolean {
+  return a >= 0n && a <= TWO_POW_53 ? Number(a) % size === 0 : (a & BigInt(size - 1)) === 0n;
+}
 
 export class SpaprTceDriver {
   constructor(private readonly ctx: SpaprTceContext) {}
@@ -218,8 +224,9 @@ export class SpaprTceDriver {
     for (let i = 0; i < 2; i++) {
       const tbl = c.tables[i];
       if (!tbl) continue;
-      const entry = ioba >> BigInt(tbl.itPageShift);
-      if (BigInt(tbl.itOffset) <= entry && entry < BigInt(tbl.itOffset + tbl.itSize)) return { num: i, tbl };
+      // Page shifts are ≥ 12: the entry of a u64 address is below 2^52, exact as a number.
+      const entry = shrToNum(ioba, tbl.itPageShift);
+      if (tbl.itOffset <= entry && entry < tbl.itOffset + tbl.itSize) return { num: i, tbl };
     }
     return null;
   }
@@ -229,12 +236,11 @@ export class SpaprTceDriver {
    * aligned. Only the first page is checked unless the end-of-window quirk is fixed.
    */
   private paramCheck(tbl: IommuTable, ioba: bigint, gpa: bigint | null, npages: bigint): number {
-    const mask = BigInt(tbl.pageSize) - 1n;
-    const first = ioba >> BigInt(tbl.itPageShift);
-    const end = BigInt(tbl.itOffset + tbl.itSize);
-    const bad = (ioba & mask) !== 0n || first < BigInt(tbl.itOffset) || first + 1n > end || (gpa !== null && (gpa & mask) !== 0n);
+    const first = shrToNum(ioba, tbl.itPageShift);
+    const end = tbl.itOffset + tbl.itSize;
+    const bad = !aligned(ioba, tbl.pageSize) || first < tbl.itOffset || first + 1 > end || (gpa !== null && !aligned(gpa, tbl.pageSize));
     if (bad) return this.ctx.quirks['unaligned-iova-returns-1'] ? 1 : -EINVAL;
-    if (!this.ctx.quirks['no-end-of-window-check'] && first + npages > end) return -EINVAL;
+    if (!this.ctx.quirks['no-end-of-window-check'] && first + Number(npages) > end) return -EINVAL;
     return 0;
   }
 
@@ -282,64 +288,91 @@ export class SpaprTceDriver {
 
   // ---- map / unmap algorithms ----
 
-  private regionOf(c: TceContainer, ua: bigint, shift: number): { mem: MmIommuRegion; hpa: number } | null {
-    const mem = mmIommuLookup(c.owner!, this.pageShift, ua, 1n << BigInt(shift));
-    if (!mem) return null;
-    const hpa = mmIommuUaToHpa(mem, this.pageShift, ua, shift);
-    if (hpa === null) return null;
-    return { mem, hpa };
-  }
-
   /** tce_page_is_contained(): the backing page must be at least one IOMMU page. */
   private pageIsContained(c: TceContainer, ua: bigint, shift: number): boolean {
-    const m = c.mm!.findMapping(ua);
-    const backing = m?.kind === 'hugetlb' && m.hugePageShift ? m.hugePageShift : this.pageShift;
-    return backing >= shift;
+    return this.backingShift(c.mm!.findMapping(ua)) >= shift;
   }
 
-  /** tce_iommu_unuse_page_v2(). */
-  private unusePageV2(c: TceContainer, tbl: IommuTable, entry: number): void {
-    const pua = tbl.ops.useraddrptr!(tbl, entry, false);
+  private backingShift(m: Mapping | undefined): number {
+    return m?.kind === 'hugetlb' && m.hugePageShift ? m.hugePageShift : this.pageShift;
+  }
+
+  /**
+   * tce_iommu_unuse_page_v2(). `pua` is the entry's userspace-view slot when the caller already
+   * walked to it (undefined: walk here); `run` finds regions for user addresses taken as offsets
+   * from 0.
+   */
+  private unusePageV2(tbl: IommuTable, entry: number, run: MmIommuRun, pua?: number | null): void {
+    if (pua === undefined) pua = tbl.ops.useraddrptr!(tbl, entry, false);
     if (pua === null) return;
-    const ua = BigInt(this.ctx.mem.readU64BE(pua));
-    const r = this.regionOf(c, ua, tbl.itPageShift);
-    if (r) mmIommuMappedDec(r.mem);
+    const ua = this.ctx.mem.readU64BE(pua);
+    const r = run.region(ua);
+    if (r && run.hpa(r, ua, tbl.itPageShift) !== null) mmIommuMappedDec(r);
     this.ctx.mem.writeU64BE(pua, 0);
   }
 
-  /** tce_iommu_build_v2(). */
+  /** A run over user addresses read back from userspace-view slots (numbers, offsets from 0). */
+  private storedUaRun(c: TceContainer, tbl: IommuTable): MmIommuRun {
+    return new MmIommuRun(c.owner!, this.pageShift, tbl.pageSize, 0n);
+  }
+
+  /**
+   * tce_iommu_build_v2(). User addresses are kept as byte offsets from `tce`: the region and the
+   * mapping behind a page are looked up again only when a page leaves the last ones found.
+   */
   private buildV2(c: TceContainer, tbl: IommuTable, entry: number, tce: bigint, pages: number, dir: DmaDirection): number {
     let ret = 0;
     let i = 0;
-    const iomask = BigInt(tbl.pageSize) - 1n;
+    const step = tbl.pageSize;
+    const shift = tbl.itPageShift;
+    const regions = new MmIommuRun(c.owner!, this.pageShift, step, tce);
+    let stored: MmIommuRun | null = null; // only when an entry is replaced or a map fails
+    const mm = c.mm!;
+    // The mapping behind the page at offset d, valid while d < mappingUntil.
+    let mappingShift = 0;
+    let mappingUntil = -1;
+    // The user addresses stored in the userspace view, as numbers without a BigInt per page.
+    const tceNum = Number(tce);
+    const exact = tceNum + pages * step <= 2 ** 53 && tce <= TWO_POW_53;
     for (; i < pages; i++) {
+      const d = i * step;
       const pua = tbl.ops.useraddrptr!(tbl, entry + i, true);
-      const r = this.regionOf(c, tce, tbl.itPageShift);
-      if (!r) {
+      const r = regions.region(d);
+      const hpa = r ? regions.hpa(r, d, shift) : null;
+      if (!r || hpa === null) {
         ret = -EINVAL;
         break;
       }
-      if (!this.pageIsContained(c, tce, tbl.itPageShift)) {
+      if (d >= mappingUntil) {
+        const ua = tce + BigInt(d);
+        const f = mm.findMappingUntil(ua);
+        mappingShift = this.backingShift(f.m);
+        mappingUntil = f.until === null ? Number.POSITIVE_INFINITY : d + Number(f.until - ua);
+      }
+      if (mappingShift < shift) {
         ret = -EPERM;
         break;
       }
       // mm_iommu_ua_to_hpa() keeps the offset of an IOMMU page inside a larger kernel page.
-      if (mmIommuMappedInc(r.mem)) break;
-      const x = tbl.ops.xchgNoKill(tbl, entry + i, r.hpa, dir);
+      if (mmIommuMappedInc(r)) break;
+      const x = tbl.ops.xchgNoKill(tbl, entry + i, hpa, dir);
       if (x.ret) {
-        this.unusePageV2(c, tbl, entry + i);
+        stored ??= this.storedUaRun(c, tbl);
+        this.unusePageV2(tbl, entry + i, stored);
         ret = x.ret;
         break;
       }
-      if (x.dir !== DMA_NONE) this.unusePageV2(c, tbl, entry + i);
+      if (x.dir !== DMA_NONE) {
+        stored ??= this.storedUaRun(c, tbl);
+        this.unusePageV2(tbl, entry + i, stored);
+      }
       if (pua === null) {
         // *pua = cpu_to_be64(tce) through a table without a userspace view: the task dies here,
         // inside tce_iommu_ioctl (tce_iommu_build_v2 is inlined), with the TCE already written.
         kernelOops(this.ctx.klog, this.ctx.log, this.ctx.current(), OOPS_SITE, this.ctx.mem.pageSize);
         return 0;
       }
-      if (this.ctx.mem.isRam(pua)) this.ctx.mem.writeU64BE(pua, Number(tce));
-      tce += iomask + 1n;
+      if (this.ctx.mem.isRam(pua)) this.ctx.mem.writeU64BE(pua, exact ? tceNum + d : Number(tce + BigInt(d)));
     }
     if (ret) this.clear(c, tbl, entry, i);
     else tbl.ops.tceKill?.(tbl, entry, pages);
@@ -395,16 +428,19 @@ export class SpaprTceDriver {
       ? tbl.itLevelSize ** (tbl.itIndirectLevels + 1)
       : Math.floor((this.ctx.mem.ramBytes - tbl.itBase) / 8) - (entry - tbl.itOffset);
     const last = entry + Math.max(0, Math.min(pages, reach));
+    const stored = c.v2 ? this.storedUaRun(c, tbl) : null;
     for (; entry < last; entry++) {
+      let pua: number | null | undefined;
       if (tbl.itIndirectLevels && tbl.itUserspace !== null) {
-        if (tbl.ops.useraddrptr!(tbl, entry, false) === null) {
+        pua = tbl.ops.useraddrptr!(tbl, entry, false);
+        if (pua === null) {
           entry = alignUpToLast(entry, tbl.itLevelSize);
           continue;
         }
       }
       const x = tbl.ops.xchgNoKill(tbl, entry, 0, DMA_NONE);
       if (x.ret || x.dir === DMA_NONE) continue;
-      if (c.v2) this.unusePageV2(c, tbl, entry);
+      if (stored) this.unusePageV2(tbl, entry, stored, pua);
       else this.unusePage(c, x.hpa);
     }
     if (!this.ctx.quirks['missing-tce-kill']) tbl.ops.tceKill?.(tbl, first, pages);

@@ -49,7 +49,8 @@ function client(group: number, count: number): Client {
   const c: Client = {
     proc,
     out: '',
-    exit: new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal }))),
+    // 'close', not 'exit': a process can exit before its last output has been read from the pipe.
+    exit: new Promise((resolve) => proc.on('close', (code, signal) => resolve({ code, signal }))),
     saw: (text) =>
       new Promise((resolve, reject) => {
         const check = () => {

@@ -55,7 +55,7 @@ test('decoding names the field and the limit', () => {
   assert.throws(() => decodeRequest(Buffer.from([99])), /unknown op 99 \(expected 1 to 15\)/);
   assert.throws(
     () => decodeRequest(Buffer.from([Op.IOCTL, 3, 0, 0, 0, 0x64, 0x3b, 0, 0, 7])),
-    /IOCTL: field arg_kind is 7, expected 0 \(value\) or 1 \(bytes\)/,
+    /IOCTL: field arg_kind is 7, expected 0 \(value\), 1 \(bytes\) or 2 \(bytes and user memory\)/,
   );
   assert.throws(() => decodeRequest(Buffer.from([Op.EXIT, 0])), /EXIT: 1 bytes after the last field/);
 });

@@ -4,8 +4,8 @@
  * build/xchg/free/get operations.
  */
 import { ilog2 } from '../../base/bits.js';
-import type { PhysMemory } from '../../hw/memory.js';
-import { DMA_NONE, type DmaDirection, directionToPerm, TCE_PCI_READ, TCE_PCI_WRITE, tceAddr, tceDirection } from '../../hw/tce.js';
+import { getU64BE, type PhysMemory, setU64BE } from '../../hw/memory.js';
+import { DMA_NONE, type DmaDirection, directionToPerm, TCE_PCI_READ, TCE_PCI_WRITE, tceAddr, tceDirection, tcePerm } from '../../hw/tce.js';
 import type { KernelLog } from '../printk.js';
 import type { IommuTable, XchgResult } from '../iommu-table.js';
 
@@ -93,9 +93,12 @@ export function pnvTce(ctx: TceMemory, tbl: IommuTable, user: boolean, idx: numb
   let level = tbl.itIndirectLevels;
   const levelSize = tbl.itLevelSize;
   let rest = idx;
+  // Entries one slot of the current level covers: levelSize^level, divided down level by level.
+  let span = 1;
+  for (let l = 0; l < level; l++) span *= levelSize;
   while (level) {
-    const span = levelSize ** level;
-    const n = Math.floor(rest / span) % levelSize;
+    const q = Math.floor(rest / span);
+    const n = q - Math.floor(q / levelSize) * levelSize;
     const slot = base + n * 8;
     let tce = ctx.mem.readU64BE(slot);
     if (!tce) {
@@ -106,7 +109,8 @@ export function pnvTce(ctx: TceMemory, tbl: IommuTable, user: boolean, idx: numb
       ctx.mem.writeU64BE(slot, tce);
     }
     base = tceAddr(tce);
-    rest %= span;
+    rest -= q * span;
+    span /= levelSize;
     level--;
   }
   return base + rest * 8;
@@ -123,6 +127,29 @@ function writeTce(ctx: TceMemory, slot: number, value: number): void {
   ctx.mem.writeU64BE(slot, value);
 }
 
+/**
+ * Write `count` consecutive slots from `slot`: `first`, `first + step`, ... (writeTce for each,
+ * done a memory page at a time). Zeros into a page never written leave it unwritten: it reads
+ * as zeros already.
+ */
+function writeTces(ctx: TceMemory, slot: number, count: number, first: number, step: number): void {
+  const mem = ctx.mem;
+  let value = first;
+  for (let j = 0; j < count; ) {
+    const at = slot + j * 8;
+    const n = Math.min(count - j, (mem.pageSize - (at & (mem.pageSize - 1))) / 8);
+    if (mem.isRam(at)) {
+      const b = value === 0 && step === 0 ? mem.pageData(at) : mem.pageDataForWrite(at);
+      if (b) {
+        let off = at & (mem.pageSize - 1);
+        for (let k = 0; k < n; k++, off += 8, value += step) setU64BE(b, off, value);
+      }
+    }
+    j += n;
+    value = first + j * step;
+  }
+}
+
 /** pnv_tce_build(): writes npages TCEs; READ is added whenever WRITE is set. */
 export function pnvTceBuild(ctx: TceMemory, tbl: IommuTable, index: number, npages: number, pa: number, dir: DmaDirection): number {
   let perm = directionToPerm(dir);
@@ -134,7 +161,7 @@ export function pnvTceBuild(ctx: TceMemory, tbl: IommuTable, index: number, npag
     const idx = index - tbl.itOffset + i;
     const slot = pnvTce(ctx, tbl, false, idx, true);
     const run = tbl.itIndirectLevels ? Math.min(npages - i, tbl.itLevelSize - (idx % tbl.itLevelSize)) : npages - i;
-    if (slot !== null) for (let j = 0; j < run; j++) writeTce(ctx, slot + j * 8, (rpn + i + j) * pageSize + perm);
+    if (slot !== null) writeTces(ctx, slot, run, (rpn + i) * pageSize + perm, pageSize);
     i += run;
   }
   return 0;
@@ -142,7 +169,7 @@ export function pnvTceBuild(ctx: TceMemory, tbl: IommuTable, index: number, npag
 
 /** pnv_tce_xchg(): exchange one TCE, returning the old address and direction. */
 export function pnvTceXchg(ctx: TceMemory, tbl: IommuTable, index: number, hpa: number, dir: DmaDirection): XchgResult {
-  if (hpa % tbl.pageSize !== 0) throw new Error(`BUG: pnv_tce_xchg hpa 0x${hpa.toString(16)} not IOMMU-page aligned`);
+  if (hpa - Math.floor(hpa / tbl.pageSize) * tbl.pageSize !== 0) throw new Error(`BUG: pnv_tce_xchg hpa 0x${hpa.toString(16)} not IOMMU-page aligned`);
   const idx = index - tbl.itOffset;
   let slot: number | null = null;
   if (dir === DMA_NONE) {
@@ -154,7 +181,7 @@ export function pnvTceXchg(ctx: TceMemory, tbl: IommuTable, index: number, hpa: 
     if (slot === null) return { ret: -12, hpa: 0, dir: DMA_NONE };
   }
   let newTce = hpa + directionToPerm(dir);
-  if (newTce % 4 === TCE_PCI_WRITE) newTce += TCE_PCI_READ;
+  if (tcePerm(newTce) === TCE_PCI_WRITE) newTce += TCE_PCI_READ;
   const old = ctx.mem.isRam(slot) ? ctx.mem.readU64BE(slot) : 0;
   writeTce(ctx, slot, newTce);
   return { ret: 0, hpa: tceAddr(old), dir: tceDirection(old) };
@@ -177,7 +204,7 @@ export function pnvTceFree(ctx: TceMemory, tbl: IommuTable, index: number, npage
     }
     // The rest of this leaf is consecutive slots.
     const run = tbl.itIndirectLevels ? Math.min(npages - i, tbl.itLevelSize - (idx % tbl.itLevelSize)) : npages - i;
-    for (let j = 0; j < run; j++) writeTce(ctx, slot + j * 8, 0);
+    writeTces(ctx, slot, run, 0, 0);
     i += run - 1;
   }
 }
@@ -193,12 +220,19 @@ export function pnvTceGet(ctx: TceMemory, tbl: IommuTable, index: number): numbe
 export function pnvPciIoda2TableFreePages(ctx: TceMemory, tbl: IommuTable): void {
   if (!tbl.itSize) return;
   const size = tbl.itIndirectLevels ? tbl.itLevelSize : tbl.itSize;
+  const mem = ctx.mem;
   const doFree = (pa: number, levels: number) => {
     if (levels) {
-      for (let i = 0; i < size; i++) {
-        const e = ctx.mem.readU64BE(pa + i * 8);
-        if (!(e & (TCE_PCI_READ | TCE_PCI_WRITE))) continue;
-        doFree(tceAddr(e), levels - 1);
+      // A page of the level never written holds no entries: it is skipped whole.
+      for (let i = 0; i < size; ) {
+        const at = pa + i * 8;
+        const inPage = Math.min(size - i, (mem.pageSize - (at & (mem.pageSize - 1))) / 8);
+        const b = mem.pageData(at);
+        for (let k = 0, off = at & (mem.pageSize - 1); b && k < inPage; k++, off += 8) {
+          const e = getU64BE(b, off);
+          if (e & (TCE_PCI_READ | TCE_PCI_WRITE)) doFree(tceAddr(e), levels - 1);
+        }
+        i += inPage;
       }
     }
     freeLevel(ctx, tbl, pa);

@@ -3,7 +3,7 @@
  * through OPAL, the 64-bit bypass window, TCE invalidation, and the table-group ops VFIO uses
  * (create_table, set_window, unset_window, take/release_ownership, get_table_size).
  */
-import { rounddownPow2, roundupPow2 } from '../../base/bits.js';
+import { rounddownPow2, roundupPow2, shlToBig } from '../../base/bits.js';
 import type { EventLog } from '../../base/events.js';
 import { OPAL_PCI_TCE_KILL_PAGES, OPAL_PCI_TCE_KILL_PE, type Opal } from '../../firmware/opal.js';
 import type { PhysMemory } from '../../hw/memory.js';
@@ -79,9 +79,19 @@ export class PnvIoda2 implements TableGroupOps {
     for (const tg of tbl.groups) {
       const pe = tg as Pe;
       const shift = tbl.itPageShift;
-      const bus = BigInt(index) << BigInt(shift);
-      if (!pe.phb.hw.gen.killViaOpal) pe.phb.hw.killPages(pe.peNumber, shift, bus, npages);
-      else this.ctx.opal.pciTceKill(pe.phb.opalId, OPAL_PCI_TCE_KILL_PAGES, pe.peNumber, 2 ** shift, bus, npages);
+      if (!pe.phb.hw.gen.killViaOpal) pe.phb.hw.killPages(pe.peNumber, shift, shlToBig(index, shift), npages);
+      else {
+        // The bus address as a number when exact: OPAL makes it a bigint only for a listener.
+        const bus = index * 2 ** shift;
+        this.ctx.opal.pciTceKill(
+          pe.phb.opalId,
+          OPAL_PCI_TCE_KILL_PAGES,
+          pe.peNumber,
+          2 ** shift,
+          bus <= Number.MAX_SAFE_INTEGER ? bus : shlToBig(index, shift),
+          npages,
+        );
+      }
     }
   }
 

@@ -228,8 +228,12 @@ export function offsetofend<S extends StructName>(s: S, field: keyof (typeof str
 
 /** Read a field (little-endian) from a struct image; u64 fields come back as bigint. */
 export function getField(buf: Uint8Array, f: Field): bigint {
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  if (f.off + f.size > buf.length) return 0n;
+  return readField(new DataView(buf.buffer, buf.byteOffset, buf.byteLength), f);
+}
+
+/** A field of the image `dv` views; 0 when the image is too short to hold it. */
+function readField(dv: DataView, f: Field): bigint {
+  if (f.off + f.size > dv.byteLength) return 0n;
   switch (f.size) {
     case 1:
       return BigInt(dv.getUint8(f.off));
@@ -264,8 +268,20 @@ export function setField(buf: Uint8Array, f: Field, v: bigint | number): void {
 /** Decode every field of a struct image into a record of bigints. */
 export function decode<S extends StructName>(s: S, buf: Uint8Array): Record<keyof (typeof structs)[S]['fields'], bigint> {
   const out: Record<string, bigint> = {};
-  for (const [k, f] of Object.entries(structs[s].fields as Record<string, Field>)) out[k] = getField(buf, f);
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  for (const [k, f] of fieldList(s)) out[k] = readField(dv, f);
   return out as Record<keyof (typeof structs)[S]['fields'], bigint>;
+}
+
+/** Object.entries of a struct's fields, made once per struct. */
+const fieldLists = new Map<StructName, [string, Field][]>();
+function fieldList(s: StructName): [string, Field][] {
+  let l = fieldLists.get(s);
+  if (!l) {
+    l = Object.entries(structs[s].fields as Record<string, Field>);
+    fieldLists.set(s, l);
+  }
+  return l;
 }
 
 /** Encode a struct image from field values (unnamed fields zero). */

@@ -1,0 +1,54 @@
+/*
+ * The floor under B6 through the shim: round trips of one frame the size of a MAP_DMA request
+ * (u32 length + 48 bytes) against an echo server on a UNIX socket, one send and one recv each,
+ * as the shim does per call. Speaks the bench line protocol; work = round trips.
+ *
+ *   socket_echo_client SOCKET_PATH ROUND_TRIPS
+ */
+#include "common.h"
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define FRAME 52
+
+static int sock;
+static uint64_t trips;
+
+static struct run_result run(void *p)
+{
+	(void)p;
+	uint8_t buf[FRAME] = { 48 };
+	for (uint64_t i = 0; i < trips; i++) {
+		if (send(sock, buf, FRAME, 0) != FRAME) {
+			perror("send");
+			exit(1);
+		}
+		for (size_t got = 0; got < FRAME;) {
+			ssize_t r = recv(sock, buf + got, FRAME - got, 0);
+			if (r <= 0) {
+				perror("recv");
+				exit(1);
+			}
+			got += (size_t)r;
+		}
+	}
+	return (struct run_result){ (double)trips, (double)trips, 0 };
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 3) {
+		fprintf(stderr, "usage: %s SOCKET_PATH ROUND_TRIPS\n", argv[0]);
+		return 2;
+	}
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", argv[1]);
+	trips = strtoull(argv[2], NULL, 0);
+	sock = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (sock < 0 || connect(sock, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		perror("connect");
+		return 1;
+	}
+	return serve(run, NULL);
+}
