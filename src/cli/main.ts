@@ -18,14 +18,27 @@ import { machineReport } from '../scenario/report.js';
 import { serve } from './serve.js';
 import { exploreCommand } from './explore.js';
 import { runScenarioFile } from './run-scenario.js';
+import { viewCommand } from './view.js';
 
 const HELP = `tcelab — an executable model of the POWER (ppc64) IOMMU stack
 
 Usage:
-  tcelab run FILE.yaml [--quirk NAME]... [--fix NAME]... [--json]
+  tcelab run FILE.yaml [--quirk NAME]... [--fix NAME]... [--json] [--events OUT.jsonl]
       Run a scenario (see docs/scenarios.md): exit 0 when every expectation and invariant held,
       1 when one failed (with the step, the invariant and the events that led there), 2 on a
-      bad file.
+      bad file. --events saves the run's event log (every event, step and violation, and the
+      machine after each step) for tcelab view.
+
+  tcelab run FILE.yaml --view [--delay MS] [--host H] [--port P] [--quirk NAME]...
+      Run a scenario live in the browser: print the page's URL, take one step every MS
+      milliseconds (default 500) and keep serving until Ctrl-C.
+
+  tcelab view [FILE] [--host H] [--port P] [--quirk NAME]... [machine options] [--json]
+      Serve a web page of the machine (docs/view.md): topology, DMA windows, TCE tables and a
+      timeline to step through. FILE is a scenario (.yaml), a recording (.jsonl, replayed, with
+      the kernel's answers beside the model's) or an event log from run --events; without FILE
+      the default machine, idle. Listens on 127.0.0.1 and a free port unless told otherwise,
+      prints the URL (--json: as {"url":…}) and serves until Ctrl-C; exit 2 on a bad file.
 
   tcelab boot [machine options] [--json]
       Boot a machine and print what its kernel printed, then every PE with its windows.
@@ -141,6 +154,23 @@ function machineOptions(v: Record<string, unknown>): Partial<MachineOptions> {
   return o;
 }
 
+function viewOptions(v: Record<string, unknown>, live: boolean): Parameters<typeof viewCommand>[1] {
+  const port = Number(v.port ?? 0);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: expected an integer in 0..65535, got "${v.port}"`);
+  const delay = Number(v.delay ?? 500);
+  if (v.delay !== undefined && !live) throw new UsageError('--delay: only with run --view');
+  if (!Number.isInteger(delay) || delay < 0 || delay > 60_000) throw new UsageError(`--delay: expected milliseconds in 0..60000, got "${v.delay}"`);
+  const m = machineOptions(v);
+  return {
+    machine: { preset: 'powernv9', pageSize: '64k', ...m },
+    quirks: m.quirks ?? {},
+    host: String(v.host ?? '127.0.0.1'),
+    port,
+    liveDelayMs: live ? delay : null,
+    json: v.json === true,
+  };
+}
+
 function main(argv: string[]): number | Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -164,6 +194,11 @@ function main(argv: string[]): number | Promise<number> {
       seed: { type: 'string' },
       out: { type: 'string' },
       workers: { type: 'string' },
+      host: { type: 'string' },
+      port: { type: 'string' },
+      view: { type: 'boolean' },
+      events: { type: 'string' },
+      delay: { type: 'string' },
     },
   });
   const [cmd, ...rest] = positionals;
@@ -181,11 +216,17 @@ function main(argv: string[]): number | Promise<number> {
     case 'run': {
       if (values.topology !== undefined) throw new UsageError('run: the tour uses its own topology; use --topology with boot, serve or exec');
       if (rest.length > 1) throw new UsageError('run: give at most one scenario file');
-      if (rest.length === 1) return runScenarioFile(rest[0]!, machineOptions(values).quirks ?? {}, values.json === true);
+      if ((values.view || values.events !== undefined) && rest.length !== 1) throw new UsageError('run: --view and --events need a scenario file');
+      if (values.view && values.events !== undefined) throw new UsageError('run: give --view or --events, not both');
+      if (values.view) return viewCommand(rest[0], viewOptions(values, true));
+      if (rest.length === 1) return runScenarioFile(rest[0]!, machineOptions(values).quirks ?? {}, values.json === true, values.events);
       const t = runTour(machineOptions(values));
       process.stdout.write(values.json ? `${JSON.stringify(t, null, 2)}\n` : formatTour(t));
       return t.steps.every((s) => s.ok) ? 0 : 1;
     }
+    case 'view':
+      if (rest.length > 1) throw new UsageError('view: give at most one file');
+      return viewCommand(rest[0], viewOptions(values, false));
     case 'serve':
       if (!values.socket) throw new UsageError('serve: give --socket PATH');
       return serve(values.socket, machineOptions(values));

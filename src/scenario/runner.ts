@@ -54,12 +54,33 @@ export function describeEvent(e: TcelabEvent): string {
 }
 
 export function runScenario(sc: Scenario, overrides: Partial<Quirks> = {}, onStep?: (m: Machine) => void): RunResult {
+  const it = scenarioSteps(sc, overrides);
+  for (let r = it.next(); ; r = it.next()) {
+    if (r.done) return r.value;
+    if ('result' in r.value) onStep?.(r.value.machine);
+  }
+}
+
+/** One step done: its result, the invariant violations it revealed, the machine after it. */
+export interface StepDone {
+  index: number;
+  result: StepResult;
+  violations: RunResult['violations'];
+  machine: Machine;
+}
+
+/**
+ * The scenario one step at a time: yields the booted machine first, then after every step;
+ * returns the whole result. A viewer steps it, pauses it, or stops early.
+ */
+export function* scenarioSteps(sc: Scenario, overrides: Partial<Quirks> = {}): Generator<StepDone | { boot: Machine }, RunResult> {
   const m = new Machine({
     preset: sc.machine.preset,
     pageSize: sc.machine.pageSize,
     topology: sc.machine.topology,
     quirks: { ...sc.machine.quirks, ...overrides },
   });
+  yield { boot: m };
   const checker = new Checker(m);
   const procs = new Map<string, Process>();
   const fds = new Map<string, number>();
@@ -111,12 +132,13 @@ export function runScenario(sc: Scenario, overrides: Partial<Quirks> = {}, onSte
       for (const ev of x.events ?? []) if (!before.has(ev)) r.failures.push(`expected a ${ev} event, saw ${[...before].join(', ') || 'none'}`);
     }
     checker.checkState();
-    for (const v of checker.violations.slice(reported)) {
-      violations.push({ ...v, explanation: INVARIANTS[v.invariant], step: step.where, chain: checker.recent.map(describeEvent) });
-    }
+    const found = checker.violations
+      .slice(reported)
+      .map((v) => ({ ...v, explanation: INVARIANTS[v.invariant], step: step.where, chain: checker.recent.map(describeEvent) }));
+    violations.push(...found);
     reported = checker.violations.length;
     results.push(r);
-    onStep?.(m);
+    yield { index: results.length - 1, result: r, violations: found, machine: m };
   }
   return { scenario: sc.name, ok: results.every((s) => !s.failures.length) && !violations.length, steps: results, violations };
 
