@@ -79,6 +79,7 @@ export function* scenarioSteps(sc: Scenario, overrides: Partial<Quirks> = {}): G
     pageSize: sc.machine.pageSize,
     topology: sc.machine.topology,
     quirks: { ...sc.machine.quirks, ...overrides },
+    ...(sc.machine.ramBytes ? { ramBytes: sc.machine.ramBytes } : {}),
   });
   yield { boot: m };
   const checker = new Checker(m);

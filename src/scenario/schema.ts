@@ -31,7 +31,7 @@ export interface Step {
 
 export interface Scenario {
   name: string;
-  machine: { preset: PresetName; pageSize: '4k' | '64k'; topology: 'qemu' | 'tour'; quirks: Partial<Quirks> };
+  machine: { preset: PresetName; pageSize: '4k' | '64k'; topology: 'qemu' | 'tour'; quirks: Partial<Quirks>; ramBytes?: number };
   actors: Record<string, Actor>;
   steps: Step[];
 }
@@ -90,6 +90,13 @@ export function parseScenario(text: string, file: string): Scenario {
   const topology = mj.topology ?? 'tour';
   if (topology !== 'qemu' && topology !== 'tour')
     fail(get(['machine', 'topology']), `machine.topology: expected qemu or tour, got ${JSON.stringify(topology)}`);
+  let ramBytes: number | undefined;
+  if (mj.ram !== undefined) {
+    const m = /^(\d+)([MGT])$/.exec(String(mj.ram));
+    ramBytes = m ? Number(m[1]) * 2 ** { M: 20, G: 30, T: 40 }[m[2] as 'M' | 'G' | 'T'] : Number.NaN;
+    if (!(ramBytes >= 2 ** 30 && ramBytes <= 2 ** 40))
+      fail(get(['machine', 'ram']), `machine.ram: expected a size from 1G to 1T such as 2G or 512G, got ${JSON.stringify(mj.ram)}`);
+  }
   const quirks: Partial<Quirks> = {};
   for (const [q, v] of Object.entries((mj.quirks ?? {}) as Record<string, unknown>)) {
     if (!isQuirkName(q)) fail(get(['machine', 'quirks', q]), `machine.quirks: unknown quirk "${q}"`);
@@ -165,7 +172,7 @@ export function parseScenario(text: string, file: string): Scenario {
   });
   return {
     name: String(js.name ?? file),
-    machine: { preset: preset as PresetName, pageSize: pageSize as '4k' | '64k', topology: topology as 'qemu' | 'tour', quirks },
+    machine: { preset: preset as PresetName, pageSize: pageSize as '4k' | '64k', topology: topology as 'qemu' | 'tour', quirks, ...(ramBytes ? { ramBytes } : {}) },
     actors,
     steps,
   };

@@ -58,7 +58,7 @@ test('the tour: topology, both windows of a PE with their hex starts, stepping b
   const pe = page.locator('.pe-windows', { hasText: '0003:01:00.0' });
   const starts = await pe.locator('.window').evaluateAll((els) => els.map((e) => e.getAttribute('data-start')));
   assert.deepEqual(starts, ['0x0', '0x800000000000000']);
-  assert.match((await pe.locator('.window[data-num="0"]').textContent()) ?? '', /^#0 0x0 · 2 GiB · IOMMU page 64 KiB · 2 levels · \d+\/32768 TCEs/);
+  assert.match((await pe.locator('.window[data-num="0"]').textContent()) ?? '', /^#0 0x0 · 2 GiB · IOMMU page 64 KiB · 2 levels · 32768 TCEs, \d+ allocated by the DMA API/);
   assert.match((await pe.locator('.window[data-num="1"]').textContent()) ?? '', /0x800000000000000 .* bypass/);
   await page.screenshot({ path: join(SHOTS, 'view-windows.png'), fullPage: true });
 
@@ -66,7 +66,7 @@ test('the tour: topology, both windows of a PE with their hex starts, stepping b
   for (let i = 17; i > 0; i--) await page.click('#btn-back');
   await page.waitForSelector('body[data-step="0"]');
   assert.match((await stepLabel(page)) ?? '', /^step 0 \/ 17 · boot/);
-  const inUse = async () => Number(/ (\d+)\/32768 TCEs/.exec((await pe.locator('.window[data-num="0"]').textContent()) ?? '')?.[1]);
+  const inUse = async () => Number(/32768 TCEs, (\d+) allocated/.exec((await pe.locator('.window[data-num="0"]').textContent()) ?? '')?.[1]);
   const atBoot = await inUse();
   await page.click('#btn-fwd');
   await page.waitForSelector('body[data-step="1"]');

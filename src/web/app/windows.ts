@@ -25,7 +25,7 @@ const TICKS: [string, number][] = [
 function windowLabel(w: WindowReport): string {
   const len = BigInt(w.end) - BigInt(w.start) + 1n;
   if (w.kind === 'bypass') return `#${w.num} ${w.start} · ${size(len)} · bypass (no translation)`;
-  return `#${w.num} ${w.start} · ${size(len)} · IOMMU page ${size(w.pageSize ?? 0)} · ${w.levels} level${w.levels === 1 ? '' : 's'} · ${w.entriesInUse}/${w.entries} TCEs`;
+  return `#${w.num} ${w.start} · ${size(len)} · IOMMU page ${size(w.pageSize ?? 0)} · ${w.levels} level${w.levels === 1 ? '' : 's'} · ${w.entries} TCEs, ${w.entriesInUse} allocated by the DMA API`;
 }
 
 export function renderWindows(el: HTMLElement, r: MachineReport | null, openTable: (id: number) => void): void {
