@@ -49,6 +49,7 @@ test('the front end imports no model code', () => {
       if (relative(app, target).startsWith('..') && !(typesOnly && target === join(SRC, 'web/protocol.js'))) bad.push(`${relative(SRC, f)} imports ${m[2]}`);
     }
   }
-  for (const m of readFileSync(join(SRC, 'web/protocol.ts'), 'utf8').matchAll(/^(import|export) (?!type )(.*)$/gm)) if (/ from '/.test(m[0])) bad.push(`web/protocol.ts: ${m[0]}`);
+  for (const m of readFileSync(join(SRC, 'web/protocol.ts'), 'utf8').matchAll(/^(import|export) (?!type )(.*)$/gm))
+    if (/ from '/.test(m[0])) bad.push(`web/protocol.ts: ${m[0]}`);
   assert.deepEqual(bad, []);
 });

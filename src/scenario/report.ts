@@ -115,7 +115,11 @@ function topologyReport(m: Machine, ids: Map<VfioContainer, number>): TopologyRe
     chips: [
       {
         chip: 0,
-        phbs: m.phbs.map((p) => ({ index: p.index, model: preset.platform === 'pseries' ? 'spapr-pci-host-bridge' : p.gen.model, functions: functions.filter((f) => f.phb === p.index).map((f) => f.name) })),
+        phbs: m.phbs.map((p) => ({
+          index: p.index,
+          model: preset.platform === 'pseries' ? 'spapr-pci-host-bridge' : p.gen.model,
+          functions: functions.filter((f) => f.phb === p.index).map((f) => f.name),
+        })),
       },
     ],
     functions,

@@ -172,7 +172,13 @@ export function parseScenario(text: string, file: string): Scenario {
   });
   return {
     name: String(js.name ?? file),
-    machine: { preset: preset as PresetName, pageSize: pageSize as '4k' | '64k', topology: topology as 'qemu' | 'tour', quirks, ...(ramBytes ? { ramBytes } : {}) },
+    machine: {
+      preset: preset as PresetName,
+      pageSize: pageSize as '4k' | '64k',
+      topology: topology as 'qemu' | 'tour',
+      quirks,
+      ...(ramBytes ? { ramBytes } : {}),
+    },
     actors,
     steps,
   };

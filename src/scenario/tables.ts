@@ -97,8 +97,7 @@ export function tableReport(m: Machine, t: IommuTable, buckets = 1024): TableRep
   const bucketSize = Math.ceil(t.itSize / nb);
   const heat = new Array<number>(Math.ceil(t.itSize / bucketSize)).fill(0);
   const levels: LevelReport[] = [];
-  for (let l = 0; l <= t.itIndirectLevels; l++)
-    levels.push({ level: l, blocks: 0, maxBlocks: Math.ceil(t.itSize / size ** (l + 1)), valid: 0 });
+  for (let l = 0; l <= t.itIndirectLevels; l++) levels.push({ level: l, blocks: 0, maxBlocks: Math.ceil(t.itSize / size ** (l + 1)), valid: 0 });
   const walk = (base: number, lev: number, first: number) => {
     const L = levels[lev]!;
     L.blocks++;
@@ -153,7 +152,7 @@ export function tceEntries(m: Machine, t: IommuTable, from: number, count: numbe
     for (const c of caches) copy ??= c.entries?.get(slot);
     out.push({
       index: t.itOffset + slot,
-      bus: hex((BigInt(t.itOffset + slot) << BigInt(t.itPageShift))),
+      bus: hex(BigInt(t.itOffset + slot) << BigInt(t.itPageShift)),
       tce: hex(tce),
       pa: hex(tceAddr(tce)),
       read: (tce & TCE_PCI_READ) !== 0,

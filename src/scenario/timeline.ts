@@ -66,8 +66,7 @@ export type EventLogLine =
 /** An event's fields as text, bigints in hex. */
 export function eventText(e: TcelabEvent): string {
   const { seq: _s, layer: _l, kind: _k, ...rest } = e as unknown as Record<string, unknown>;
-  const show = (v: unknown): string =>
-    typeof v === 'bigint' ? `0x${v.toString(16)}` : Array.isArray(v) ? `[${v.map(show).join(',')}]` : String(v);
+  const show = (v: unknown): string => (typeof v === 'bigint' ? `0x${v.toString(16)}` : Array.isArray(v) ? `[${v.map(show).join(',')}]` : String(v));
   return Object.entries(rest)
     .map(([k, v]) => `${k}=${show(v)}`)
     .join(' ');
@@ -92,7 +91,10 @@ export class TimelineRecorder {
   }
 
   /** Close a step: its events are those since the last one; violations get a check event each. */
-  endStep(s: { label: string; summary: string; failures: string[] }, found: { invariant: string; explanation: string; detail: string; eventSeq: number | null }[] = []): TimelineStep {
+  endStep(
+    s: { label: string; summary: string; failures: string[] },
+    found: { invariant: string; explanation: string; detail: string; eventSeq: number | null }[] = [],
+  ): TimelineStep {
     for (const v of found) {
       const cause = v.eventSeq === null ? null : (this.bySeq.get(v.eventSeq) ?? null);
       const i = this.events.length;
@@ -187,7 +189,10 @@ export function* recordScenario(sc: Scenario, quirks: Partial<Quirks>, rec: Time
 }
 
 /** A recording replayed record by record into `rec`: step 0 is the first boot, step k is record k-1. */
-export function* recordRecording(records: OracleRecord[], rec: TimelineRecorder): Generator<{ step: TimelineStep; machine: Machine | null; record: RecordDone | null }> {
+export function* recordRecording(
+  records: OracleRecord[],
+  rec: TimelineRecorder,
+): Generator<{ step: TimelineStep; machine: Machine | null; record: RecordDone | null }> {
   let stop = () => {};
   let checker: Checker | null = null;
   let reported = 0;

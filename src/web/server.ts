@@ -66,7 +66,8 @@ export function refusal(req: IncomingMessage, allowed: Set<string> | null): stri
 function intParam(u: URL, name: string, min: number, max: number): number {
   const v = u.searchParams.get(name);
   const n = Number(v);
-  if (v === null || !Number.isInteger(n) || n < min || n > max) throw new RangeError(`${name}: expected an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
+  if (v === null || !Number.isInteger(n) || n < min || n > max)
+    throw new RangeError(`${name}: expected an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
   return n;
 }
 
@@ -74,7 +75,7 @@ export function startViewServer(session: ViewSession, opts: ViewServerOptions): 
   const streams = new Set<ServerResponse>();
   let allowed: Set<string> | null = null;
 
-  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     const why = refusal(req, allowed);
     if (why) return json(res, 403, { error: why });
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: `${req.method}: the view only answers GET` });
@@ -128,7 +129,7 @@ export function startViewServer(session: ViewSession, opts: ViewServerOptions): 
   };
 
   /** Server-sent events: "hello" with the steps so far, then one "update" per step a live run takes. */
-  const stream = (res: ServerResponse): void => {
+  const stream = (res: ServerResponse) => {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
     const send = (event: string, data: unknown) => {
       if (!res.writableEnded && !res.destroyed) res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);

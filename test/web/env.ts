@@ -23,10 +23,10 @@ export interface View {
   stop(): Promise<void>;
 }
 
-/** Start `tcelab <args>` (view, or run --view), wait for the URL it prints. */
+/** Start `tcelab <args>` (view, or run --view) in the repository, wait for the URL it prints. */
 export function startView(args: string[]): Promise<View> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [CLI, ...args, '--port', '0', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [CLI, ...args, '--port', '0', '--json'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     proc.stderr!.on('data', (d) => (err += d));

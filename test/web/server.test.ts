@@ -137,12 +137,20 @@ test('run --events writes an event log that view reads back, state after every s
   const r = tcelab(['run', join(ROOT, 'examples/stale-table-pointer.yaml'), '--quirk', 'stale-table-pointer', '--events', out]);
   assert.equal(r.status, 1);
   assert.match(r.stdout, /invariant violated: device-table-pointer-current/);
-  const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const lines = readFileSync(out, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.deepEqual(lines[0], { format: 'tcelab-events', version: 1, source: join(ROOT, 'examples/stale-table-pointer.yaml'), kind: 'scenario' });
   assert.equal(lines.filter((l) => l.type === 'step').length, 14);
   assert.equal(lines.filter((l) => l.type === 'violation').length, 1);
   const v = await view(['view', out]);
-  const tl = JSON.parse((await fetchRaw(`${v.url}api/timeline`)).body) as { kind: string; tables: boolean; steps: unknown[]; violations: { invariant: string }[] };
+  const tl = JSON.parse((await fetchRaw(`${v.url}api/timeline`)).body) as {
+    kind: string;
+    tables: boolean;
+    steps: unknown[];
+    violations: { invariant: string }[];
+  };
   assert.equal(tl.kind, 'events');
   assert.equal(tl.tables, false);
   assert.equal(tl.steps.length, 14);
@@ -150,4 +158,30 @@ test('run --events writes an event log that view reads back, state after every s
   const st = JSON.parse((await fetchRaw(`${v.url}api/state?step=13`)).body) as { report: { topology: { functions: { name: string; tableFreed: boolean }[] } } };
   assert.equal(st.report.topology.functions.find((f) => f.name === '0002:02:00.0')!.tableFreed, true);
   assert.equal((await fetchRaw(`${v.url}api/table?step=13&id=1`)).status, 404);
+});
+
+test('the diff of a recording puts mismatched records first, kernel answer beside the model', async () => {
+  // A copy of a real recording in which one answer was changed: the model cannot match it.
+  const lines = readFileSync(join(ROOT, 'fixtures/oracle/p9-64k-edge.jsonl'), 'utf8').trim().split('\n');
+  const i = lines.length - 3;
+  const rec = JSON.parse(lines[i]!) as { seq: number; ret: number };
+  lines[i] = JSON.stringify({ ...rec, ret: rec.ret + 7 });
+  const file = join(dir, 'tampered.jsonl');
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  const v = await view(['view', file]);
+  const d = JSON.parse((await fetchRaw(`${v.url}api/diff`)).body) as {
+    records: number;
+    mismatched: number;
+    rows: { seq: number; kernel: { ret: number }; model: { ret: number } | null; mismatches: { field: string }[] }[];
+  };
+  assert.equal(d.records, lines.length);
+  assert.equal(d.mismatched, 1);
+  assert.equal(d.rows[0]!.seq, rec.seq);
+  assert.equal(d.rows[0]!.kernel.ret, rec.ret + 7);
+  assert.equal(d.rows[0]!.model!.ret, rec.ret);
+  assert.deepEqual(
+    d.rows[0]!.mismatches.map((m) => m.field),
+    ['ret'],
+  );
+  assert.ok(d.rows.slice(1).every((r) => r.mismatches.length === 0));
 });

@@ -46,7 +46,7 @@ async function tab(page: Page, name: string): Promise<void> {
 const stepLabel = (page: Page) => page.textContent('#step-label');
 
 test('the tour: topology, both windows of a PE with their hex starts, stepping back and forward', { skip }, async () => {
-  const page = await open(['view', join(ROOT, 'examples/tour.yaml')]);
+  const page = await open(['view', 'examples/tour.yaml']);
   assert.match((await stepLabel(page)) ?? '', /^step 17 \/ 17/);
   // Topology: the six PHBs of the POWER9 chip, the SAS function in its PE, owned by the kernel.
   assert.equal(await page.locator('.chip .phb').count(), 6);
@@ -58,7 +58,10 @@ test('the tour: topology, both windows of a PE with their hex starts, stepping b
   const pe = page.locator('.pe-windows', { hasText: '0003:01:00.0' });
   const starts = await pe.locator('.window').evaluateAll((els) => els.map((e) => e.getAttribute('data-start')));
   assert.deepEqual(starts, ['0x0', '0x800000000000000']);
-  assert.match((await pe.locator('.window[data-num="0"]').textContent()) ?? '', /^#0 0x0 · 2 GiB · IOMMU page 64 KiB · 2 levels · 32768 TCEs, \d+ allocated by the DMA API/);
+  assert.match(
+    (await pe.locator('.window[data-num="0"]').textContent()) ?? '',
+    /^#0 0x0 · 2 GiB · IOMMU page 64 KiB · 2 levels · 32768 TCEs, \d+ allocated by the DMA API/,
+  );
   assert.match((await pe.locator('.window[data-num="1"]').textContent()) ?? '', /0x800000000000000 .* bypass/);
   await page.screenshot({ path: join(SHOTS, 'view-windows.png'), fullPage: true });
 
@@ -93,7 +96,7 @@ test('the tour: topology, both windows of a PE with their hex starts, stepping b
 });
 
 test('the 2017 stale table pointer: the violation is marked on the timeline and links to its cause', { skip }, async () => {
-  const page = await open(['view', join(ROOT, 'examples/stale-table-pointer.yaml'), '--quirk', 'stale-table-pointer']);
+  const page = await open(['view', 'examples/stale-table-pointer.yaml', '--quirk', 'stale-table-pointer']);
   assert.equal(await page.locator('#strip .mark.violation').count(), 1);
   const marked = Number(await page.locator('#strip .mark.violation').getAttribute('data-step'));
   await tab(page, 'timeline');
@@ -106,7 +109,7 @@ test('the 2017 stale table pointer: the violation is marked on the timeline and 
   const focus = page.locator(`#events .ev.focus[data-i="${cause}"]`);
   await focus.waitFor();
   assert.match((await focus.textContent()) ?? '', /^#\d+(kernel|hw|firmware|vfio|uapi)\./);
-  assert.ok(Number(await page.getAttribute("body", "data-step")) <= marked);
+  assert.ok(Number(await page.getAttribute('body', 'data-step')) <= marked);
   await page.screenshot({ path: join(SHOTS, 'view-violation.png'), fullPage: true });
   await page.click(`#strip .mark[data-step="${marked}"]`);
   await page.waitForSelector(`body[data-step="${marked}"]`);
@@ -114,7 +117,9 @@ test('the 2017 stale table pointer: the violation is marked on the timeline and 
   assert.match((await page.locator('.function[data-name="0002:02:00.0"]').textContent()) ?? '', /stale table pointer/);
 });
 
-test('a recording: the conformance diff, record by record, mismatches first', { skip: skip || (!existsSync(RECORDING) && `skipped: no recording at ${RECORDING} (CI checks out ../shared beside the repo)`) }, async () => {
+test('a recording: the conformance diff, record by record, mismatches first', {
+  skip: skip || (!existsSync(RECORDING) && `skipped: no recording at ${RECORDING} (CI checks out ../shared beside the repo)`),
+}, async () => {
   const page = await open(['view', RECORDING]);
   await tab(page, 'diff');
   await page.waitForSelector('#diff-summary');

@@ -63,14 +63,18 @@ function renderHeader(): void {
   replace(
     strip,
     ...tl.steps.map((s) => {
-      const m = h('span', { class: `mark${bad.has(s.index) ? ' violation' : ''}${s.failures.length ? ' failed' : ''}${s.index === app.step ? ' current' : ''}`, 'data-step': s.index, title: `step ${s.index}: ${s.label}` });
+      const m = h('span', {
+        class: `mark${bad.has(s.index) ? ' violation' : ''}${s.failures.length ? ' failed' : ''}${s.index === app.step ? ' current' : ''}`,
+        'data-step': s.index,
+        title: `step ${s.index}: ${s.label}`,
+      });
       m.addEventListener('click', () => void go(s.index));
       return m;
     }),
   );
 }
 
-function render(): void {
+function render() {
   if (!app.tl) return;
   renderHeader();
   renderTabs();

@@ -30,7 +30,17 @@ function tceRows(entries: TceReport[]): HTMLTableElement {
   return h(
     'table',
     { class: 'grid', id: 'tces' },
-    h('tr', {}, h('th', {}, 'entry'), h('th', {}, 'bus address'), h('th', {}, 'TCE'), h('th', {}, 'real address'), h('th', {}, 'R'), h('th', {}, 'W'), h('th', {}, 'TCE cache')),
+    h(
+      'tr',
+      {},
+      h('th', {}, 'entry'),
+      h('th', {}, 'bus address'),
+      h('th', {}, 'TCE'),
+      h('th', {}, 'real address'),
+      h('th', {}, 'R'),
+      h('th', {}, 'W'),
+      h('th', {}, 'TCE cache'),
+    ),
     ...entries.map((e) =>
       h(
         'tr',
@@ -52,12 +62,25 @@ export interface TablesState {
   from: number;
 }
 
-export async function renderTables(el: HTMLElement, r: MachineReport | null, step: number, st: TablesState, enabled: boolean, rerender: () => void): Promise<void> {
+export async function renderTables(
+  el: HTMLElement,
+  r: MachineReport | null,
+  step: number,
+  st: TablesState,
+  enabled: boolean,
+  rerender: () => void,
+): Promise<void> {
   if (!enabled) return replace(el, h('p', {}, 'An event log holds machine reports, not table contents: open the scenario itself to see tables.'));
   const windows = (r?.pes ?? []).flatMap((pe) => pe.windows.filter((w) => w.table !== undefined).map((w) => ({ pe, w })));
   if (!windows.length) return replace(el, h('p', {}, 'No TCE table at this step.'));
   if (st.table === null || !windows.some((x) => x.w.table === st.table)) st.table = windows[0]!.w.table!;
-  const select = h('select', { id: 'table-select' }, ...windows.map(({ pe, w }) => h('option', { value: w.table!, selected: w.table === st.table }, `PHB${pe.phb} PE#${pe.pe} window #${w.num} (iommu_table#${w.table})`)));
+  const select = h(
+    'select',
+    { id: 'table-select' },
+    ...windows.map(({ pe, w }) =>
+      h('option', { value: w.table!, selected: w.table === st.table }, `PHB${pe.phb} PE#${pe.pe} window #${w.num} (iommu_table#${w.table})`),
+    ),
+  );
   select.addEventListener('change', () => {
     st.table = Number(select.value);
     st.from = 0;

@@ -14,7 +14,15 @@ export interface TimelineFilter {
   text: string;
 }
 
-export function renderTimeline(el: HTMLElement, tl: TimelineResponse, step: number, f: TimelineFilter, go: (step: number, event?: number) => void, changed: () => void, focus: number | null): void {
+export function renderTimeline(
+  el: HTMLElement,
+  tl: TimelineResponse,
+  step: number,
+  f: TimelineFilter,
+  go: (step: number, event?: number) => void,
+  changed: () => void,
+  focus: number | null,
+): void {
   const boxes = LAYERS.map((l) => {
     const cb = h('input', { type: 'checkbox', 'data-layer': l, checked: f.layers.has(l) });
     cb.addEventListener('change', () => {
@@ -52,13 +60,26 @@ export function renderTimeline(el: HTMLElement, tl: TimelineResponse, step: numb
   const list = h('div', { id: 'events' });
   for (let s = lo; s <= hi; s++) {
     const st = tl.steps[s]!;
-    const head = h('div', { class: `step${s === step ? ' current' : ''}${st.failures.length ? ' failed' : ''}`, 'data-step': s }, h('b', {}, `step ${s}`), ` ${st.label}`, st.summary ? ` → ${st.summary}` : '', ...st.failures.map((x) => h('div', { class: 'bad' }, x)));
+    const head = h(
+      'div',
+      { class: `step${s === step ? ' current' : ''}${st.failures.length ? ' failed' : ''}`, 'data-step': s },
+      h('b', {}, `step ${s}`),
+      ` ${st.label}`,
+      st.summary ? ` → ${st.summary}` : '',
+      ...st.failures.map((x) => h('div', { class: 'bad' }, x)),
+    );
     head.addEventListener('click', () => go(s));
     list.append(head);
     for (let i = st.firstEvent; i < st.endEvent; i++) {
       const e = tl.events[i]!;
       if (!passes(e)) continue;
-      const row = h('div', { class: `ev layer-${e.layer}${e.layer === 'check' ? ' violation' : ''}${i === focus ? ' focus' : ''}`, 'data-i': i }, h('span', { class: 'idx' }, `#${i}`), h('span', { class: 'lk' }, `${e.layer}.${e.kind}`), ` ${e.text}`);
+      const row = h(
+        'div',
+        { class: `ev layer-${e.layer}${e.layer === 'check' ? ' violation' : ''}${i === focus ? ' focus' : ''}`, 'data-i': i },
+        h('span', { class: 'idx' }, `#${i}`),
+        h('span', { class: 'lk' }, `${e.layer}.${e.kind}`),
+        ` ${e.text}`,
+      );
       if (e.layer === 'check' && e.cause !== undefined && e.cause !== null) {
         const a = h('button', { class: 'link cause' }, `caused by #${e.cause}`);
         a.addEventListener('click', (ev) => {

@@ -21,7 +21,7 @@ function functionRow(f: FunctionReport, pe: PeReport | undefined): HTMLElement {
   );
 }
 
-export function renderTopology(el: HTMLElement, r: MachineReport | null): void {
+export function renderTopology(el: HTMLElement, r: MachineReport | null) {
   if (!r) return replace(el, h('p', {}, 'No machine state at this step.'));
   const t = r.topology;
   const chips = t.chips.map((c) =>
@@ -40,11 +40,20 @@ export function renderTopology(el: HTMLElement, r: MachineReport | null): void {
             h(
               'div',
               { class: `pe owner-${pe.owner}${pe.frozen ? ' frozen' : ''}`, 'data-pe': `${pe.phb}:${pe.pe}` },
-              h('div', { class: 'pe-head' }, h('b', {}, `PE#${pe.pe}`), ` group ${pe.group ?? '–'} · `, h('span', { class: 'owner' }, ownerText(pe)), pe.frozen ? h('strong', {}, ' FROZEN') : ''),
+              h(
+                'div',
+                { class: 'pe-head' },
+                h('b', {}, `PE#${pe.pe}`),
+                ` group ${pe.group ?? '–'} · `,
+                h('span', { class: 'owner' }, ownerText(pe)),
+                pe.frozen ? h('strong', {}, ' FROZEN') : '',
+              ),
               h('ul', {}, ...t.functions.filter((f) => pe.devices.includes(f.name)).map((f) => functionRow(f, pe))),
             ),
           ),
-          ...t.functions.filter((f) => f.phb === p.index && !r.pes.some((pe) => pe.phb === p.index && pe.devices.includes(f.name))).map((f) => h('ul', {}, functionRow(f, undefined))),
+          ...t.functions
+            .filter((f) => f.phb === p.index && !r.pes.some((pe) => pe.phb === p.index && pe.devices.includes(f.name)))
+            .map((f) => h('ul', {}, functionRow(f, undefined))),
         );
       }),
     ),
@@ -53,13 +62,31 @@ export function renderTopology(el: HTMLElement, r: MachineReport | null): void {
     'table',
     { class: 'grid', id: 'groups' },
     h('tr', {}, h('th', {}, 'IOMMU group'), h('th', {}, 'domain'), h('th', {}, 'container'), h('th', {}, 'functions')),
-    ...t.groups.map((g) => h('tr', {}, h('td', {}, String(g.id)), h('td', {}, g.domain), h('td', {}, g.container === null ? '–' : `#${g.container}`), h('td', {}, g.devices.join(', ')))),
+    ...t.groups.map((g) =>
+      h(
+        'tr',
+        {},
+        h('td', {}, String(g.id)),
+        h('td', {}, g.domain),
+        h('td', {}, g.container === null ? '–' : `#${g.container}`),
+        h('td', {}, g.devices.join(', ')),
+      ),
+    ),
   );
   const containers = t.containers.length
     ? h(
         'table',
         { class: 'grid', id: 'containers' },
-        h('tr', {}, h('th', {}, 'VFIO container'), h('th', {}, 'IOMMU'), h('th', {}, 'owner'), h('th', {}, 'groups'), h('th', {}, 'tables'), h('th', {}, 'locked pages')),
+        h(
+          'tr',
+          {},
+          h('th', {}, 'VFIO container'),
+          h('th', {}, 'IOMMU'),
+          h('th', {}, 'owner'),
+          h('th', {}, 'groups'),
+          h('th', {}, 'tables'),
+          h('th', {}, 'locked pages'),
+        ),
         ...t.containers.map((c) =>
           h(
             'tr',
@@ -74,5 +101,13 @@ export function renderTopology(el: HTMLElement, r: MachineReport | null): void {
         ),
       )
     : h('p', { class: 'muted' }, 'No VFIO container.');
-  replace(el, h('h2', {}, `Topology · ${r.machine}, ${r.pageSize / 1024}K pages, ${r.mmu} MMU`), ...chips, h('h3', {}, 'IOMMU groups'), groups, h('h3', {}, 'VFIO containers'), containers);
+  replace(
+    el,
+    h('h2', {}, `Topology · ${r.machine}, ${r.pageSize / 1024}K pages, ${r.mmu} MMU`),
+    ...chips,
+    h('h3', {}, 'IOMMU groups'),
+    groups,
+    h('h3', {}, 'VFIO containers'),
+    containers,
+  );
 }

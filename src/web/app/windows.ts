@@ -28,7 +28,7 @@ function windowLabel(w: WindowReport): string {
   return `#${w.num} ${w.start} · ${size(len)} · IOMMU page ${size(w.pageSize ?? 0)} · ${w.levels} level${w.levels === 1 ? '' : 's'} · ${w.entries} TCEs, ${w.entriesInUse} allocated by the DMA API`;
 }
 
-export function renderWindows(el: HTMLElement, r: MachineReport | null, openTable: (id: number) => void): void {
+export function renderWindows(el: HTMLElement, r: MachineReport | null, openTable: (id: number) => void) {
   if (!r) return replace(el, h('p', {}, 'No machine state at this step.'));
   const axis = h('div', { class: 'axis' }, ...TICKS.map(([t, b]) => h('span', { class: 'tick', style: `left:${(b / 64) * 100}%` }, t)));
   const rows = r.pes
