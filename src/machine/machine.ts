@@ -79,6 +79,7 @@ export class Machine {
   /** WARN_ON_ONCE sites that already fired this boot. */
   readonly warnedOnce = new Set<string>();
   private current: Process | null = null;
+  private nextTableId = 1;
 
   constructor(readonly opts: MachineOptions) {
     const preset = PRESETS[opts.preset];
@@ -105,6 +106,7 @@ export class Machine {
       bypassDisabled: false,
       staleTablePointer: this.quirks['stale-table-pointer'],
       busDevices: (pe) => this.busDevices(pe),
+      newTableId: () => this.nextTableId++,
     });
     if (preset.platform === 'pseries') {
       const name = opts.hypervisor ?? 'qemu-7.2';
@@ -118,6 +120,7 @@ export class Machine {
         log: this.log,
         quirks: this.quirks,
         memoryHotplugMax: BigInt(opts.maxmemBytes ?? 0),
+        newTableId: () => this.nextTableId++,
       });
       this.eeh.enabled = profile.eehForEmulated;
     }

@@ -32,6 +32,8 @@ export interface PseriesIommuContext {
   quirks: Quirks;
   /** ddw_memory_hotplug_max(): the top of hot-pluggable memory as the guest finds it. */
   memoryHotplugMax: bigint;
+  /** The machine's next iommu_table id. */
+  newTableId?: () => number;
 }
 
 /** order_base_2(): 0 for 0 and 1. */
@@ -52,7 +54,7 @@ export class PseriesIommu implements TableGroupOps {
 
   /** iommu_pseries_alloc_table() + iommu_table_setparms_common() + iommu_init_table(). */
   private newTable(liobn: number, start: bigint, size: bigint, pageShift: number): IommuTable {
-    const tbl = new IommuTable(this.tableOps);
+    const tbl = new IommuTable(this.tableOps, this.ctx.newTableId?.());
     tbl.itIndex = liobn;
     tbl.itPageShift = pageShift;
     tbl.itOffset = Number(start >> BigInt(pageShift));
