@@ -226,6 +226,8 @@ function main(argv: string[]): number | Promise<number> {
     }
     case 'view':
       if (rest.length > 1) throw new UsageError('view: give at most one file');
+      for (const k of ['machine', 'page-size', 'mmu', 'topology', 'ddw', 'maxmem', 'hypervisor'] as const)
+        if (rest.length && values[k] !== undefined) throw new UsageError(`view: --${k} is for the idle machine; a scenario or recording names its own machine`);
       return viewCommand(rest[0], viewOptions(values, false));
     case 'serve':
       if (!values.socket) throw new UsageError('serve: give --socket PATH');

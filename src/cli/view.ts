@@ -38,7 +38,13 @@ export async function viewCommand(file: string | undefined, o: ViewOptions): Pro
     }
   }
   if (o.liveDelayMs === null) session.runAll();
-  const srv = await startViewServer(session, { host: o.host, port: o.port });
+  let srv: Awaited<ReturnType<typeof startViewServer>>;
+  try {
+    srv = await startViewServer(session, { host: o.host, port: o.port });
+  } catch (e) {
+    process.stderr.write(`tcelab: view: cannot listen on ${o.host}:${o.port}: ${(e as Error).message}\n`);
+    return 1;
+  }
   const what = file ?? 'the default machine, idle';
   process.stdout.write(o.json ? `${JSON.stringify({ url: srv.url, source: what })}\n` : `tcelab view: ${what} at ${srv.url} (Ctrl-C to stop)\n`);
   if (o.liveDelayMs !== null) void session.runLive(o.liveDelayMs);

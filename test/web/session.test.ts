@@ -35,7 +35,9 @@ for (const quirk of [true, false]) {
   test(`the table view shows the TCE cache's copy of an unmapped entry as stale: missing-tce-kill ${quirk ? 'on' : 'off'}`, () => {
     const s = ViewSession.loadFile(join(EXAMPLES, 'missing-tce-kill.yaml'), { 'missing-tce-kill': quirk });
     s.runAll();
-    const unmap = s.rec.steps.findIndex((x) => x.label.endsWith('ioctl') && s.rec.events.slice(x.firstEvent, x.endEvent).some((e) => e.text.includes('VFIO_IOMMU_UNMAP_DMA')));
+    const unmap = s.rec.steps.findIndex(
+      (x) => x.label.endsWith('ioctl') && s.rec.events.slice(x.firstEvent, x.endEvent).some((e) => e.text.includes('VFIO_IOMMU_UNMAP_DMA')),
+    );
     assert.ok(unmap > 0);
     // Before the unmap: entry 0 valid, R/W, its cached copy current.
     const before = s.tces(unmap - 1, containerTable(s, unmap - 1), 0, 2) as TceReport[];
