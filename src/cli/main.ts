@@ -69,10 +69,12 @@ Usage:
       Keep one modelled machine (every endpoint bound to vfio-pci) and serve it to any number of
       VFIO programs running under the shim (docs/socket-protocol.md).
 
-  tcelab exec [machine options] [--socket PATH] -- PROG [ARGS...]
+  tcelab exec [machine options] [--socket PATH] [--view [--host H] [--port P]] -- PROG [ARGS...]
       Run an unmodified VFIO program against the model through the LD_PRELOAD shim: its
       /dev/vfio, /dev/kmsg, VmLck, page size, fork and exit go to the server at --socket if one
-      runs there, else to a private one. Exits with the program's status.
+      runs there, else to a private one. Exits with the program's status. --view serves the
+      page of the private machine as the program drives it (the URL goes to stderr), one step
+      per VFIO ioctl or system call, and keeps it up after the program exits until Ctrl-C.
 
 Machine options:
   --machine powernv8|powernv9|powernv10|pseries
@@ -234,6 +236,11 @@ function main(argv: string[]): number | Promise<number> {
       return serve(values.socket, machineOptions(values));
     case 'exec':
       if (!rest.length) throw new UsageError('exec: give the program to run after --');
+      if (!values.view && (values.host !== undefined || values.port !== undefined)) throw new UsageError('exec: --host and --port go with --view');
+      if (values.view) {
+        const v = viewOptions(values, false);
+        return exec(rest, machineOptions(values), values.socket, { host: v.host, port: v.port });
+      }
       return exec(rest, machineOptions(values), values.socket);
     case 'conformance': {
       if (values.compare) {

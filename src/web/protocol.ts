@@ -11,7 +11,7 @@ import type { TimelineEvent, TimelineStep, TimelineViolation } from '../scenario
 export type { ContainerReport, FunctionReport, GroupReport, MachineReport, PeReport, WindowReport } from '../scenario/report.js';
 export type { Answer, Mismatch, TableReport, TceReport, TimelineEvent, TimelineStep, TimelineViolation };
 
-export type SourceKind = 'idle' | 'scenario' | 'recording' | 'events';
+export type SourceKind = 'idle' | 'scenario' | 'recording' | 'events' | 'program';
 
 /** GET /api/timeline */
 export interface TimelineResponse {

@@ -5,6 +5,7 @@
  * continues the same run, moving back starts a fresh one.
  */
 import { readFileSync } from 'node:fs';
+import { Checker, INVARIANTS } from '../check/invariants.js';
 import { type OracleRecord, parseRecords } from '../conformance/records.js';
 import type { Quirks } from '../kernel/quirks.js';
 import { Machine, type MachineOptions } from '../machine/machine.js';
@@ -18,7 +19,11 @@ type Source =
   | { kind: 'idle'; options: MachineOptions }
   | { kind: 'scenario'; sc: Scenario; quirks: Partial<Quirks> }
   | { kind: 'recording'; records: OracleRecord[] }
-  | { kind: 'events'; states: (MachineReport | null)[] };
+  | { kind: 'events'; states: (MachineReport | null)[] }
+  | { kind: 'program'; machine: Machine; states: (MachineReport | null)[] };
+
+/** A watched program: the machine reports kept for its most recent steps. */
+const PROGRAM_STATES = 2000;
 
 type Run = Iterator<{ step: TimelineStep; machine: Machine | null }, unknown>;
 
@@ -42,7 +47,7 @@ export class ViewSession {
     private readonly source: Source,
     readonly file: string,
   ) {
-    this.main = source.kind === 'events' ? null : { run: this.fresh(this.rec), step: -1, machine: null };
+    this.main = source.kind === 'events' || source.kind === 'program' ? null : { run: this.fresh(this.rec), step: -1, machine: null };
   }
 
   /** The default machine, idle. */
@@ -66,6 +71,42 @@ export class ViewSession {
       return s;
     }
     return new ViewSession({ kind: 'recording', records: parseRecords(text, file) }, file);
+  }
+
+  /**
+   * Watch a machine a program drives (tcelab exec --view): every VFIO ioctl or system call ends a
+   * step, after which the invariants are checked and the machine's report kept. A program cannot
+   * be rerun, so only its current step has tables.
+   */
+  static watch(machine: Machine, label: string): ViewSession {
+    const states: (MachineReport | null)[] = [];
+    const s = new ViewSession({ kind: 'program', machine, states }, label);
+    s.rec.listen(machine.log);
+    const checker = new Checker(machine);
+    let reported = 0;
+    s.rec.endStep({ label: 'start', summary: `${machine.opts.preset}, every function bound to vfio-pci`, failures: [] });
+    states[0] = machineReport(machine);
+    machine.log.subscribe((e) => {
+      if (!((e.layer === 'vfio' && e.kind === 'ioctl') || (e.layer === 'uapi' && e.kind === 'syscall'))) return;
+      const firstEvent = s.rec.steps.at(-1)!.endEvent;
+      const firstViolation = s.rec.violations.length;
+      checker.checkState();
+      const found = checker.violations.slice(reported).map((v) => ({ ...v, explanation: INVARIANTS[v.invariant] }));
+      reported = checker.violations.length;
+      const label = e.kind === 'ioctl' ? `pid ${e.pid} ${e.request} on ${e.file}` : `pid ${e.pid} ${e.call}`;
+      const step = s.rec.endStep({ label, summary: e.ret < 0 || e.errno ? `ret ${e.ret} (errno ${e.errno})` : `ret ${e.ret}`, failures: [] }, found);
+      states[step.index] = machineReport(machine);
+      if (step.index >= PROGRAM_STATES) states[step.index - PROGRAM_STATES] = null;
+      s.emit({ step, events: s.rec.events.slice(firstEvent), violations: s.rec.violations.slice(firstViolation), done: false });
+    });
+    return s;
+  }
+
+  /** The watched program is over: the timeline is complete. */
+  finish(): void {
+    this.done = true;
+    const last = this.rec.steps.at(-1);
+    if (last) this.emit({ step: last, events: [], violations: [], done: true });
   }
 
   static loadFile(file: string, quirks: Partial<Quirks>): ViewSession {
@@ -161,6 +202,7 @@ export class ViewSession {
 
   /** The machine after `step`, rebuilt if need be; null for an event log or a step not run yet. */
   machineAt(step: number): Machine | null {
+    if (this.source.kind === 'program') return step === this.rec.steps.length - 1 ? this.source.machine : null;
     if (!this.main || step < 0 || step > this.main.step) return null;
     if (step === this.main.step) return this.main.machine;
     if (!this.view || this.view.step > step) this.view = { run: this.fresh(new TimelineRecorder()), step: -1, machine: null };
@@ -174,7 +216,7 @@ export class ViewSession {
   }
 
   state(step: number): MachineReport | null {
-    if (this.source.kind === 'events') return this.source.states[step] ?? null;
+    if (this.source.kind === 'events' || this.source.kind === 'program') return this.source.states[step] ?? null;
     const m = this.machineAt(step);
     return m ? machineReport(m) : null;
   }
@@ -183,7 +225,7 @@ export class ViewSession {
   table(step: number, id: number): TableReport | string {
     if (this.cache?.step === step && this.cache.table === id) return this.cache.report;
     const m = this.machineAt(step);
-    if (!m) return this.source.kind === 'events' ? 'an event log holds machine reports, not tables' : `step ${step} has not run`;
+    if (!m) return this.noTables(step);
     const t = findTable(m, id);
     if (!t) return `no iommu_table#${id} at step ${step}`;
     const report = tableReport(m, t);
@@ -191,9 +233,15 @@ export class ViewSession {
     return report;
   }
 
+  private noTables(step: number): string {
+    if (this.source.kind === 'events') return 'an event log holds machine reports, not tables';
+    if (this.source.kind === 'program') return `a running program cannot be rerun: tables exist for its current step (${this.rec.steps.length - 1}) only`;
+    return `step ${step} has not run`;
+  }
+
   tces(step: number, id: number, from: number, count: number): TceReport[] | string {
     const m = this.machineAt(step);
-    if (!m) return this.source.kind === 'events' ? 'an event log holds machine reports, not tables' : `step ${step} has not run`;
+    if (!m) return this.noTables(step);
     const t = findTable(m, id);
     if (!t) return `no iommu_table#${id} at step ${step}`;
     return tceEntries(m, t, from, count);

@@ -11,6 +11,11 @@ import { LAYERS, renderTimeline, type TimelineFilter } from './timeline.js';
 import { renderTopology } from './topology.js';
 import { renderWindows } from './windows.js';
 
+/** Marks on the step strip at most. */
+const MARKS = 1000;
+/** A live run redraws at most this often. */
+const FOLLOW_MS = 200;
+
 type Tab = 'topology' | 'windows' | 'tables' | 'timeline' | 'diff';
 
 const app = {
@@ -26,6 +31,8 @@ const app = {
   diff: null as DiffResponse | null,
   /** Bumped on every step change, so a slow answer for an old step is dropped. */
   generation: 0,
+  /** A redraw of a live run is due. */
+  followTimer: null as ReturnType<typeof setTimeout> | null,
 };
 
 function tabs(): Tab[] {
@@ -58,20 +65,21 @@ function renderHeader(): void {
   ($('btn-back') as HTMLButtonElement).disabled = app.want <= 0;
   ($('btn-fwd') as HTMLButtonElement).disabled = app.want >= last;
   $('status').textContent = tl.done ? '' : 'running…';
+  // One mark per step, or per run of steps when there are more than MARKS.
   const bad = new Set(tl.violations.map((v) => v.step));
-  const strip = $('strip');
-  replace(
-    strip,
-    ...tl.steps.map((s) => {
-      const m = h('span', {
-        class: `mark${bad.has(s.index) ? ' violation' : ''}${s.failures.length ? ' failed' : ''}${s.index === app.step ? ' current' : ''}`,
-        'data-step': s.index,
-        title: `step ${s.index}: ${s.label}`,
-      });
-      m.addEventListener('click', () => void go(s.index));
-      return m;
-    }),
-  );
+  const per = Math.ceil(tl.steps.length / MARKS);
+  const marks: HTMLElement[] = [];
+  for (let first = 0; first < tl.steps.length; first += per) {
+    const range = tl.steps.slice(first, first + per);
+    const violated = range.some((s) => bad.has(s.index));
+    const failed = range.some((s) => s.failures.length);
+    const current = app.step >= first && app.step < first + per;
+    const title = per === 1 ? `step ${first}: ${range[0]!.label}` : `steps ${first}–${first + range.length - 1}`;
+    const m = h('span', { class: `mark${violated ? ' violation' : ''}${failed ? ' failed' : ''}${current ? ' current' : ''}`, 'data-step': first, title });
+    m.addEventListener('click', () => void go(first));
+    marks.push(m);
+  }
+  replace($('strip'), ...marks);
 }
 
 function render() {
@@ -133,6 +141,16 @@ async function go(step: number, focus: number | null = null): Promise<void> {
 function applyUpdate(u: Update): void {
   const tl = app.tl;
   if (!tl) return;
+  if (u.step.index > tl.steps.length) {
+    // Steps taken between the timeline's fetch and the stream's start: fetch it again.
+    getJson<TimelineResponse>('/api/timeline')
+      .then((t) => {
+        app.tl = t;
+        renderHeader();
+      })
+      .catch(showError);
+    return;
+  }
   if (u.step.index === tl.steps.length) {
     tl.steps.push(u.step);
     tl.events.push(...u.events);
@@ -140,9 +158,14 @@ function applyUpdate(u: Update): void {
   }
   tl.done = u.done;
   app.diff = null;
-  // Follow a live run while the cursor sits on its last step.
-  if (app.step >= tl.steps.length - 2 || !app.report) void go(tl.steps.length - 1);
-  else renderHeader();
+  // Follow a live run while the cursor sits on its last step; redraw at most every FOLLOW_MS.
+  if (app.followTimer !== null) return;
+  const following = app.want >= tl.steps.length - 2 || !app.report;
+  app.followTimer = setTimeout(() => {
+    app.followTimer = null;
+    if (following) void go(tl.steps.length - 1);
+    else renderHeader();
+  }, FOLLOW_MS);
 }
 
 async function start(): Promise<void> {
