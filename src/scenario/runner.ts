@@ -42,15 +42,17 @@ const STRUCT_OF: Record<string, V.StructName> = {
 };
 const REQUEST = Object.fromEntries(Object.entries(V.VFIO_IOCTL_NAMES).map(([k, v]) => [v, Number(k)]));
 
-export function describeEvent(e: TcelabEvent): string {
-  const { seq, layer, kind, ...rest } = e as unknown as Record<string, unknown>;
-  const body = Object.entries(rest)
-    .map(
-      ([k, v]) =>
-        `${k}=${typeof v === 'bigint' ? `0x${v.toString(16)}` : Array.isArray(v) ? `[${v.map((x) => (typeof x === 'bigint' ? `0x${x.toString(16)}` : x)).join(',')}]` : v}`,
-    )
+/** An event's fields as text (`name=value`, bigints in hex). */
+export function eventText(e: TcelabEvent): string {
+  const { seq: _s, layer: _l, kind: _k, ...rest } = e as unknown as Record<string, unknown>;
+  const show = (v: unknown): string => (typeof v === 'bigint' ? `0x${v.toString(16)}` : Array.isArray(v) ? `[${v.map(show).join(',')}]` : String(v));
+  return Object.entries(rest)
+    .map(([k, v]) => `${k}=${show(v)}`)
     .join(' ');
-  return `#${seq} ${layer}.${kind} ${body}`;
+}
+
+export function describeEvent(e: TcelabEvent): string {
+  return `#${e.seq} ${e.layer}.${e.kind} ${eventText(e)}`;
 }
 
 export function runScenario(sc: Scenario, overrides: Partial<Quirks> = {}, onStep?: (m: Machine) => void): RunResult {

@@ -11,7 +11,7 @@ import { type RecordDone, replayRecords } from '../conformance/run.js';
 import type { Quirks } from '../kernel/quirks.js';
 import type { Machine } from '../machine/machine.js';
 import type { MachineReport } from './report.js';
-import { type RunResult, scenarioSteps } from './runner.js';
+import { eventText, type RunResult, scenarioSteps } from './runner.js';
 import type { Scenario } from './schema.js';
 
 export const EVENT_LOG_FORMAT = 'tcelab-events';
@@ -62,15 +62,6 @@ export type EventLogLine =
   | ({ type: 'event' } & TimelineEvent)
   | ({ type: 'step'; state: MachineReport | null } & TimelineStep)
   | ({ type: 'violation' } & TimelineViolation);
-
-/** An event's fields as text, bigints in hex. */
-export function eventText(e: TcelabEvent): string {
-  const { seq: _s, layer: _l, kind: _k, ...rest } = e as unknown as Record<string, unknown>;
-  const show = (v: unknown): string => (typeof v === 'bigint' ? `0x${v.toString(16)}` : Array.isArray(v) ? `[${v.map(show).join(',')}]` : String(v));
-  return Object.entries(rest)
-    .map(([k, v]) => `${k}=${show(v)}`)
-    .join(' ');
-}
 
 /** Collects a timeline as a run goes; `listen` attaches it to each machine's event log. */
 export class TimelineRecorder {
