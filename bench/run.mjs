@@ -4,13 +4,14 @@
 // same invocation, alternating runs; medians, the ratio model time / C time for the same work,
 // and peak RSS of each process. Progress goes to stderr, the table (or --json) to stdout.
 //
-//   node bench/run.mjs [--full] [--json] [--only B1,B3]
+//   node bench/run.mjs [--full] [--json] [--only B1,B3]   (B7: the view in Chromium)
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { lineProcess, median } from './proc.mjs';
 import { socketWorkload } from './socket.mjs';
+import { viewWorkload } from './view.mjs';
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 const args = process.argv.slice(2);
@@ -230,6 +231,10 @@ for (const w of chosen) {
 if (!only || only.includes('B6')) {
   say('bench: B6 MAP+UNMAP 1 page through the shim socket');
   workloads.push(await socketWorkload({ pairs: Q(5000, 10000), runs: Q(3, 5), say, buildDir: here('./build/') }));
+}
+if (!only || only.includes('B7')) {
+  say('bench: B7 tcelab view of a table with 2^24 valid TCEs, in Chromium');
+  workloads.push(await viewWorkload({ runs: Q(3, 5), say }));
 }
 say(`bench: done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 process.stdout.write(json ? `${JSON.stringify({ machine, workloads }, null, 2)}\n` : `${table(machine, workloads)}\n`);

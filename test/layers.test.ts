@@ -4,7 +4,7 @@ import { join, relative } from 'node:path';
 import { test } from 'node:test';
 
 /** Layers from the bottom up (docs/architecture.md). A module may import its own layer or lower ones. */
-const ORDER = ['base', 'hw', 'firmware', 'kernel', 'iommufd', 'vfio', 'uapi', 'machine', 'conformance', 'check', 'scenario', 'explore', 'server', 'cli'];
+const ORDER = ['base', 'hw', 'firmware', 'kernel', 'iommufd', 'vfio', 'uapi', 'machine', 'conformance', 'check', 'scenario', 'explore', 'server', 'web', 'cli'];
 const SRC = join(import.meta.dirname, '../../src');
 
 function layerOf(file: string): number {
@@ -35,5 +35,21 @@ test('imports only point down the layers', () => {
       if (to > from) bad.push(`${relative(SRC, f)} imports ${relative(SRC, target)}`);
     }
   }
+  assert.deepEqual(bad, []);
+});
+
+/** The page (src/web/app) runs in the browser: no model there, only its own modules and the server's protocol types. */
+test('the front end imports no model code', () => {
+  const app = join(SRC, 'web/app');
+  const bad: string[] = [];
+  for (const f of walk(app)) {
+    for (const m of readFileSync(f, 'utf8').matchAll(/^import (type )?[^;]*? from '([^']+)'/gms)) {
+      const target = join(f, '..', m[2]!);
+      const typesOnly = m[1] !== undefined;
+      if (relative(app, target).startsWith('..') && !(typesOnly && target === join(SRC, 'web/protocol.js'))) bad.push(`${relative(SRC, f)} imports ${m[2]}`);
+    }
+  }
+  for (const m of readFileSync(join(SRC, 'web/protocol.ts'), 'utf8').matchAll(/^(import|export) (?!type )(.*)$/gm))
+    if (/ from '/.test(m[0])) bad.push(`web/protocol.ts: ${m[0]}`);
   assert.deepEqual(bad, []);
 });

@@ -19,14 +19,27 @@ import { serve } from './serve.js';
 import type { ExploreTarget } from '../explore/generator.js';
 import { exploreCommand } from './explore.js';
 import { runScenarioFile } from './run-scenario.js';
+import { viewCommand } from './view.js';
 
 const HELP = `tcelab — an executable model of the POWER (ppc64) IOMMU stack
 
 Usage:
-  tcelab run FILE.yaml [--quirk NAME]... [--fix NAME]... [--iommufd ppc64|rfc-2026] [--json]
+  tcelab run FILE.yaml [--quirk NAME]... [--fix NAME]... [--iommufd ppc64|rfc-2026] [--json] [--events OUT.jsonl]
       Run a scenario (see docs/scenarios.md): exit 0 when every expectation and invariant held,
       1 when one failed (with the step, the invariant and the events that led there), 2 on a
-      bad file.
+      bad file. --events saves the run's event log (every event, step and violation, and the
+      machine after each step) for tcelab view.
+
+  tcelab run FILE.yaml --view [--delay MS] [--host H] [--port P] [--quirk NAME]...
+      Run a scenario live in the browser: print the page's URL, take one step every MS
+      milliseconds (default 500) and keep serving until Ctrl-C.
+
+  tcelab view [FILE] [--host H] [--port P] [--quirk NAME]... [machine options] [--json]
+      Serve a web page of the machine (docs/view.md): topology, DMA windows, TCE tables and a
+      timeline to step through. FILE is a scenario (.yaml), a recording (.jsonl, replayed, with
+      the kernel's answers beside the model's) or an event log from run --events; without FILE
+      the default machine, idle. Listens on 127.0.0.1 and a free port unless told otherwise,
+      prints the URL (--json: as {"url":…}) and serves until Ctrl-C; exit 2 on a bad file.
 
   tcelab boot [machine options] [--json]
       Boot a machine and print what its kernel printed, then every PE with its windows.
@@ -62,10 +75,12 @@ Usage:
       Keep one modelled machine (every endpoint bound to vfio-pci) and serve it to any number of
       VFIO programs running under the shim (docs/socket-protocol.md).
 
-  tcelab exec [machine options] [--socket PATH] -- PROG [ARGS...]
+  tcelab exec [machine options] [--socket PATH] [--view [--host H] [--port P]] -- PROG [ARGS...]
       Run an unmodified VFIO program against the model through the LD_PRELOAD shim: its
       /dev/vfio, /dev/kmsg, VmLck, page size, fork and exit go to the server at --socket if one
-      runs there, else to a private one. Exits with the program's status.
+      runs there, else to a private one. Exits with the program's status. --view serves the
+      page of the private machine as the program drives it (the URL goes to stderr), one step
+      per VFIO ioctl or system call, and keeps it up after the program exits until Ctrl-C.
 
 Machine options:
   --machine powernv8|powernv9|powernv10|pseries
@@ -176,6 +191,23 @@ function machineOptions(v: Record<string, unknown>): Partial<MachineOptions> {
   return o;
 }
 
+function viewOptions(v: Record<string, unknown>, live: boolean): Parameters<typeof viewCommand>[1] {
+  const port = Number(v.port ?? 0);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: expected an integer in 0..65535, got "${v.port}"`);
+  const delay = Number(v.delay ?? 500);
+  if (v.delay !== undefined && !live) throw new UsageError('--delay: only with run --view');
+  if (!Number.isInteger(delay) || delay < 0 || delay > 60_000) throw new UsageError(`--delay: expected milliseconds in 0..60000, got "${v.delay}"`);
+  const m = machineOptions(v);
+  return {
+    machine: { preset: 'powernv9', pageSize: '64k', ...m },
+    quirks: m.quirks ?? {},
+    host: String(v.host ?? '127.0.0.1'),
+    port,
+    liveDelayMs: live ? delay : null,
+    json: v.json === true,
+  };
+}
+
 function main(argv: string[]): number | Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -204,6 +236,11 @@ function main(argv: string[]): number | Promise<number> {
       'allow-unsafe-interrupts': { type: 'boolean' },
       'vfio-container': { type: 'string' },
       scenarios: { type: 'string' },
+      host: { type: 'string' },
+      port: { type: 'string' },
+      view: { type: 'boolean' },
+      events: { type: 'string' },
+      delay: { type: 'string' },
     },
   });
   const [cmd, ...rest] = positionals;
@@ -221,19 +258,32 @@ function main(argv: string[]): number | Promise<number> {
     case 'run': {
       if (values.topology !== undefined) throw new UsageError('run: the tour uses its own topology; use --topology with boot, serve or exec');
       if (rest.length > 1) throw new UsageError('run: give at most one scenario file');
+      if ((values.view || values.events !== undefined) && rest.length !== 1) throw new UsageError('run: --view and --events need a scenario file');
+      if (values.view && values.events !== undefined) throw new UsageError('run: give --view or --events, not both');
+      if (values.view) return viewCommand(rest[0], viewOptions(values, true));
       if (rest.length === 1) {
         const mo = machineOptions(values);
-        return runScenarioFile(rest[0]!, mo.quirks ?? {}, values.json === true, mo.iommufd);
+        return runScenarioFile(rest[0]!, mo.quirks ?? {}, values.json === true, values.events, mo.iommufd);
       }
       const t = runTour(machineOptions(values));
       process.stdout.write(values.json ? `${JSON.stringify(t, null, 2)}\n` : formatTour(t));
       return t.steps.every((s) => s.ok) ? 0 : 1;
     }
+    case 'view':
+      if (rest.length > 1) throw new UsageError('view: give at most one file');
+      for (const k of ['machine', 'page-size', 'mmu', 'topology', 'ddw', 'maxmem', 'hypervisor'] as const)
+        if (rest.length && values[k] !== undefined) throw new UsageError(`view: --${k} is for the idle machine; a scenario or recording names its own machine`);
+      return viewCommand(rest[0], viewOptions(values, false));
     case 'serve':
       if (!values.socket) throw new UsageError('serve: give --socket PATH');
       return serve(values.socket, machineOptions(values));
     case 'exec':
       if (!rest.length) throw new UsageError('exec: give the program to run after --');
+      if (!values.view && (values.host !== undefined || values.port !== undefined)) throw new UsageError('exec: --host and --port go with --view');
+      if (values.view) {
+        const v = viewOptions(values, false);
+        return exec(rest, machineOptions(values), values.socket, { host: v.host, port: v.port });
+      }
       return exec(rest, machineOptions(values), values.socket);
     case 'conformance': {
       if (values.compare) {

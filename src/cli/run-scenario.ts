@@ -1,10 +1,23 @@
 /** `tcelab run FILE`: load, validate and run a scenario, report and choose the exit code. */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { Quirks } from '../kernel/quirks.js';
-import { runScenario } from '../scenario/runner.js';
+import { type MachineReport, machineReport } from '../scenario/report.js';
+import { type RunResult, runScenario } from '../scenario/runner.js';
 import { parseScenario, type Scenario, ScenarioError } from '../scenario/schema.js';
+import { eventLogLines, recordScenario, TimelineRecorder } from '../scenario/timeline.js';
 
-export function runScenarioFile(file: string, quirks: Partial<Quirks>, json: boolean, iommufd?: 'ppc64' | 'rfc-2026'): number {
+/** Run a scenario recording its timeline, with the machine report after every step, into an event log. */
+function runRecorded(sc: Scenario, quirks: Partial<Quirks>, file: string, out: string, iommufd?: 'ppc64' | 'rfc-2026'): RunResult {
+  const rec = new TimelineRecorder();
+  const states: MachineReport[] = [];
+  const it = recordScenario(sc, quirks, rec, iommufd);
+  let r = it.next();
+  for (; !r.done; r = it.next()) states.push(machineReport(r.value.machine));
+  writeFileSync(out, `${eventLogLines({ source: file, kind: 'scenario' }, rec, states).join('\n')}\n`);
+  return r.value;
+}
+
+export function runScenarioFile(file: string, quirks: Partial<Quirks>, json: boolean, events?: string, iommufd?: 'ppc64' | 'rfc-2026'): number {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -20,7 +33,7 @@ export function runScenarioFile(file: string, quirks: Partial<Quirks>, json: boo
     process.stderr.write(`tcelab: ${e.message}\n`);
     return 2;
   }
-  const r = runScenario(sc, quirks, undefined, iommufd);
+  const r = events ? runRecorded(sc, quirks, file, events, iommufd) : runScenario(sc, quirks, undefined, iommufd);
   if (json) {
     process.stdout.write(`${JSON.stringify(r, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v), 2)}\n`);
     return r.ok ? 0 : 1;

@@ -1,9 +1,10 @@
 /** `tcelab conformance`: replay recordings through the model and count matching records. */
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { compareRecord, type Mismatch } from './compare.js';
-import { type OracleRecord, parseRecords, splitBoots } from './records.js';
+import type { Machine } from '../machine/machine.js';
+import { type Answer, compareRecord, type Mismatch } from './compare.js';
 import { iommufdMachineFor, isIommufdProgram } from './environment.js';
+import { type OracleRecord, parseRecords, splitBoots } from './records.js';
 import { OracleReplay } from './replay.js';
 import { DEVICE_FREE_SCENARIOS, IommufdReplay } from './replay-iommufd.js';
 
@@ -23,19 +24,54 @@ export interface ReplayOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-interface Replayer {
-  run(r: OracleRecord): ReturnType<OracleReplay['run']>;
-}
-
 export function replayFile(path: string, o: ReplayOptions = {}): FileResult {
-  const onProgress = o.onProgress;
   const all = parseRecords(readFileSync(path, 'utf8'), path);
   const records = o.scenarios ? all.filter((r) => o.scenarios!.has(r.scn) || r.scn === 'init') : all;
   const res: FileResult = { file: basename(path), records: records.length, matched: 0, mismatches: [], skipped: all.length - records.length };
   if (res.skipped) res.skipReason = 'not in --scenarios';
-  let done = 0;
-  // A boot that printed no init records ran the same init (device binding) and program as the
-  // boot before it.
+  for (const r of replayRecords(records)) {
+    if ('boot' in r) continue;
+    if ('skipped' in r) {
+      res.records--;
+      res.skipped++;
+      res.skipReason = r.skipped;
+    } else if (r.mismatches.length) res.mismatches.push(...r.mismatches);
+    else res.matched++;
+    o.onProgress?.(r.index + 1, records.length);
+  }
+  return res;
+}
+
+/** One record replayed: the model's answer (null when it could not run) and what differs. */
+export interface RecordDone {
+  index: number;
+  record: OracleRecord;
+  answer: Answer | null;
+  mismatches: Mismatch[];
+  /** The machine of the record's boot (null when it could not be built). */
+  machine: Machine | null;
+}
+
+/** A record that cannot be replayed on any modelled machine, and why. */
+export interface RecordSkipped {
+  index: number;
+  record: OracleRecord;
+  skipped: string;
+}
+
+interface Replayer {
+  readonly machine: Machine;
+  run(r: OracleRecord): Answer;
+}
+
+/**
+ * The records one at a time, each boot on a fresh machine (yielded as `{ boot }` before its first
+ * record). A boot that printed no init records ran the same init (device binding) and program as
+ * the boot before it. A recording of the IOMMUFD program replays through /dev/iommu; one from a
+ * machine tcelab does not model replays only its device-free records.
+ */
+export function* replayRecords(records: OracleRecord[]): Generator<RecordDone | RecordSkipped | { boot: Machine }> {
+  let index = 0;
   let init: OracleRecord[] = [];
   for (const boot of splitBoots(records)) {
     const own = boot.filter((r) => r.scn === 'init');
@@ -53,30 +89,27 @@ export function replayFile(path: string, o: ReplayOptions = {}): FileResult {
     } catch (e) {
       bootError = (e as Error).message;
     }
+    if (replay) yield { boot: replay.machine };
     for (const r of boot) {
       if (!replayable(r)) {
-        res.records--;
-        res.skipped++;
-        res.skipReason = `needs the recorded machine's devices (${r.qemu_machine} is not modelled)`;
-        onProgress?.(++done, records.length);
+        yield { index: index++, record: r, skipped: `needs the recorded machine's devices (${r.qemu_machine} is not modelled)` };
         continue;
       }
+      const fail = (model: string): Mismatch[] => [{ scn: r.scn, seq: r.seq, op: r.op, case: r.case, field: 'replay', kernel: 'answered', model }];
+      let answer: Answer | null = null;
       let ms: Mismatch[];
-      if (!replay) {
-        ms = [{ scn: r.scn, seq: r.seq, op: r.op, case: r.case, field: 'replay', kernel: 'answered', model: `no machine: ${bootError}` }];
-      } else {
+      if (!replay) ms = fail(`no machine: ${bootError}`);
+      else {
         try {
-          ms = compareRecord(r, replay.run(r));
+          answer = replay.run(r);
+          ms = compareRecord(r, answer);
         } catch (e) {
-          ms = [{ scn: r.scn, seq: r.seq, op: r.op, case: r.case, field: 'replay', kernel: 'answered', model: `cannot replay: ${(e as Error).message}` }];
+          ms = fail(`cannot replay: ${(e as Error).message}`);
         }
       }
-      if (ms.length) res.mismatches.push(...ms);
-      else res.matched++;
-      onProgress?.(++done, records.length);
+      yield { index: index++, record: r, answer, mismatches: ms, machine: replay?.machine ?? null };
     }
   }
-  return res;
 }
 
 export function formatMismatch(file: string, m: Mismatch): string {

@@ -161,6 +161,11 @@ export class Phb {
     this.log.emit({ layer: 'hw', kind: 'tce-kill', phb: this.index, scope: 'pages', pe });
   }
 
+  /** The cached leaf TCEs of one TVE (decoded page index → TCE), for reports; nothing is cached here. */
+  cachedEntries(tveIdx: number): ReadonlyMap<number, number> | undefined {
+    return this.tceCache.get(tveIdx);
+  }
+
   /** Number of cached translations (for reports and the checker). */
   get cachedTces(): number {
     let n = 0;

@@ -38,8 +38,11 @@ export interface IommuTableOps {
 let nextTableId = 1;
 
 export class IommuTable {
-  /** Identity for events and the checker (kernel pointers are compared by this). */
-  readonly id = nextTableId++;
+  /**
+   * Identity for events and the checker (kernel pointers are compared by this). A machine numbers
+   * its own tables from 1, so the same run gives the same ids; tables built alone share a counter.
+   */
+  readonly id: number;
   itSize = 0;
   itOffset = 0;
   private pageShift = 12;
@@ -70,7 +73,12 @@ export class IommuTable {
   refs = 1;
   freed = false;
 
-  constructor(readonly ops: IommuTableOps) {}
+  constructor(
+    readonly ops: IommuTableOps,
+    id?: number,
+  ) {
+    this.id = id ?? nextTableId++;
+  }
 
   get itPageShift(): number {
     return this.pageShift;

@@ -115,6 +115,7 @@ export class Machine {
   /** WARN_ON_ONCE sites that already fired this boot. */
   readonly warnedOnce = new Set<string>();
   private current: Process | null = null;
+  private nextTableId = 1;
 
   constructor(readonly opts: MachineOptions) {
     const preset = PRESETS[opts.preset];
@@ -141,6 +142,7 @@ export class Machine {
       bypassDisabled: false,
       staleTablePointer: this.quirks['stale-table-pointer'],
       busDevices: (pe) => this.busDevices(pe),
+      newTableId: () => this.nextTableId++,
     });
     if (preset.platform === 'pseries') {
       const name = opts.hypervisor ?? 'qemu-7.2';
@@ -156,6 +158,7 @@ export class Machine {
         quirks: this.quirks,
         memoryHotplugMax: BigInt(opts.maxmemBytes ?? 0),
         current: () => this.current!,
+        newTableId: () => this.nextTableId++,
       });
       this.eeh.enabled = profile.eehForEmulated;
     }

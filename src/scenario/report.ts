@@ -1,6 +1,10 @@
 /** A machine's state as a report: PEs, their windows and tables, allocator use, event counts. */
+import type { IommufdCtx } from '../iommufd/context.js';
+import type { IommuGroup } from '../kernel/iommu-group.js';
 import type { PseriesPe } from '../kernel/pseries/pe.js';
 import type { Machine } from '../machine/machine.js';
+import { PRESETS } from '../machine/presets.js';
+import type { VfioContainer } from '../vfio/container.js';
 
 export interface WindowReport {
   num: number;
@@ -12,6 +16,17 @@ export interface WindowReport {
   tableBytes?: number;
   entries?: number;
   entriesInUse?: number;
+  /** The iommu_table behind a PowerNV TCE window (its id), for the table view. */
+  table?: number;
+}
+
+export type PeOwner = 'kernel' | 'vfio' | 'iommufd' | 'blocked';
+
+/** Who owns a group's DMA: the kernel, a VFIO container, or an IOMMUFD user (attached or blocked). */
+function ownerOf(m: Machine, g: IommuGroup): PeOwner {
+  if (g.domain === 'platform') return 'kernel';
+  if (g.domain === 'paging') return 'iommufd';
+  return m.iommufd?.contexts.has(g.owner as IommufdCtx) ? 'blocked' : 'vfio';
 }
 
 export interface PeReport {
@@ -19,9 +34,55 @@ export interface PeReport {
   pe: string;
   devices: string[];
   group: number | null;
-  owner: 'kernel' | 'vfio';
+  /** kernel DMA, a VFIO container, an IOMMUFD paging domain, or blocked by an IOMMUFD user. */
+  owner: PeOwner;
+  /** The VFIO container holding the PE's group (numbered as in `topology.containers`). */
+  container: number | null;
   frozen: boolean;
   windows: WindowReport[];
+}
+
+export interface FunctionReport {
+  name: string;
+  model: string;
+  phb: number;
+  /** The PE the RTT maps the function to (hex), none once unplugged. */
+  pe: string | null;
+  group: number | null;
+  driver: 'kernel' | 'vfio-pci' | null;
+  bridge: boolean;
+  removed: boolean;
+  /** The kernel's table pointer (set_iommu_table_base) and whether that table was freed. */
+  table: number | null;
+  tableFreed: boolean;
+}
+
+export interface GroupReport {
+  id: number;
+  devices: string[];
+  /** platform = the kernel's DMA domain, blocked = claimed by a user, paging = an IOMMUFD domain. */
+  domain: 'platform' | 'blocked' | 'paging';
+  container: number | null;
+}
+
+export interface ContainerReport {
+  id: number;
+  groups: number[];
+  /** The IOMMU driver set by VFIO_SET_IOMMU, if any. */
+  iommu: 'spapr-tce-v1' | 'spapr-tce-v2' | null;
+  owner: { pid: number; comm: string } | null;
+  tables: number[];
+  lockedPages: number;
+}
+
+export interface TopologyReport {
+  platform: 'powernv' | 'pseries';
+  cpu: string;
+  /** The modelled machines have one chip (socket); every PHB hangs off it. */
+  chips: { chip: number; phbs: { index: number; model: string; functions: string[] }[] }[];
+  functions: FunctionReport[];
+  groups: GroupReport[];
+  containers: ContainerReport[];
 }
 
 export interface MachineReport {
@@ -29,12 +90,71 @@ export interface MachineReport {
   pageSize: number;
   mmu: string;
   ramBytes: number;
+  topology: TopologyReport;
   pes: PeReport[];
   events: Record<string, number>;
 }
 
+/** Containers numbered in the order their first group appears. */
+function containerIds(m: Machine): Map<VfioContainer, number> {
+  const ids = new Map<VfioContainer, number>();
+  for (const g of [...m.vfioGroups.values()].sort((a, b) => a.iommuGroup.id - b.iommuGroup.id))
+    if (g.container && !ids.has(g.container)) ids.set(g.container, ids.size + 1);
+  return ids;
+}
+
+function topologyReport(m: Machine, ids: Map<VfioContainer, number>): TopologyReport {
+  const preset = PRESETS[m.opts.preset];
+  const functions: FunctionReport[] = m.devices.map((d) => {
+    const pe = d.hw.phb.rtt.get(d.hw.rid);
+    return {
+      name: d.name,
+      model: d.hw.spec.model,
+      phb: d.hw.phb.index,
+      pe: pe === undefined ? null : pe.toString(16),
+      group: d.group,
+      driver: d.driver,
+      bridge: d.isBridge,
+      removed: d.removed,
+      table: d.table?.id ?? null,
+      tableFreed: d.table?.freed ?? false,
+    };
+  });
+  const groupOf = (id: number) => m.vfioGroups.get(id)?.container;
+  return {
+    platform: preset.platform,
+    cpu: preset.cpu,
+    chips: [
+      {
+        chip: 0,
+        phbs: m.phbs.map((p) => ({
+          index: p.index,
+          model: preset.platform === 'pseries' ? 'spapr-pci-host-bridge' : p.gen.model,
+          functions: functions.filter((f) => f.phb === p.index).map((f) => f.name),
+        })),
+      },
+    ],
+    functions,
+    groups: m.groups.map((g) => {
+      const c = groupOf(g.id);
+      return { id: g.id, devices: g.devices.map((d) => d.name), domain: g.domain, container: c ? ids.get(c)! : null };
+    }),
+    containers: [...ids].map(([c, id]) => {
+      const d = c.iommuData;
+      return {
+        id,
+        groups: c.groups.map((g) => g.iommuGroup.id),
+        iommu: d ? (d.v2 ? 'spapr-tce-v2' : 'spapr-tce-v1') : null,
+        owner: d?.owner ? { pid: d.owner.pid, comm: d.owner.comm } : null,
+        tables: (d?.tables ?? []).flatMap((t) => (t ? [t.id] : [])),
+        lockedPages: d?.lockedPages ?? 0,
+      };
+    }),
+  };
+}
+
 /** pSeries PEs with the windows the hypervisor has enabled (it owns the tables). */
-function pseriesPes(m: Machine): PeReport[] {
+function pseriesPes(m: Machine, ids: Map<VfioContainer, number>): PeReport[] {
   return m.groups.map((g) => {
     const pe = g.tableGroup as PseriesPe;
     const windows: WindowReport[] = [];
@@ -58,14 +178,21 @@ function pseriesPes(m: Machine): PeReport[] {
       pe: pe.node,
       devices: pe.devices.map((d) => d.name),
       group: g.id,
-      owner: g.domain === 'blocked' ? 'vfio' : 'kernel',
+      owner: ownerOf(m, g),
+      container: containerOf(m, g.id, ids),
       frozen: false,
       windows,
     };
   });
 }
 
+function containerOf(m: Machine, group: number | null, ids: Map<VfioContainer, number>): number | null {
+  const c = group === null ? null : m.vfioGroups.get(group)?.container;
+  return c ? ids.get(c)! : null;
+}
+
 export function machineReport(m: Machine): MachineReport {
+  const ids = containerIds(m);
   const pes: PeReport[] = [];
   for (const pphb of m.pnvPhbs) {
     for (const pe of pphb.pes.values()) {
@@ -84,6 +211,7 @@ export function machineReport(m: Machine): MachineReport {
           tableBytes: [...t.levelBlocks.values()].reduce((s, o) => s + 2 ** o * m.mem.pageSize, 0),
           entries: t.itSize,
           entriesInUse: used,
+          table: t.id,
         });
       });
       const tve1 = pphb.hw.getTve(pe.peNumber * 2 + 1);
@@ -97,18 +225,20 @@ export function machineReport(m: Machine): MachineReport {
         pe: pe.peNumber.toString(16),
         devices: pe.devices.map((d) => d.name),
         group: pe.groupId,
-        owner: g?.domain === 'blocked' ? 'vfio' : 'kernel',
+        owner: g ? ownerOf(m, g) : 'kernel',
+        container: containerOf(m, pe.groupId, ids),
         frozen: pphb.hw.peState[pe.peNumber]!.dmaFrozen,
         windows,
       });
     }
   }
-  if (m.papr) pes.push(...pseriesPes(m));
+  if (m.papr) pes.push(...pseriesPes(m, ids));
   return {
     machine: m.opts.preset,
     pageSize: m.mem.pageSize,
     mmu: m.mmu,
     ramBytes: m.mem.ramBytes,
+    topology: topologyReport(m, ids),
     pes,
     events: Object.fromEntries([...m.log.counts.entries()].sort()),
   };

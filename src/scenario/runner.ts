@@ -49,15 +49,17 @@ const STRUCT_OF: Record<string, V.StructName> = {
 };
 const REQUEST = Object.fromEntries(Object.entries(V.VFIO_IOCTL_NAMES).map(([k, v]) => [v, Number(k)]));
 
-export function describeEvent(e: TcelabEvent): string {
-  const { seq, layer, kind, ...rest } = e as unknown as Record<string, unknown>;
-  const body = Object.entries(rest)
-    .map(
-      ([k, v]) =>
-        `${k}=${typeof v === 'bigint' ? `0x${v.toString(16)}` : Array.isArray(v) ? `[${v.map((x) => (typeof x === 'bigint' ? `0x${x.toString(16)}` : x)).join(',')}]` : v}`,
-    )
+/** An event's fields as text (`name=value`, bigints in hex). */
+export function eventText(e: TcelabEvent): string {
+  const { seq: _s, layer: _l, kind: _k, ...rest } = e as unknown as Record<string, unknown>;
+  const show = (v: unknown): string => (typeof v === 'bigint' ? `0x${v.toString(16)}` : Array.isArray(v) ? `[${v.map(show).join(',')}]` : String(v));
+  return Object.entries(rest)
+    .map(([k, v]) => `${k}=${show(v)}`)
     .join(' ');
-  return `#${seq} ${layer}.${kind} ${body}`;
+}
+
+export function describeEvent(e: TcelabEvent): string {
+  return `#${e.seq} ${e.layer}.${e.kind} ${eventText(e)}`;
 }
 
 /**
@@ -65,12 +67,38 @@ export function describeEvent(e: TcelabEvent): string {
  * IOMMUFD driver (to replay a scenario written for tcelab's design on the RFC's).
  */
 export function runScenario(sc: Scenario, overrides: Partial<Quirks> = {}, onStep?: (m: Machine) => void, iommufdDriver?: 'ppc64' | 'rfc-2026'): RunResult {
+  const it = scenarioSteps(sc, overrides, iommufdDriver);
+  for (let r = it.next(); ; r = it.next()) {
+    if (r.done) return r.value;
+    if ('result' in r.value) onStep?.(r.value.machine);
+  }
+}
+
+/** One step done: its result, the invariant violations it revealed, the machine after it. */
+export interface StepDone {
+  index: number;
+  result: StepResult;
+  violations: RunResult['violations'];
+  machine: Machine;
+}
+
+/**
+ * The scenario one step at a time: yields the booted machine first, then after every step;
+ * returns the whole result. A viewer steps it, pauses it, or stops early.
+ */
+export function* scenarioSteps(
+  sc: Scenario,
+  overrides: Partial<Quirks> = {},
+  iommufdDriver?: 'ppc64' | 'rfc-2026',
+): Generator<StepDone | { boot: Machine }, RunResult> {
   const iommufd = iommufdDriver ?? sc.machine.iommufd;
   const m = new Machine({
     ...sc.machine,
     quirks: { ...sc.machine.quirks, ...overrides },
     ...(iommufd ? { iommufd, allowUnsafeInterrupts: sc.machine.allowUnsafeInterrupts ?? true } : {}),
+    ...(sc.machine.ramBytes ? { ramBytes: sc.machine.ramBytes } : {}),
   });
+  yield { boot: m };
   const vars = new Map<string, bigint>();
   const checker = new Checker(m);
   const procs = new Map<string, Process>();
@@ -140,12 +168,13 @@ export function runScenario(sc: Scenario, overrides: Partial<Quirks> = {}, onSte
         r.failures.push(`expected the task to die of signal ${x.signal}, ${ret.signal ? `it died of ${ret.signal}` : 'it lives'}`);
     }
     checker.checkState();
-    for (const v of checker.violations.slice(reported)) {
-      violations.push({ ...v, explanation: INVARIANTS[v.invariant], step: step.where, chain: checker.recent.map(describeEvent) });
-    }
+    const found = checker.violations
+      .slice(reported)
+      .map((v) => ({ ...v, explanation: INVARIANTS[v.invariant], step: step.where, chain: checker.recent.map(describeEvent) }));
+    violations.push(...found);
     reported = checker.violations.length;
     results.push(r);
-    onStep?.(m);
+    yield { index: results.length - 1, result: r, violations: found, machine: m };
   }
   // A reenactment names the invariants it breaks: exactly those must fire, and they are expected.
   const fired = new Set(violations.map((v) => v.invariant));

@@ -20,7 +20,12 @@ import type { IommufdCtx, IommufdPlatform } from '../iommufd/context.js';
 import type { IommuGroup } from '../kernel/iommu-group.js';
 import { faultRelease } from '../iommufd/hw-pagetable.js';
 import { iommufdIoctl, iommufdOpen } from '../iommufd/main.js';
-import { IOMMUFD_IOCTLS, VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_BIND_IOMMUFD, VFIO_DEVICE_DETACH_IOMMUFD_PT } from '../kernel/include/uapi/linux/iommufd.js';
+import {
+  IOMMUFD_IOCTLS,
+  VFIO_DEVICE_ATTACH_IOMMUFD_PT,
+  VFIO_DEVICE_BIND_IOMMUFD,
+  VFIO_DEVICE_DETACH_IOMMUFD_PT,
+} from '../kernel/include/uapi/linux/iommufd.js';
 import { groupDeviceBind, VfioCdevFile } from '../vfio/cdev.js';
 import type { VfioContainer } from '../vfio/container.js';
 import type { VfioDevice } from '../vfio/device.js';
@@ -432,7 +437,11 @@ export class Syscalls {
 /** An ioctl's name for the event log: the same number means different calls on different files. */
 function ioctlName(kind: string, request: number): string {
   if (kind === 'vfio-cdev' || kind === 'iommufd') {
-    const cdev = { [VFIO_DEVICE_BIND_IOMMUFD]: 'VFIO_DEVICE_BIND_IOMMUFD', [VFIO_DEVICE_ATTACH_IOMMUFD_PT]: 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', [VFIO_DEVICE_DETACH_IOMMUFD_PT]: 'VFIO_DEVICE_DETACH_IOMMUFD_PT' }[request];
+    const cdev = {
+      [VFIO_DEVICE_BIND_IOMMUFD]: 'VFIO_DEVICE_BIND_IOMMUFD',
+      [VFIO_DEVICE_ATTACH_IOMMUFD_PT]: 'VFIO_DEVICE_ATTACH_IOMMUFD_PT',
+      [VFIO_DEVICE_DETACH_IOMMUFD_PT]: 'VFIO_DEVICE_DETACH_IOMMUFD_PT',
+    }[request];
     const n = IOMMUFD_IOCTLS[request]?.name ?? (kind === 'vfio-cdev' ? cdev : undefined);
     if (n) return n;
   }

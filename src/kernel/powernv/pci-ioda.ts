@@ -42,6 +42,8 @@ export interface PnvIodaContext {
   staleTablePointer: boolean;
   /** Devices on a bus (and below it for bus-all PEs), for pnv_ioda_setup_bus_dma(). */
   busDevices(pe: Pe): KPciDev[];
+  /** The machine's next iommu_table id. */
+  newTableId?: () => number;
 }
 
 export class PnvIoda2 implements TableGroupOps {
@@ -196,7 +198,7 @@ export class PnvIoda2 implements TableGroupOps {
 
   private createTableRaw(pe: Pe, num: number, pageShift: number, windowSize: bigint, levels: number, userspace: boolean): number | IommuTable {
     const busOffset = num ? pe.tceBypassBase : BigInt(pe.tce32Start);
-    const tbl = new IommuTable(this.tableOps);
+    const tbl = new IommuTable(this.tableOps, this.ctx.newTableId?.());
     const node = pe.phb.hw.mem.nodeOf(0);
     const ret = pnvPciIoda2TableAllocPages(this.ctx, tbl, node, busOffset, pageShift, windowSize, levels, userspace);
     if (ret) {

@@ -34,6 +34,8 @@ export interface PseriesIommuContext {
   memoryHotplugMax: bigint;
   /** The task making the current call (vmalloc reports name it). */
   current(): { pid: number; uid: number; comm: string };
+  /** The machine's next iommu_table id. */
+  newTableId?: () => number;
 }
 
 /** order_base_2(): 0 for 0 and 1. */
@@ -57,7 +59,7 @@ export class PseriesIommu implements TableGroupOps {
    * clears every TCE) unless only the parameters are wanted.
    */
   private newTable(liobn: number, start: bigint, size: bigint, pageShift: number, init = true): IommuTable {
-    const tbl = new IommuTable(this.tableOps);
+    const tbl = new IommuTable(this.tableOps, this.ctx.newTableId?.());
     tbl.itIndex = liobn;
     tbl.itPageShift = pageShift;
     tbl.itOffset = Number(start >> BigInt(pageShift));

@@ -1,0 +1,142 @@
+/**
+ * A TCE table: its levels with occupancy, a heat strip of valid entries (the server aggregates;
+ * one canvas pixel column per bucket, so a 2^24-entry table costs no more than a small one) and,
+ * on a click in the strip, the individual TCEs with real address, R/W bits and TCE-cache state.
+ */
+import type { MachineReport, TableReport, TceReport, TcesResponse } from '../protocol.js';
+import { getJson, h, replace, size } from './dom.js';
+
+const PAGE = 64;
+
+function heatStrip(t: TableReport, onPick: (entry: number) => void): HTMLCanvasElement {
+  const c = h('canvas', { id: 'heat', width: t.heat.length, height: 24, title: 'valid TCEs per bucket; click to zoom' });
+  const g = c.getContext('2d');
+  if (g) {
+    const img = g.createImageData(t.heat.length, 1);
+    t.heat.forEach((n, i) => {
+      const f = n / t.bucketSize;
+      img.data.set(n ? [255, Math.round(200 * (1 - f)), 0, 255] : [230, 230, 230, 255], i * 4);
+    });
+    for (let y = 0; y < 24; y++) g.putImageData(img, 0, y);
+  }
+  c.addEventListener('click', (e) => {
+    const bucket = Math.floor((e.offsetX / c.clientWidth) * t.heat.length);
+    onPick(bucket * t.bucketSize);
+  });
+  return c;
+}
+
+function tceRows(entries: TceReport[]): HTMLTableElement {
+  return h(
+    'table',
+    { class: 'grid', id: 'tces' },
+    h(
+      'tr',
+      {},
+      h('th', {}, 'entry'),
+      h('th', {}, 'bus address'),
+      h('th', {}, 'TCE'),
+      h('th', {}, 'real address'),
+      h('th', {}, 'R'),
+      h('th', {}, 'W'),
+      h('th', {}, 'TCE cache'),
+    ),
+    ...entries.map((e) =>
+      h(
+        'tr',
+        { class: `tce${e.read || e.write ? ' valid' : ''}${e.stale ? ' stale' : ''}` },
+        h('td', {}, `0x${e.index.toString(16)}`),
+        h('td', {}, e.bus),
+        h('td', {}, e.tce),
+        h('td', {}, e.read || e.write ? e.pa : '–'),
+        h('td', {}, e.read ? 'R' : ''),
+        h('td', {}, e.write ? 'W' : ''),
+        h('td', {}, e.cached === null ? '' : e.stale ? `STALE copy ${e.cached}` : 'cached'),
+      ),
+    ),
+  );
+}
+
+export interface TablesState {
+  table: number | null;
+  from: number;
+}
+
+export async function renderTables(
+  el: HTMLElement,
+  r: MachineReport | null,
+  step: number,
+  st: TablesState,
+  enabled: boolean,
+  rerender: () => void,
+): Promise<void> {
+  if (!enabled) return replace(el, h('p', {}, 'An event log holds machine reports, not table contents: open the scenario itself to see tables.'));
+  const windows = (r?.pes ?? []).flatMap((pe) => pe.windows.filter((w) => w.table !== undefined).map((w) => ({ pe, w })));
+  if (!windows.length) return replace(el, h('p', {}, 'No TCE table at this step.'));
+  if (st.table === null || !windows.some((x) => x.w.table === st.table)) st.table = windows[0]!.w.table!;
+  const select = h(
+    'select',
+    { id: 'table-select' },
+    ...windows.map(({ pe, w }) =>
+      h('option', { value: w.table!, selected: w.table === st.table }, `PHB${pe.phb} PE#${pe.pe} window #${w.num} (iommu_table#${w.table})`),
+    ),
+  );
+  select.addEventListener('change', () => {
+    st.table = Number(select.value);
+    st.from = 0;
+    rerender();
+  });
+  replace(el, h('h2', {}, 'TCE table'), select, h('p', { class: 'muted' }, 'loading…'));
+  const t = await getJson<TableReport>(`/api/table?step=${step}&id=${st.table}`);
+  const levels = h(
+    'table',
+    { class: 'grid', id: 'levels' },
+    h('tr', {}, h('th', {}, 'level'), h('th', {}, 'blocks'), h('th', {}, 'valid entries'), h('th', {}, 'occupancy')),
+  );
+  const rows = t.occupancy.map((l) =>
+    h(
+      'tr',
+      { class: 'level' },
+      h('td', {}, l.level === 0 ? '0 (leaf TCEs)' : String(l.level)),
+      h('td', {}, `${l.blocks} / ${l.maxBlocks}`),
+      h('td', {}, String(l.valid)),
+      h('td', {}, h('div', { class: 'meter' }, h('div', { style: `width:${(100 * l.valid) / Math.max(1, l.blocks * t.levelSize)}%` }))),
+    ),
+  );
+  levels.append(...rows);
+  const zoom = h('div', { id: 'zoom' });
+  const showTces = async () => {
+    const z = await getJson<TcesResponse>(`/api/tces?step=${step}&id=${t.id}&from=${st.from}&count=${PAGE}`);
+    const prev = h('button', { disabled: st.from === 0 }, `◀ ${PAGE}`);
+    const next = h('button', { disabled: st.from + PAGE >= t.entries }, `${PAGE} ▶`);
+    prev.addEventListener('click', () => {
+      st.from = Math.max(0, st.from - PAGE);
+      void showTces();
+    });
+    next.addEventListener('click', () => {
+      st.from += PAGE;
+      void showTces();
+    });
+    replace(zoom, h('h3', {}, `Entries ${st.from}…${st.from + z.entries.length - 1}`), prev, ' ', next, tceRows(z.entries));
+  };
+  const heat = heatStrip(t, (entry) => {
+    st.from = entry;
+    void showTces();
+  });
+  replace(
+    el,
+    h('h2', {}, `TCE table iommu_table#${t.id}${t.freed ? ' (freed)' : ''}`),
+    select,
+    h(
+      'p',
+      { id: 'table-summary' },
+      `window at ${t.start} · IOMMU page ${size(t.pageSize)} · ${t.entries} entries · ${t.levels} level${t.levels === 1 ? '' : 's'} of ${t.levelSize} entries · ${t.valid} valid · TVEs: ${t.tves.join(', ') || 'none'} · TCE cache: ${t.cached} cached, `,
+      h('span', { class: t.stale ? 'bad' : '' }, `${t.stale} stale`),
+    ),
+    levels,
+    h('h3', {}, `Valid TCEs, ${t.heat.length} buckets of ${t.bucketSize} entries (click to zoom)`),
+    heat,
+    zoom,
+  );
+  await showTces();
+}
