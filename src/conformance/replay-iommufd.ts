@@ -15,6 +15,7 @@ import * as V from '../kernel/include/uapi/linux/vfio.js';
 import type { SysResult } from '../uapi/syscalls.js';
 import type { Answer } from './compare.js';
 import { isEnvironment, type OracleRecord } from './records.js';
+import { EXTENSIONS as VFIO_EXTENSIONS } from './replay.js';
 
 const MiB = 1n << 20n;
 const BUF = 0x7fff_8000_0000n;
@@ -25,19 +26,8 @@ const PROTNONE = 0x7ff0_0000_0000n;
 /** Scratch user memory for arrays behind struct pointers. */
 const SCRATCH = 0x7ffa_0000_0000n;
 
-const EXTENSIONS: [string, number][] = [
-  ['VFIO_TYPE1_IOMMU', V.VFIO_TYPE1_IOMMU],
-  ['VFIO_SPAPR_TCE_IOMMU', V.VFIO_SPAPR_TCE_IOMMU],
-  ['VFIO_TYPE1v2_IOMMU', V.VFIO_TYPE1v2_IOMMU],
-  ['VFIO_DMA_CC_IOMMU', V.VFIO_DMA_CC_IOMMU],
-  ['VFIO_EEH', V.VFIO_EEH],
-  ['VFIO_TYPE1_NESTING_IOMMU', V.VFIO_TYPE1_NESTING_IOMMU],
-  ['VFIO_SPAPR_TCE_v2_IOMMU', V.VFIO_SPAPR_TCE_v2_IOMMU],
-  ['VFIO_NOIOMMU_IOMMU', V.VFIO_NOIOMMU_IOMMU],
-  ['VFIO_UNMAP_ALL', V.VFIO_UNMAP_ALL],
-  ['VFIO_UPDATE_VADDR', V.VFIO_UPDATE_VADDR],
-  ['99', 99],
-];
+/** The iommufd program also asks about an unknown extension. */
+const EXTENSIONS: [string, number][] = [...VFIO_EXTENSIONS, ['99', 99]];
 
 const OPS: Record<string, number> = {
   IOMMU_DESTROY: I.IOMMU_DESTROY,

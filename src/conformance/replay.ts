@@ -26,7 +26,8 @@ const BUF_SPAN = 32n * MiB;
 /** The hugetlb buffer's size. */
 const HUGE_SPAN = 32n * MiB;
 
-const EXTENSIONS: [string, number][] = [
+/** The extensions the oracle programs ask VFIO_CHECK_EXTENSION about, by name. */
+export const EXTENSIONS: [string, number][] = [
   ['VFIO_TYPE1_IOMMU', V.VFIO_TYPE1_IOMMU],
   ['VFIO_SPAPR_TCE_IOMMU', V.VFIO_SPAPR_TCE_IOMMU],
   ['VFIO_TYPE1v2_IOMMU', V.VFIO_TYPE1v2_IOMMU],
