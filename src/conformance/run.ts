@@ -34,7 +34,7 @@ export function replayFile(path: string, o: ReplayOptions = {}): FileResult {
     if ('skipped' in r) {
       res.records--;
       res.skipped++;
-      res.skipReason = r.skipped;
+      if (!res.skipReason?.includes(r.skipped)) res.skipReason = res.skipReason ? `${res.skipReason}; ${r.skipped}` : r.skipped;
     } else if (r.mismatches.length) res.mismatches.push(...r.mismatches);
     else res.matched++;
     o.onProgress?.(r.index + 1, records.length);

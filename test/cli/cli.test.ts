@@ -49,3 +49,13 @@ test('tcelab run FILE: 0 when the scenario holds, 1 with the invariant, 2 on a b
   assert.equal(missing.status, 2);
   assert.match(missing.stderr, /no-such\.yaml/);
 });
+
+test('tcelab conformance --scenarios replays the named scenarios; x86 device records are not replayed, and the output says why', () => {
+  const r = tcelab('conformance', '--scenarios', 'ioas_basic,abi_rules', join(ROOT, 'fixtures/oracle-iommufd/x86-q35.jsonl'));
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /x86-q35\.jsonl: \d+ records not replayed \(not in --scenarios; needs the recorded machine's devices/);
+  assert.match(r.stdout, /^215 matched, 0 mismatched, \d+ not replayed$/m);
+  const bad = tcelab('conformance', '--scenarios', ',', join(ROOT, 'fixtures/oracle-iommufd/x86-q35.jsonl'));
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--scenarios: give scenario names/);
+});
