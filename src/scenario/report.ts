@@ -5,6 +5,9 @@ import type { PseriesPe } from '../kernel/pseries/pe.js';
 import type { Machine } from '../machine/machine.js';
 import { PRESETS } from '../machine/presets.js';
 import type { VfioContainer } from '../vfio/container.js';
+import { type HwptRef, hwptIndex, type IommufdReport, iommufdReport } from './iommufd-report.js';
+
+export type { HwptRef, IommufdReport } from './iommufd-report.js';
 
 export interface WindowReport {
   num: number;
@@ -18,6 +21,8 @@ export interface WindowReport {
   entriesInUse?: number;
   /** The iommu_table behind a PowerNV TCE window (its id), for the table view. */
   table?: number;
+  /** The IOMMUFD HWPT whose paging domain owns that table, when one does. */
+  hwpt?: HwptRef;
 }
 
 export type PeOwner = 'kernel' | 'vfio' | 'iommufd' | 'blocked';
@@ -40,6 +45,8 @@ export interface PeReport {
   container: number | null;
   frozen: boolean;
   windows: WindowReport[];
+  /** The HWPT (and its domain's label) the PE's group is attached to, when it is a paging domain. */
+  hwpt?: HwptRef & { domain: string };
 }
 
 export interface FunctionReport {
@@ -92,6 +99,8 @@ export interface MachineReport {
   ramBytes: number;
   topology: TopologyReport;
   pes: PeReport[];
+  /** IOMMUFD contexts and their objects; absent when the kernel has no IOMMUFD. */
+  iommufd?: IommufdReport;
   events: Record<string, number>;
 }
 
@@ -193,6 +202,7 @@ function containerOf(m: Machine, group: number | null, ids: Map<VfioContainer, n
 
 export function machineReport(m: Machine): MachineReport {
   const ids = containerIds(m);
+  const hwpts = hwptIndex(m);
   const pes: PeReport[] = [];
   for (const pphb of m.pnvPhbs) {
     for (const pe of pphb.pes.values()) {
@@ -212,6 +222,7 @@ export function machineReport(m: Machine): MachineReport {
           entries: t.itSize,
           entriesInUse: used,
           table: t.id,
+          ...(hwpts.tables.has(t.id) ? { hwpt: hwpts.tables.get(t.id)! } : {}),
         });
       });
       const tve1 = pphb.hw.getTve(pe.peNumber * 2 + 1);
@@ -229,10 +240,12 @@ export function machineReport(m: Machine): MachineReport {
         container: containerOf(m, pe.groupId, ids),
         frozen: pphb.hw.peState[pe.peNumber]!.dmaFrozen,
         windows,
+        ...(pe.groupId !== null && hwpts.groups.has(pe.groupId) ? { hwpt: hwpts.groups.get(pe.groupId)! } : {}),
       });
     }
   }
   if (m.papr) pes.push(...pseriesPes(m, ids));
+  const iommufd = iommufdReport(m);
   return {
     machine: m.opts.preset,
     pageSize: m.mem.pageSize,
@@ -240,6 +253,7 @@ export function machineReport(m: Machine): MachineReport {
     ramBytes: m.mem.ramBytes,
     topology: topologyReport(m, ids),
     pes,
+    ...(iommufd ? { iommufd } : {}),
     events: Object.fromEntries([...m.log.counts.entries()].sort()),
   };
 }

@@ -5,8 +5,10 @@
  * holds that memory no longer does.
  */
 import { TCE_PCI_READ, TCE_PCI_WRITE, tceAddr, tcePerm } from '../hw/tce.js';
+import type { HwptPaging } from '../iommufd/context.js';
 import type { IommuTable } from '../kernel/iommu-table.js';
 import type { Machine } from '../machine/machine.js';
+import { domainWindows } from './iommufd-report.js';
 
 export interface LevelReport {
   /** 0 = the leaf level (the TCEs a device uses). */
@@ -54,12 +56,14 @@ export const MAX_TCES_PER_REQUEST = 4096;
 
 const hex = (n: number | bigint) => `0x${n.toString(16)}`;
 
-/** Every table a report can name: the PEs' windows, the IOMMU groups' and the containers'. */
+/** Every table a report can name: the PEs' windows, the IOMMU groups', the containers' and the IOMMUFD domains'. */
 export function findTable(m: Machine, id: number): IommuTable | undefined {
   for (const p of m.pnvPhbs) for (const pe of p.pes.values()) for (const t of pe.tables) if (t?.id === id) return t;
   for (const g of m.groups) for (const t of g.tableGroup.tables) if (t?.id === id) return t;
   for (const g of m.vfioGroups.values()) for (const t of g.container?.iommuData?.tables ?? []) if (t?.id === id) return t;
   for (const d of m.devices) if (d.table?.id === id) return d.table;
+  for (const ctx of m.iommufd?.contexts ?? [])
+    for (const h of ctx.objectsOf<HwptPaging>('hwpt_paging')) for (const w of h.domain ? domainWindows(h.domain) : []) if (w.table.id === id) return w.table;
   return undefined;
 }
 

@@ -8,6 +8,14 @@ import type { MachineReport } from '../scenario/report.js';
 import type { TableReport, TceReport } from '../scenario/tables.js';
 import type { TimelineEvent, TimelineStep, TimelineViolation } from '../scenario/timeline.js';
 
+export type {
+  DomainReport,
+  HwptReport,
+  IoasReport,
+  IommufdContextReport,
+  IommufdDeviceReport,
+  IommufdReport,
+} from '../scenario/iommufd-report.js';
 export type { ContainerReport, FunctionReport, GroupReport, MachineReport, PeReport, WindowReport } from '../scenario/report.js';
 export type { Answer, Mismatch, TableReport, TceReport, TimelineEvent, TimelineStep, TimelineViolation };
 

@@ -131,3 +131,49 @@ test('a recording: the conformance diff, record by record, mismatches first', {
   assert.equal(first[1]!.replace(/^ret \S+/, ''), first[2]!.replace(/^ret \S+/, ''));
   await page.screenshot({ path: join(SHOTS, 'view-diff.png') });
 });
+
+test('IOMMUFD: the IOAS, the HWPT with both windows, the PE its domain owns, and back to the kernel', { skip }, async () => {
+  const page = await open(['view', 'examples/iommufd/second-window.yaml']);
+  // The last step: the device was detached and its cdev closed; the context keeps its IOAS and HWPT.
+  assert.match((await stepLabel(page)) ?? '', /^step 17 \/ 17 · .*second-window\.yaml:\d+ vmm close/);
+  const ctx = page.locator('.iommufd-ctx[data-ctx="1"]');
+  const ioas = ctx.locator('tr.ioas');
+  assert.equal(await ioas.count(), 1);
+  const ioasText = (await ioas.textContent()) ?? '';
+  assert.match(ioasText, /^IOAS #2/);
+  assert.match(ioasText, /0x7fff0000–0x7fffffff \(64 KiB\) RWC pinned/);
+  assert.match(ioasText, /0x800000000000000–0x80000000000ffff \(64 KiB\) RWC pinned/);
+  assert.match(ioasText, /0x0–0x7fffffff \(2 GiB\)0x800000000000000–0x8000000ffffffff \(4 GiB\)$/);
+  const hwpt = ctx.locator('tr.hwpt[data-id="3"]');
+  assert.equal(await ctx.locator('tr.hwpt').count(), 1);
+  assert.match((await hwpt.textContent()) ?? '', /HWPT_ALLOC.*PHB0 PE#1fd ppc64 · aperture 0x0–0x8000000ffffffff/);
+  const domainStarts = await hwpt.locator('.hwpt-window').evaluateAll((els) => els.map((e) => e.getAttribute('data-start')));
+  assert.deepEqual(domainStarts, ['0x0', '0x800000000000000']);
+  assert.match((await hwpt.locator('td').last().textContent()) ?? '', /^none$/);
+  const nic = page.locator('.pe', { has: page.locator('.function[data-name="0000:01:00.0"]') });
+  assert.match((await nic.locator('.owner').textContent()) ?? '', /^kernel DMA$/);
+  // The HWPT's 64-bit table belongs to no PE now; it still holds the IOAS's one 64K map.
+  await hwpt.locator('.hwpt-window[data-start="0x800000000000000"] button.link').click();
+  await page.waitForSelector('#table-summary');
+  assert.match((await page.textContent('#table-summary')) ?? '', /^window at 0x800000000000000 · IOMMU page 64 KiB .* 1 valid · TVEs: none/);
+
+  // Two steps back, before the detach: the PE is owned by the HWPT's domain, through both windows.
+  await tab(page, 'topology');
+  await page.click('#btn-back');
+  await page.click('#btn-back');
+  await page.waitForSelector('body[data-step="15"]');
+  assert.match((await stepLabel(page)) ?? '', /^step 15 \/ 17 · .*second-window\.yaml:\d+ nic device-write/);
+  assert.equal(await nic.getAttribute('class'), 'pe owner-iommufd');
+  assert.match((await nic.locator('.owner').textContent()) ?? '', /^IOMMUFD domain of HWPT #3 \(iommufd #1, PHB0 PE#1fd ppc64\)$/);
+  assert.match((await ctx.locator('tr.idev[data-name="0000:01:00.0"]').textContent()) ?? '', /HWPT #3$/);
+  assert.match((await hwpt.locator('td').last().textContent()) ?? '', /^0000:01:00\.0$/);
+  await page.screenshot({ path: join(SHOTS, 'view-iommufd.png'), fullPage: true });
+
+  await tab(page, 'windows');
+  const pe = page.locator('.pe-windows', { hasText: '0000:01:00.0' });
+  assert.match((await pe.locator('.pe-head').textContent()) ?? '', /IOMMUFD domain of HWPT #3/);
+  const windows = await pe.locator('.window').evaluateAll((els) => els.map((e) => `${e.getAttribute('data-kind')} ${e.getAttribute('data-start')}`));
+  assert.deepEqual(windows, ['tce 0x0', 'tce 0x800000000000000']);
+  for (const w of await pe.locator('.window').allTextContents()) assert.match(w, /IOMMU page 64 KiB .* domain of HWPT #3 \(iommufd #1\)/);
+  await page.screenshot({ path: join(SHOTS, 'view-iommufd-windows.png'), fullPage: true });
+});

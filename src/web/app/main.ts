@@ -87,15 +87,16 @@ function render() {
   renderHeader();
   renderTabs();
   const view = $(`view-${app.tab}`);
+  const openTable = (id: number) => {
+    app.tables = { table: id, from: 0 };
+    app.tab = 'tables';
+    render();
+  };
   switch (app.tab) {
     case 'topology':
-      return renderTopology(view, app.report);
+      return renderTopology(view, app.report, openTable);
     case 'windows':
-      return renderWindows(view, app.report, (id) => {
-        app.tables = { table: id, from: 0 };
-        app.tab = 'tables';
-        render();
-      });
+      return renderWindows(view, app.report, openTable);
     case 'tables':
       renderTables(view, app.report, app.step, app.tables, app.tl.tables, render).catch(showError);
       return;

@@ -71,15 +71,20 @@ export async function renderTables(
   rerender: () => void,
 ): Promise<void> {
   if (!enabled) return replace(el, h('p', {}, 'An event log holds machine reports, not table contents: open the scenario itself to see tables.'));
-  const windows = (r?.pes ?? []).flatMap((pe) => pe.windows.filter((w) => w.table !== undefined).map((w) => ({ pe, w })));
-  if (!windows.length) return replace(el, h('p', {}, 'No TCE table at this step.'));
-  if (st.table === null || !windows.some((x) => x.w.table === st.table)) st.table = windows[0]!.w.table!;
+  // Every table a PE's window points at, then the IOMMUFD domains' tables no PE uses.
+  const choices = (r?.pes ?? []).flatMap((pe) =>
+    pe.windows.flatMap((w) => (w.table === undefined ? [] : [{ table: w.table, label: `PHB${pe.phb} PE#${pe.pe} window #${w.num}` }])),
+  );
+  for (const c of r?.iommufd?.contexts ?? [])
+    for (const hw of c.hwpts)
+      for (const w of hw.domain?.windows ?? [])
+        if (!choices.some((x) => x.table === w.table)) choices.push({ table: w.table, label: `iommufd #${c.id} HWPT #${hw.id} window #${w.num}` });
+  if (!choices.length) return replace(el, h('p', {}, 'No TCE table at this step.'));
+  if (st.table === null || !choices.some((x) => x.table === st.table)) st.table = choices[0]!.table;
   const select = h(
     'select',
     { id: 'table-select' },
-    ...windows.map(({ pe, w }) =>
-      h('option', { value: w.table!, selected: w.table === st.table }, `PHB${pe.phb} PE#${pe.pe} window #${w.num} (iommu_table#${w.table})`),
-    ),
+    ...choices.map((x) => h('option', { value: x.table, selected: x.table === st.table }, `${x.label} (iommu_table#${x.table})`)),
   );
   select.addEventListener('change', () => {
     st.table = Number(select.value);

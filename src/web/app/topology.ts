@@ -1,11 +1,16 @@
-/** Topology: the chip, its PHBs, the PEs on each with owner and group, their functions, groups and containers. */
+/**
+ * Topology: the chip, its PHBs, the PEs on each with owner and group, their functions, groups,
+ * VFIO containers and IOMMUFD contexts.
+ */
 import type { FunctionReport, MachineReport, PeReport } from '../protocol.js';
 import { h, replace } from './dom.js';
+import { renderIommufd } from './iommufd.js';
 
 export function ownerText(pe: PeReport): string {
   if (pe.owner === 'kernel') return 'kernel DMA';
-  if (pe.owner === 'iommufd') return 'IOMMUFD paging domain';
-  if (pe.owner === 'blocked') return 'blocked (IOMMUFD, not attached)';
+  if (pe.owner === 'iommufd')
+    return pe.hwpt ? `IOMMUFD domain of HWPT #${pe.hwpt.id} (iommufd #${pe.hwpt.context}, ${pe.hwpt.domain})` : 'IOMMUFD paging domain';
+  if (pe.owner === 'blocked') return 'blocked by IOMMUFD (bound, not attached)';
   return pe.container === null ? 'blocked (VFIO, no container)' : `VFIO container #${pe.container}`;
 }
 
@@ -23,7 +28,7 @@ function functionRow(f: FunctionReport, pe: PeReport | undefined): HTMLElement {
   );
 }
 
-export function renderTopology(el: HTMLElement, r: MachineReport | null) {
+export function renderTopology(el: HTMLElement, r: MachineReport | null, openTable: (id: number) => void) {
   if (!r) return replace(el, h('p', {}, 'No machine state at this step.'));
   const t = r.topology;
   const chips = t.chips.map((c) =>
@@ -60,6 +65,7 @@ export function renderTopology(el: HTMLElement, r: MachineReport | null) {
       }),
     ),
   );
+  const hwptOf = (group: number) => r.pes.find((pe) => pe.group === group)?.hwpt;
   const groups = h(
     'table',
     { class: 'grid', id: 'groups' },
@@ -69,7 +75,7 @@ export function renderTopology(el: HTMLElement, r: MachineReport | null) {
         'tr',
         {},
         h('td', {}, String(g.id)),
-        h('td', {}, g.domain),
+        h('td', {}, g.domain === 'paging' && hwptOf(g.id) ? `paging (HWPT #${hwptOf(g.id)!.id}, iommufd #${hwptOf(g.id)!.context})` : g.domain),
         h('td', {}, g.container === null ? '–' : `#${g.container}`),
         h('td', {}, g.devices.join(', ')),
       ),
@@ -111,5 +117,6 @@ export function renderTopology(el: HTMLElement, r: MachineReport | null) {
     groups,
     h('h3', {}, 'VFIO containers'),
     containers,
+    ...renderIommufd(r, openTable),
   );
 }

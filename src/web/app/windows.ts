@@ -25,7 +25,10 @@ const TICKS: [string, number][] = [
 function windowLabel(w: WindowReport): string {
   const len = BigInt(w.end) - BigInt(w.start) + 1n;
   if (w.kind === 'bypass') return `#${w.num} ${w.start} · ${size(len)} · bypass (no translation)`;
-  return `#${w.num} ${w.start} · ${size(len)} · IOMMU page ${size(w.pageSize ?? 0)} · ${w.levels} level${w.levels === 1 ? '' : 's'} · ${w.entries} TCEs, ${w.entriesInUse} allocated by the DMA API`;
+  const head = `#${w.num} ${w.start} · ${size(len)} · IOMMU page ${size(w.pageSize ?? 0)} · ${w.levels} level${w.levels === 1 ? '' : 's'} · ${w.entries} TCEs`;
+  // An IOMMUFD domain's table is filled by IOAS maps, not by the kernel's DMA API allocator.
+  if (w.hwpt) return `${head} · domain of HWPT #${w.hwpt.id} (iommufd #${w.hwpt.context})`;
+  return `${head}, ${w.entriesInUse} allocated by the DMA API`;
 }
 
 export function renderWindows(el: HTMLElement, r: MachineReport | null, openTable: (id: number) => void) {
@@ -37,7 +40,7 @@ export function renderWindows(el: HTMLElement, r: MachineReport | null, openTabl
       const bars = pe.windows.map((w) => {
         const a = pos(BigInt(w.start));
         const b = Math.max(pos(BigInt(w.end) + 1n), a + 0.004);
-        return h('div', { class: `bar ${w.kind}`, style: `left:${a * 100}%;width:${(b - a) * 100}%`, title: windowLabel(w) });
+        return h('div', { class: `bar ${w.kind}${w.hwpt ? ' iommufd' : ''}`, style: `left:${a * 100}%;width:${(b - a) * 100}%`, title: windowLabel(w) });
       });
       const labels = pe.windows.map((w) => {
         const li = h('li', { class: 'window', 'data-start': w.start, 'data-num': w.num, 'data-kind': w.kind }, windowLabel(w));
