@@ -47,8 +47,9 @@ export function checkIommufd(m: Machine, report: Report): void {
       const live = tg.tables.map((t, i) => (t ? `window #${i}` : null)).filter(Boolean);
       if (live.length) report('iommufd-blocked-pe-no-window', `group ${g.id} (${tg.label}) is blocked but its PE still has ${live.join(' and ')}`);
     } else if (g.domain === 'paging') {
-      const mine = new Set(domainTables(g.current).map((x) => x.table));
-      if (!tg.tables.some((t) => t && mine.has(t)))
+      // The PE's windows are the domain's: none missing, none of anyone else's.
+      const mine = domainTables(g.current).map((x) => x.table);
+      if (mine.some((t) => !tg.tables.includes(t)) || tg.tables.some((t) => t && !mine.includes(t)))
         report(
           'iommufd-attached-pe-translates',
           `group ${g.id} (${tg.label}) is attached to ${g.current.label} but its PE's windows are ${tg.tables.map((t) => (t ? `table#${t.id}` : 'none')).join(', ')}`,

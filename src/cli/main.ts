@@ -96,8 +96,11 @@ Machine options:
   --iommufd ppc64|rfc-2026                a kernel with IOMMUFD: /dev/iommu and the VFIO device cdevs,
                                           with tcelab's PPC64 driver (both windows, several PEs) or
                                           the 2026 RFC's driver as posted (docs/iommufd-ppc64.md)
-  --allow-unsafe-interrupts               iommufd.allow_unsafe_interrupts=1 (binding needs it on POWER)
-  --vfio-container legacy|iommufd         who provides /dev/vfio/vfio on an IOMMUFD kernel (default legacy)
+  --allow-unsafe-interrupts               iommufd.allow_unsafe_interrupts=1: the RFC's driver claims no MSI
+                                          isolation, so every bind needs it (ppc64: PE-checked MSIs)
+  --vfio-container legacy|iommufd         who provides /dev/vfio/vfio (default legacy); iommufd implies
+                                          --iommufd ppc64 unless given: the sPAPR v1/v2 container kept in
+                                          IOMMUFD objects (with rfc-2026: the type1 emulation only)
   --topology FILE.json                    PHBs and devices (docs/topology.md); default: the recorded
                                           QEMU machine (e1000e on PHB 0, virtio-net on PHB 1)
 
@@ -159,7 +162,10 @@ function machineOptions(v: Record<string, unknown>): Partial<MachineOptions> {
   if (v['vfio-container'] !== undefined) {
     if (v['vfio-container'] !== 'legacy' && v['vfio-container'] !== 'iommufd')
       throw new UsageError(`--vfio-container: expected legacy or iommufd, got "${v['vfio-container']}"`);
-    if (v['vfio-container'] === 'iommufd' && !o.iommufd) throw new UsageError('--vfio-container iommufd: give --iommufd too (the kernel needs IOMMUFD)');
+    if (v['vfio-container'] === 'iommufd' && o.preset === 'pseries')
+      throw new UsageError('--vfio-container iommufd: tcelab models IOMMUFD on PowerNV machines only (powernv8, powernv9, powernv10)');
+    // The kernel needs IOMMUFD: tcelab's design unless --iommufd says otherwise.
+    if (v['vfio-container'] === 'iommufd') o.iommufd ??= 'ppc64';
     o.vfioContainer = v['vfio-container'];
   }
   const quirks: Partial<Quirks> = {};

@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { InvariantName } from '../check/invariants.js';
 import { type Quirks, QUIRKS, type QuirkName } from '../kernel/quirks.js';
-import { type ExploreTarget, exploreScenario, generateSteps } from './generator.js';
+import { type ExploreTarget, exploreContainer, exploreScenario, generateSteps } from './generator.js';
 import { shrink, toYaml } from './shrink.js';
 import type { WorkerInput, WorkerMessage } from './worker.js';
 
@@ -57,15 +57,16 @@ export function explore(o: ExploreOptions): Promise<ExploreResult> {
       const res: ExploreResult = { seed: o.seed, workers, steps: t.steps, runs: t.runs, states: states.size, violation: null };
       if (found) {
         const inv = found.invariant as InvariantName;
-        const generated = generateSteps(found.runSeed, length, target);
-        const small = shrink(generated, quirks, inv, target);
+        const container = exploreContainer(found.runSeed, target);
+        const generated = generateSteps(found.runSeed, length, target, container);
+        const small = shrink(generated, quirks, inv, target, container);
         res.violation = {
           invariant: inv,
           run: found.run,
           runSeed: found.runSeed,
           generatedSteps: generated.length,
           shrunkSteps: small.length,
-          yaml: toYaml(exploreScenario(small, quirks, target), inv, o.seed),
+          yaml: toYaml(exploreScenario(small, quirks, target, container), inv, o.seed),
         };
       }
       resolve(res);

@@ -235,15 +235,30 @@ function gensFor(target: ExploreTarget): WeightedGen[] {
   return target === 'pseries' ? GENS.filter((g) => g[2] !== 'powernv-only') : GENS;
 }
 
-export function generateSteps(seed: number, length: number, target: ExploreTarget = 'powernv9'): Step[] {
+export function generateSteps(seed: number, length: number, target: ExploreTarget = 'powernv9', container: VfioContainerKind = 'legacy'): Step[] {
   const r = prng(seed);
   const w = swarm(r, TOPOS[target]);
   const gens = gensFor(target);
   const total = gens.reduce((s, [weight]) => s + weight, 0);
   const steps: Step[] = [];
+  // Most runs whose /dev/vfio/vfio IOMMUFD provides start with a user's sPAPR v2 container set up
+  // on one group of the swarm, its memory preregistered: the rest maps, creates and unmaps.
+  if (container === 'iommufd' && r() < 0.6) {
+    const user = pick(r, w.users);
+    const g = pick(r, w.groups);
+    const pro: Omit<Step, 'where' | 'expect'>[] = [
+      ...w.topo.groups[g]!.map((d) => ({ actor: null, op: 'bind', fields: { device: d, driver: 'vfio-pci' } })),
+      { actor: user, op: 'open', fields: { path: '/dev/vfio/vfio', as: 'c' } },
+      { actor: user, op: 'open', fields: { path: `/dev/vfio/${g}`, as: `g${g}` } },
+      io(user, `g${g}`, 'VFIO_GROUP_SET_CONTAINER', { container: 'c' }),
+      io(user, 'c', 'VFIO_SET_IOMMU', { arg: 7 }),
+      io(user, 'c', 'VFIO_IOMMU_SPAPR_REGISTER_MEMORY', { vaddr: MEM, size: 0x800000n }),
+    ];
+    for (const p of pro) steps.push({ ...p, where: `generated:${steps.length + 1}`, expect: null });
+  }
   // A third of the PowerNV runs start with the IOMMUFD user holding the swarm's devices: bound
   // to vfio-pci (their cdevs numbered in that order), opened and bound to one iommufd.
-  if (target === 'powernv9' && r() < 0.35) {
+  else if (target === 'powernv9' && r() < 0.35) {
     const pro: Omit<Step, 'where' | 'expect'>[] = [
       ...w.devices.map((d) => ({ actor: null, op: 'bind', fields: { device: d, driver: 'vfio-pci' } })),
       { actor: VMM, op: 'open', fields: { path: '/dev/iommu', as: 'ifd' } },
@@ -270,8 +285,24 @@ export function generateSteps(seed: number, length: number, target: ExploreTarge
   return steps;
 }
 
-export function exploreScenario(steps: Step[], quirks: Scenario['machine']['quirks'], target: ExploreTarget = 'powernv9'): Scenario {
+/**
+ * Who provides /dev/vfio/vfio in a run: in a quarter of the PowerNV runs IOMMUFD does, so the
+ * VFIO users' sPAPR containers live in IOMMUFD objects beside the IOMMUFD user's own.
+ */
+export function exploreContainer(seed: number, target: ExploreTarget): VfioContainerKind {
+  return target === 'powernv9' && seed % 4 === 3 ? 'iommufd' : 'legacy';
+}
+
+export type VfioContainerKind = 'legacy' | 'iommufd';
+
+export function exploreScenario(
+  steps: Step[],
+  quirks: Scenario['machine']['quirks'],
+  target: ExploreTarget = 'powernv9',
+  container: VfioContainerKind = 'legacy',
+): Scenario {
   const topology = target === 'pseries' ? 'qemu' : 'tour';
-  const iommufd = target === 'pseries' ? {} : { iommufd: 'ppc64' as const, allowUnsafeInterrupts: true };
+  const iommufd =
+    target === 'pseries' ? {} : { iommufd: 'ppc64' as const, allowUnsafeInterrupts: true, ...(container === 'iommufd' ? { vfioContainer: container } : {}) };
   return { name: 'explore', machine: { preset: target, pageSize: '64k', topology, quirks, ...iommufd }, violations: [], actors: exploreActors(target), steps };
 }

@@ -2,19 +2,31 @@
 import type { InvariantName } from '../check/invariants.js';
 import { runScenario } from '../scenario/runner.js';
 import type { Scenario, Step } from '../scenario/schema.js';
-import { type ExploreTarget, exploreScenario } from './generator.js';
+import { type ExploreTarget, exploreScenario, type VfioContainerKind } from './generator.js';
 
-export function violates(steps: Step[], quirks: Scenario['machine']['quirks'], invariant: InvariantName, target: ExploreTarget = 'powernv9'): boolean {
-  return runScenario(exploreScenario(steps, quirks, target)).violations.some((v) => v.invariant === invariant);
+export function violates(
+  steps: Step[],
+  quirks: Scenario['machine']['quirks'],
+  invariant: InvariantName,
+  target: ExploreTarget = 'powernv9',
+  container: VfioContainerKind = 'legacy',
+): boolean {
+  return runScenario(exploreScenario(steps, quirks, target, container)).violations.some((v) => v.invariant === invariant);
 }
 
 /** Delta debugging: remove chunks, then single steps, as long as the invariant still breaks. */
-export function shrink(steps: Step[], quirks: Scenario['machine']['quirks'], invariant: InvariantName, target: ExploreTarget = 'powernv9'): Step[] {
+export function shrink(
+  steps: Step[],
+  quirks: Scenario['machine']['quirks'],
+  invariant: InvariantName,
+  target: ExploreTarget = 'powernv9',
+  container: VfioContainerKind = 'legacy',
+): Step[] {
   let cur = steps;
   for (let chunk = Math.max(1, Math.floor(cur.length / 2)); chunk >= 1; chunk = Math.floor(chunk / 2)) {
     for (let i = 0; i < cur.length; ) {
       const cand = [...cur.slice(0, i), ...cur.slice(i + chunk)];
-      if (cand.length && violates(cand, quirks, invariant, target)) cur = cand;
+      if (cand.length && violates(cand, quirks, invariant, target, container)) cur = cand;
       else i += chunk;
     }
   }
@@ -39,7 +51,7 @@ export function toYaml(sc: Scenario, invariant: InvariantName, seed: number): st
     `# Found by tcelab explore (seed ${seed}): breaks ${invariant}.`,
     `# Reproduce with: tcelab run <this file>`,
     `name: ${JSON.stringify(`explore: ${invariant}`)}`,
-    `machine: { preset: ${sc.machine.preset}, pageSize: ${sc.machine.pageSize}, topology: ${sc.machine.topology}${sc.machine.iommufd ? `, iommufd: ${sc.machine.iommufd}` : ''}, quirks: { ${Object.entries(
+    `machine: { preset: ${sc.machine.preset}, pageSize: ${sc.machine.pageSize}, topology: ${sc.machine.topology}${sc.machine.iommufd ? `, iommufd: ${sc.machine.iommufd}` : ''}${sc.machine.vfioContainer ? `, vfioContainer: ${sc.machine.vfioContainer}` : ''}, quirks: { ${Object.entries(
       sc.machine.quirks,
     )
       .map(([k, v]) => `${k}: ${v}`)

@@ -2,7 +2,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Machine } from '../machine/machine.js';
 import { runScenario } from '../scenario/runner.js';
-import { type ExploreTarget, exploreScenario, generateSteps } from './generator.js';
+import { type ExploreTarget, exploreContainer, exploreScenario, generateSteps } from './generator.js';
 
 export interface WorkerInput {
   seed: number;
@@ -48,7 +48,8 @@ function main(w: WorkerInput): void {
     if (w.deadline !== null && Date.now() >= w.deadline) break;
     if (w.maxSteps !== null && steps >= Math.ceil(w.maxSteps / w.workers)) break;
     const seed = runSeed(w.seed, run);
-    const r = runScenario(exploreScenario(generateSteps(seed, w.length, w.target), w.quirks, w.target), {}, (m) => {
+    const container = exploreContainer(seed, w.target);
+    const r = runScenario(exploreScenario(generateSteps(seed, w.length, w.target, container), w.quirks, w.target, container), {}, (m) => {
       const f = fingerprint(m);
       if (!seen.has(f)) {
         seen.add(f);

@@ -9,7 +9,7 @@ import {
   IOMMU_HWPT_DIRTY_TRACKING_ENABLE,
   IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR,
 } from '../kernel/include/uapi/linux/iommufd.js';
-import { IOMMU_CAP_DIRTY_TRACKING } from '../kernel/iommu-group.js';
+import { IOMMU_CAP_DIRTY_TRACKING, type IommuDomain } from '../kernel/iommu-group.js';
 import { Fault, HwptPaging, type Ioas, type IommufdCtx, type IommufdDevice } from './context.js';
 import { hwptAttach, hwptDetach } from './device.js';
 import type { Ucmd } from './ucmd.js';
@@ -30,6 +30,8 @@ export function hwptPagingAlloc(
   flags: number,
   immediateAttach: boolean,
   userData: UserData | null,
+  /** A domain the kernel caller built itself (the sPAPR container over IOMMUFD). */
+  domain?: IommuDomain,
 ): HwptPaging | number {
   const ops = idev.igroup.group.ops;
   if ((flags || userData) && !ops.domainAllocUser) return -95;
@@ -40,13 +42,15 @@ export function hwptPagingAlloc(
   ioas.users++;
   const g = idev.igroup.group;
   const bytes = userData ? userData.read() : null;
-  const d = userData
-    ? bytes
-      ? ops.domainAllocUser!(idev.dev, g, userData.type, bytes)
-      : -14
-    : ops.domainAllocPaging
-      ? ops.domainAllocPaging(idev.dev, g)
-      : -12;
+  const d = domain
+    ? domain
+    : userData
+      ? bytes
+        ? ops.domainAllocUser!(idev.dev, g, userData.type, bytes)
+        : -14
+      : ops.domainAllocPaging
+        ? ops.domainAllocPaging(idev.dev, g)
+        : -12;
   if (typeof d === 'number') {
     ictx.abort(hwpt);
     return d;

@@ -381,6 +381,17 @@ export class IoPagetable {
       const rc = this.checkAlignment(align);
       if (rc) return rc;
     }
+    const rc0 = this.reserveOutside(d);
+    if (rc0) return rc0;
+    const rc = this.fillDomain(d);
+    if (rc) return this.undoReserve(d, rc);
+    this.iovaAlignment = align;
+    this.domains.push(d);
+    return 0;
+  }
+
+  /** Reserve what lies outside the domain's apertures: below, above and between its windows. */
+  private reserveOutside(d: IommuDomain): number {
     const g = d.geometry;
     if (g.apertureStart !== 0n) {
       const rc = this.reserveIova(0n, g.apertureStart - 1n, d);
@@ -390,18 +401,24 @@ export class IoPagetable {
       const rc = this.reserveIova(g.apertureEnd + 1n, U64_MAX, d);
       if (rc) return this.undoReserve(d, rc);
     }
-    // The holes between a multi-window domain's apertures.
     const aps = [...(d.apertures ?? [])].sort((a, b) => (a.start < b.start ? -1 : 1));
     for (let i = 1; i < aps.length; i++) {
       if (aps[i]!.start <= aps[i - 1]!.last + 1n) continue;
       const rc = this.reserveIova(aps[i - 1]!.last + 1n, aps[i]!.start - 1n, d);
       if (rc) return this.undoReserve(d, rc);
     }
-    const rc = this.fillDomain(d);
-    if (rc) return this.undoReserve(d, rc);
-    this.iovaAlignment = align;
-    this.domains.push(d);
     return 0;
+  }
+
+  /**
+   * A domain of this table changed its windows (the sPAPR container over IOMMUFD creates and
+   * removes them): reserve again outside the new apertures and recompute the IOVA alignment.
+   */
+  domainApertureChanged(d: IommuDomain): number {
+    this.removeReserved(d);
+    const rc = this.reserveOutside(d);
+    if (rc) return rc;
+    return this.calculateAlignment();
   }
 
   private undoReserve(d: IommuDomain, rc: number): number {

@@ -47,6 +47,11 @@ export class IoptPages {
     readonly uptr: bigint,
     readonly npages: number,
     readonly writable: boolean,
+    /**
+     * Pages another owner already pinned and charged (the sPAPR preregistered memory): their
+     * physical addresses by page index. Filling them pins and charges nothing.
+     */
+    private readonly backing: ((index: number) => number) | null = null,
   ) {
     this.accountMode = source.capIpcLock ? 'none' : 'user';
   }
@@ -62,6 +67,11 @@ export class IoptPages {
   fill(first: number, last: number): number {
     const fresh: number[] = [];
     for (let i = first; i <= last; i++) if (!this.users.get(i)) fresh.push(i);
+    if (this.backing) {
+      for (const i of fresh) this.pfns.set(i, this.backing(i));
+      for (let i = first; i <= last; i++) this.users.set(i, (this.users.get(i) ?? 0) + 1);
+      return 0;
+    }
     const ps = BigInt(this.ctx.mem.pageSize);
     const got: number[] = [];
     for (const i of fresh) {
@@ -94,10 +104,14 @@ export class IoptPages {
       }
     }
     this.unpin(gone);
-    this.updatePinned(gone.length, false);
+    if (!this.backing) this.updatePinned(gone.length, false);
   }
 
   private unpin(idx: number[]): void {
+    if (this.backing) {
+      for (const i of idx) this.pfns.delete(i);
+      return;
+    }
     const ps = BigInt(this.ctx.mem.pageSize);
     for (const i of idx) {
       unpinUserPage(this.mm, Number((this.uptr + BigInt(i) * ps) / ps));

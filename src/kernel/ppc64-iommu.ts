@@ -116,16 +116,24 @@ function allocDomain(tg: TableGroup, kernelPageShift: number, ddwBase: DdwBase, 
     }
     windows.push({ num: s.num, table: t, start: s.start, last: s.start + s.size - 1n, pageShift: s.shift });
   }
-  const first = windows[0]!;
-  const last = windows[windows.length - 1]!;
-  let bitmap = 0n;
-  for (const w of windows) bitmap |= 1n << BigInt(w.pageShift);
+  return newDomain(tg, windows);
+}
+
+/**
+ * A paging domain with no window yet, for a caller that sets its windows one by one (the sPAPR
+ * container over IOMMUFD): its page sizes are 4K until a window says otherwise.
+ */
+export function ppc64EmptyDomain(tg: TableGroup): Ppc64TceDomain {
+  return newDomain(tg, []);
+}
+
+function newDomain(tg: TableGroup, windows: Ppc64Window[]): Ppc64TceDomain {
   const domain: Ppc64TceDomain = {
     type: 'paging',
     label: `${tg.label} ppc64`,
-    pgsizeBitmap: bitmap,
-    geometry: { apertureStart: first.start, apertureEnd: last.last, forceAperture: true },
-    apertures: windows.map((w) => ({ start: w.start, last: w.last })),
+    pgsizeBitmap: 0n,
+    geometry: { apertureStart: 0n, apertureEnd: 0n, forceAperture: true },
+    apertures: [],
     windows,
     groups: [],
     ops: {
@@ -143,7 +151,51 @@ function allocDomain(tg: TableGroup, kernelPageShift: number, ddwBase: DdwBase, 
       },
     },
   };
+  updateGeometry(domain);
   return domain;
+}
+
+/** Apertures, geometry and page sizes from the windows (both windows; the hole is not one). */
+function updateGeometry(d: Ppc64TceDomain): void {
+  const ws = [...d.windows].sort((a, b) => (a.start < b.start ? -1 : 1));
+  let bitmap = 0n;
+  for (const w of ws) bitmap |= 1n << BigInt(w.pageShift);
+  d.pgsizeBitmap = bitmap || 1n << 12n;
+  d.apertures = ws.map((w) => ({ start: w.start, last: w.last }));
+  d.geometry = { apertureStart: ws[0]?.start ?? 0n, apertureEnd: ws.at(-1)?.last ?? 0n, forceAperture: true };
+}
+
+/**
+ * Give the domain a window over `table` (the caller keeps its own reference) and program it into
+ * every PE attached to the domain; on a failure no PE keeps it.
+ */
+export function ppc64DomainSetWindow(d: Ppc64TceDomain, num: number, table: IommuTable, pageShift: number): number {
+  const done: TableGroup[] = [];
+  for (const tg of d.groups) {
+    iommuTceTableGet(table);
+    const rc = tg.ops.setWindow(tg, num, table);
+    if (rc) {
+      iommuTceTablePut(table);
+      for (const x of done) unprogram(x, num);
+      return rc;
+    }
+    done.push(tg);
+  }
+  iommuTceTableGet(table);
+  const start = table.start;
+  d.windows.push({ num, table, start, last: start + BigInt(table.itSize) * BigInt(table.pageSize) - 1n, pageShift });
+  updateGeometry(d);
+  return 0;
+}
+
+/** Take window `num` out of every PE attached to the domain, and out of the domain. */
+export function ppc64DomainUnsetWindow(d: Ppc64TceDomain, num: number): void {
+  const i = d.windows.findIndex((w) => w.num === num);
+  if (i < 0) return;
+  for (const tg of d.groups) unprogram(tg, num);
+  iommuTceTablePut(d.windows[i]!.table);
+  d.windows.splice(i, 1);
+  updateGeometry(d);
 }
 
 /** Program every window of the domain into the group's PE (set_window, with a reference each). */
@@ -164,7 +216,8 @@ function attach(d: Ppc64TceDomain, g: IommuGroup): number {
     }
     done.push(w);
   }
-  d.groups.push(tg);
+  // Newest first (list_add): a new window reaches the PEs in the order the sPAPR container uses.
+  d.groups.unshift(tg);
   programmedBy.set(tg, d);
   return 0;
 }

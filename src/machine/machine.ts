@@ -16,6 +16,7 @@ import type { IoctlArg } from '../kernel/uaccess.js';
 import { IommuGroup, type IommuOps, IOMMU_CAP_CACHE_COHERENCY, tableGroupDomains } from '../kernel/iommu-group.js';
 import type { IommufdPlatform } from '../iommufd/context.js';
 import { UserStructs } from '../iommufd/pages.js';
+import { iommufdOpen } from '../iommufd/main.js';
 import { spaprTceRfcOps } from '../kernel/spapr-tce-iommu.js';
 import { ppc64BlockPe, ppc64TceOps } from '../kernel/ppc64-iommu.js';
 import { KPciDev } from '../kernel/pci.js';
@@ -32,6 +33,7 @@ import { VfioDevice } from '../vfio/device.js';
 import { noEehOps, vfioEehOps } from '../vfio/eeh.js';
 import { VfioGroup } from '../vfio/group.js';
 import { SpaprTceDriver } from '../vfio/spapr-tce.js';
+import { SpaprTceIommufdDriver } from '../vfio/spapr-tce-iommufd.js';
 import { PRESETS, type PresetName } from './presets.js';
 import { bootPseries } from './pseries-boot.js';
 import { pseriesTopology, qemuTopology, type Topology, tourTopology } from './topology.js';
@@ -162,7 +164,9 @@ export class Machine {
       });
       this.eeh.enabled = profile.eehForEmulated;
     }
-    this.driver = new SpaprTceDriver({
+    // With IOMMUFD providing /dev/vfio/vfio in tcelab's design, the sPAPR container lives in IOMMUFD.
+    const spaprOverIommufd = opts.iommufd === 'ppc64' && opts.vfioContainer === 'iommufd';
+    this.driver = new (spaprOverIommufd ? SpaprTceIommufdDriver : SpaprTceDriver)({
       mem: this.mem,
       klog: this.klog,
       log: this.log,
@@ -193,14 +197,17 @@ export class Machine {
         },
         allowUnsafeInterrupts: opts.allowUnsafeInterrupts ?? false,
         contexts: new Set(),
-        isolatedMsi: false,
+        // tcelab's design: a PowerNV PHB checks every MSI against the PE of the function that
+        // sent it (the PE's MSI validation), so the PE's interrupts are isolated. The RFC's
+        // driver claims no isolation, as the recorded kernel shows.
+        isolatedMsi: opts.iommufd === 'ppc64',
         hugetlbPinnable: this.mmu !== 'hash' && !this.pseries,
       };
     }
     this.sys = new Syscalls(
       {
         iommufd: this.iommufd,
-        vfioContainer: opts.vfioContainer ?? 'legacy',
+        vfioContainer: spaprOverIommufd ? 'iommufd-spapr' : (opts.vfioContainer ?? 'legacy'),
         ...(opts.iommufd === 'ppc64' && this.eeh.enabled ? { cdevEehPeOp: (g: IommuGroup, arg: IoctlArg) => vfioEehOps(this.eeh).peOp(g, arg) } : {}),
         vfioCdev: (n) => {
           const d = this.cdevs[n];
@@ -210,7 +217,12 @@ export class Machine {
         klog: this.klog,
         log: this.log,
         pageSize: this.mem.pageSize,
-        newContainer: () => new VfioContainer(this.driver),
+        newContainer: () => {
+          if (!spaprOverIommufd) return new VfioContainer(this.driver);
+          const ictx = iommufdOpen(this.iommufd!);
+          ictx.accountMode = 'mm';
+          return new VfioContainer(this.driver, ictx);
+        },
         vfioGroup: (id) => this.vfioGroups.get(id),
         deviceOpened: (d) => this.deviceOpened(d),
         deviceClosed: (d) => this.deviceClosed(d),

@@ -44,6 +44,8 @@ export interface ScenarioMachine {
   /** An IOMMUFD kernel and its PPC64 driver. */
   iommufd?: 'ppc64' | 'rfc-2026';
   allowUnsafeInterrupts?: boolean;
+  /** Who provides /dev/vfio/vfio (iommufd needs machine.iommufd). */
+  vfioContainer?: 'legacy' | 'iommufd';
 }
 
 const EXPECT_KEYS = ['ret', 'errno', 'ok', 'data', 'frozen', 'events', 'count', 'blocked', 'signal'];
@@ -135,6 +137,11 @@ export function parseScenario(text: string, file: string): Scenario {
   const unsafe = mj.allowUnsafeInterrupts;
   if (unsafe !== undefined && typeof unsafe !== 'boolean')
     fail(get(['machine', 'allowUnsafeInterrupts']), `machine.allowUnsafeInterrupts: expected true or false, got ${JSON.stringify(unsafe)}`);
+  const vc = mj.vfioContainer;
+  if (vc !== undefined && vc !== 'legacy' && vc !== 'iommufd')
+    fail(get(['machine', 'vfioContainer']), `machine.vfioContainer: expected legacy or iommufd, got ${JSON.stringify(vc)}`);
+  if (vc === 'iommufd' && iommufd === undefined)
+    fail(get(['machine', 'vfioContainer']), 'machine.vfioContainer: iommufd needs machine.iommufd (ppc64 or rfc-2026)');
   if (isPseries && topology !== 'qemu') fail(get(['machine', 'topology']), 'machine.topology: pseries has only the recorded machine (qemu)');
   for (const k of Object.keys(mj))
     if (!MACHINE_KEYS.includes(k)) fail(get(['machine', k]), `machine.${k}: unknown machine option (expected ${MACHINE_KEYS.join(', ')})`);
@@ -159,6 +166,7 @@ export function parseScenario(text: string, file: string): Scenario {
   const machine: ScenarioMachine = { preset: preset as PresetName, pageSize: pageSize as '4k' | '64k', topology: topology as 'qemu' | 'tour', quirks };
   if (iommufd) machine.iommufd = iommufd as 'ppc64' | 'rfc-2026';
   if (unsafe) machine.allowUnsafeInterrupts = true;
+  if (vc === 'iommufd') machine.vfioContainer = 'iommufd';
   const pseriesOnly = (k: string) => {
     if (!isPseries) fail(get(['machine', k]), `machine.${k}: only for preset pseries (this machine is ${preset})`);
   };
@@ -289,6 +297,7 @@ const MACHINE_KEYS = [
   'hypervisor',
   'iommufd',
   'allowUnsafeInterrupts',
+  'vfioContainer',
 ];
 
 function tryQemuSize(s: string): number | null {

@@ -22,6 +22,7 @@ import { faultRelease } from '../iommufd/hw-pagetable.js';
 import { iommufdIoctl, iommufdOpen } from '../iommufd/main.js';
 import {
   IOMMUFD_IOCTLS,
+  isIommufdCmd,
   VFIO_DEVICE_ATTACH_IOMMUFD_PT,
   VFIO_DEVICE_BIND_IOMMUFD,
   VFIO_DEVICE_DETACH_IOMMUFD_PT,
@@ -52,8 +53,11 @@ export interface KernelServices {
   vfioGroup(id: number): VfioGroup | undefined;
   /** The kernel's IOMMUFD (null when it is built without): /dev/iommu and the device cdevs. */
   iommufd: IommufdPlatform | null;
-  /** Who provides /dev/vfio/vfio: VFIO's own container, or IOMMUFD's type1 emulation. */
-  vfioContainer: 'legacy' | 'iommufd';
+  /**
+   * Who provides /dev/vfio/vfio: VFIO's own container, IOMMUFD's type1 emulation, or IOMMUFD
+   * serving the sPAPR container (tcelab's PPC64 design: newContainer() gives it its iommufd).
+   */
+  vfioContainer: 'legacy' | 'iommufd' | 'iommufd-spapr';
   /** EEH PE operations on bound device cdevs (tcelab's PPC64 IOMMUFD design), if offered. */
   cdevEehPeOp?: (g: IommuGroup, arg: IoctlArg) => number;
   /** The device behind /dev/vfio/devices/vfioN, with its group. */
@@ -132,11 +136,12 @@ export class Syscalls {
       // iommufd_fops_open() for the VFIO misc device: VFIO's rlimit accounting, and a note once.
       const ctx = iommufdOpen(this.k.iommufd);
       ctx.accountMode = 'mm';
-      if (!this.vfioByIommufdNoted) this.k.klog.printk('iommufd: IOMMUFD is providing /dev/vfio/vfio, not VFIO.');
-      this.vfioByIommufdNoted = true;
+      this.noteVfioByIommufd();
       file = new OpenFile(path, { kind: 'iommufd', ctx });
-    } else if (path === '/dev/vfio/vfio') file = new OpenFile(path, { kind: 'container', container: this.k.newContainer() });
-    else if (path === '/dev/kmsg') file = new OpenFile(path, { kind: 'kmsg', pos: this.k.klog.lines.length });
+    } else if (path === '/dev/vfio/vfio') {
+      if (this.k.vfioContainer === 'iommufd-spapr') this.noteVfioByIommufd();
+      file = new OpenFile(path, { kind: 'container', container: this.k.newContainer() });
+    } else if (path === '/dev/kmsg') file = new OpenFile(path, { kind: 'kmsg', pos: this.k.klog.lines.length });
     else if (/^\/proc\/(self|\d+)\/status$/.test(path)) file = new OpenFile(path, { kind: 'status', pid });
     else if (path === '/dev/iommu' || path.startsWith('/dev/vfio/devices/')) {
       const r = this.openIommufd(pid, path);
@@ -154,6 +159,11 @@ export class Syscalls {
       file = new OpenFile(path, { kind: 'group', group: g });
     }
     return ok(this.table(pid).install(file));
+  }
+
+  private noteVfioByIommufd(): void {
+    if (!this.vfioByIommufdNoted) this.k.klog.printk('iommufd: IOMMUFD is providing /dev/vfio/vfio, not VFIO.');
+    this.vfioByIommufdNoted = true;
   }
 
   /** /dev/iommu and /dev/vfio/devices/vfioN: root-only device nodes of an IOMMUFD kernel. */
@@ -277,8 +287,12 @@ export class Syscalls {
 
   private dispatch(p: Process, f: OpenFile, request: number, arg: IoctlArg): SysResult {
     switch (f.f.kind) {
-      case 'container':
+      case 'container': {
+        // The file is an iommufd when IOMMUFD provides it: IOMMUFD's own commands work on it too.
+        const ictx = f.f.container.ictx;
+        if (ictx && isIommufdCmd(request)) return this.iommufdIoctl(p, ictx, request, arg);
         return kret(f.f.container.ioctl(request, arg));
+      }
       case 'device':
         // A kernel with device cdevs answers BIND_IOMMUFD on every device file.
         if (request === VFIO_DEVICE_BIND_IOMMUFD && this.k.iommufd) return kret(groupDeviceBind(arg));
@@ -286,16 +300,20 @@ export class Syscalls {
       case 'group':
         return this.groupIoctl(p, f, f.f.group, request, arg);
       case 'iommufd':
-        return kret(
-          iommufdIoctl(f.f.ctx, p, request, arg, (fault) =>
-            this.table(p.pid).install(new OpenFile('anon_inode:[iommufd-pgfault]', { kind: 'iommufd-fault', ctx: (f.f as { ctx: IommufdCtx }).ctx, fault }), 0),
-          ),
-        );
+        return this.iommufdIoctl(p, f.f.ctx, request, arg);
       case 'vfio-cdev':
         return kret(f.f.df.ioctl(request, arg));
       default:
         return err(errno.ENOTTY);
     }
+  }
+
+  private iommufdIoctl(p: Process, ctx: IommufdCtx, request: number, arg: IoctlArg): SysResult {
+    return kret(
+      iommufdIoctl(ctx, p, request, arg, (fault) =>
+        this.table(p.pid).install(new OpenFile('anon_inode:[iommufd-pgfault]', { kind: 'iommufd-fault', ctx, fault }), 0),
+      ),
+    );
   }
 
   private groupIoctl(p: Process, gf: OpenFile, g: VfioGroup, request: number, arg: IoctlArg): SysResult {

@@ -3,6 +3,7 @@ import { errno } from '../base/errno.js';
 import type { IoctlArg } from '../kernel/uaccess.js';
 import { argValue } from '../kernel/uaccess.js';
 import { VFIO_API_VERSION, VFIO_CHECK_EXTENSION, VFIO_GET_API_VERSION, VFIO_SET_IOMMU } from '../kernel/include/uapi/linux/vfio.js';
+import type { IommufdCtx } from '../iommufd/context.js';
 import type { VfioGroup } from './group.js';
 import { SpaprTceDriver, type TceContainer } from './spapr-tce.js';
 
@@ -20,7 +21,14 @@ export class VfioContainer {
   deadReader: string | null = null;
   writerWaiting = false;
 
-  constructor(readonly driver: SpaprTceDriver) {}
+  constructor(
+    readonly driver: SpaprTceDriver,
+    /**
+     * The iommufd behind the file when IOMMUFD provides /dev/vfio/vfio in tcelab's PPC64 design
+     * (the driver keeps its groups, windows and maps in it), else null.
+     */
+    readonly ictx: IommufdCtx | null = null,
+  ) {}
 
   /**
    * Why an ioctl would wait forever on group_lock (null if it runs): SET_IOMMU takes it for
@@ -59,7 +67,7 @@ export class VfioContainer {
   private setIommu(type: bigint): number {
     if (!this.groups.length || this.iommuData) return -errno.EINVAL;
     if (SpaprTceDriver.checkExtension(type, this.driver.eehEnabled()) <= 0) return -errno.ENODEV;
-    const data = this.driver.open(type);
+    const data = this.driver.open(type, this.ictx);
     if (typeof data === 'number') return data;
     // __vfio_container_attach_groups(): unwind the groups already attached on failure.
     const done: VfioGroup[] = [];
@@ -78,7 +86,7 @@ export class VfioContainer {
 
   /** vfio_container_attach_group(). */
   attachGroup(g: VfioGroup): number {
-    const ret = g.iommuGroup.claimDmaOwner(g);
+    const ret = g.iommuGroup.claimDmaOwner(this.ictx ?? g);
     if (ret) return ret;
     if (this.iommuData) {
       const r = this.driver.attachGroup(this.iommuData, g.iommuGroup);
@@ -108,8 +116,8 @@ export class VfioContainer {
     this.put();
   }
 
-  /** vfio_container_put(): the last reference releases an unused container. */
+  /** vfio_container_put(): the last reference releases an unused container (and its iommufd). */
   put(): void {
-    this.refs--;
+    if (--this.refs === 0) this.ictx?.put();
   }
 }

@@ -92,7 +92,7 @@ function aligned(a: bigint, size: number): boolean {
 }
 
 export class SpaprTceDriver {
-  constructor(private readonly ctx: SpaprTceContext) {}
+  constructor(protected readonly ctx: SpaprTceContext) {}
 
   private get pageShift(): number {
     return this.ctx.mem.pageShift;
@@ -102,8 +102,8 @@ export class SpaprTceDriver {
     return this.ctx.eeh.enabled();
   }
 
-  /** tce_iommu_open(): only the two sPAPR types. */
-  open(type: bigint): TceContainer | number {
+  /** tce_iommu_open(): only the two sPAPR types. `_owner` is the container file's iommufd, if any. */
+  open(type: bigint, _owner?: unknown): TceContainer | number {
     if (type !== BigInt(VFIO_SPAPR_TCE_IOMMU) && type !== BigInt(VFIO_SPAPR_TCE_v2_IOMMU)) return -EINVAL;
     return new TceContainer(type === BigInt(VFIO_SPAPR_TCE_v2_IOMMU));
   }
@@ -235,7 +235,7 @@ export class SpaprTceDriver {
    * iommu_tce_put/clear_param_check(): iova aligned with its first page inside the window, vaddr
    * aligned. Only the first page is checked unless the end-of-window quirk is fixed.
    */
-  private paramCheck(tbl: IommuTable, ioba: bigint, gpa: bigint | null, npages: bigint): number {
+  protected paramCheck(tbl: IommuTable, ioba: bigint, gpa: bigint | null, npages: bigint): number {
     const first = shrToNum(ioba, tbl.itPageShift);
     const end = tbl.itOffset + tbl.itSize;
     const bad = !aligned(ioba, tbl.pageSize) || first < tbl.itOffset || first + 1 > end || (gpa !== null && !aligned(gpa, tbl.pageSize));
@@ -264,8 +264,12 @@ export class SpaprTceDriver {
     const npages = p.size >> BigInt(tbl.itPageShift);
     ret = this.paramCheck(tbl, p.iova, p.vaddr, npages);
     if (ret) return ret;
-    const entry = Number(p.iova >> BigInt(tbl.itPageShift));
-    return c.v2 ? this.buildV2(c, tbl, entry, p.vaddr, Number(npages), dir) : this.buildV1(c, tbl, entry, p.vaddr, Number(npages), dir);
+    return this.build(c, tbl, Number(p.iova >> BigInt(tbl.itPageShift)), p.vaddr, Number(npages), dir);
+  }
+
+  /** Map `pages` IOMMU pages of user memory at `tce` from `entry` on (tce_iommu_build(_v2)). */
+  protected build(c: TceContainer, tbl: IommuTable, entry: number, tce: bigint, pages: number, dir: DmaDirection): number {
+    return c.v2 ? this.buildV2(c, tbl, entry, tce, pages, dir) : this.buildV1(c, tbl, entry, tce, pages, dir);
   }
 
   private unmapDma(c: TceContainer, arg: IoctlArg): number {
@@ -289,11 +293,11 @@ export class SpaprTceDriver {
   // ---- map / unmap algorithms ----
 
   /** tce_page_is_contained(): the backing page must be at least one IOMMU page. */
-  private pageIsContained(c: TceContainer, ua: bigint, shift: number): boolean {
+  protected pageIsContained(c: TceContainer, ua: bigint, shift: number): boolean {
     return this.backingShift(c.mm!.findMapping(ua)) >= shift;
   }
 
-  private backingShift(m: Mapping | undefined): number {
+  protected backingShift(m: Mapping | undefined): number {
     return m?.kind === 'hugetlb' && m.hugePageShift ? m.hugePageShift : this.pageShift;
   }
 
@@ -542,16 +546,30 @@ export class SpaprTceDriver {
     if (pageShift >= 64 || !(tg.pgsizes & (1n << BigInt(pageShift)))) return { ret: -EINVAL };
     const tbl = this.createTable(c, tg, num, pageShift, windowSize, levels);
     if (typeof tbl === 'number') return { ret: tbl };
+    const ret = this.programWindow(c, num, tbl);
+    if (ret) {
+      this.freeTable(c, tbl);
+      return { ret };
+    }
+    c.tables[num] = tbl;
+    return { ret: 0, start: tbl.start };
+  }
+
+  /** set_window() of the new table on every attached group; on a failure none keeps it. */
+  protected programWindow(c: TceContainer, num: number, tbl: IommuTable): number {
     for (const g of c.groupList) {
       const ret = g.tableGroup.ops.setWindow(g.tableGroup, num, tbl);
       if (ret) {
         for (const g2 of c.groupList) g2.tableGroup.ops.unsetWindow(g2.tableGroup, num);
-        this.freeTable(c, tbl);
-        return { ret };
+        return ret;
       }
     }
-    c.tables[num] = tbl;
-    return { ret: 0, start: tbl.start };
+    return 0;
+  }
+
+  /** unset_window() of window `num` on every attached group. */
+  protected unprogramWindow(c: TceContainer, num: number): void {
+    for (const g of c.groupList) g.tableGroup.ops.unsetWindow(g.tableGroup, num);
   }
 
   /** tce_iommu_create_default_window(): the lazily created 32-bit window of 4K pages. */
@@ -609,7 +627,7 @@ export class SpaprTceDriver {
     const { num, tbl } = found;
     if (!this.ctx.quirks['remove-any-address'] && tbl.start !== startAddr) return -EINVAL;
     this.clear(c, tbl, tbl.itOffset, tbl.itSize);
-    for (const g of c.groupList) g.tableGroup.ops.unsetWindow(g.tableGroup, num);
+    this.unprogramWindow(c, num);
     this.freeTable(c, tbl);
     c.tables[num] = null;
     return 0;
@@ -625,14 +643,15 @@ export class SpaprTceDriver {
     else if (!c.v2 && c.groupList.length) ret = -EBUSY;
     else if (c.groupList.includes(g)) ret = -EBUSY;
     else if (c.groupList.some((o) => o.tableGroup.ops.createTable !== tg.ops.createTable)) ret = -EPERM;
-    else ret = this.takeOwnership(c, tg);
+    else ret = this.takeOwnership(c, g);
     if (!c.groupList.length && !c.tables[0]) c.defWindowPending = true;
     if (!ret) c.groupList.unshift(g);
     return ret;
   }
 
   /** tce_iommu_take_ownership(): program every container table into the new PE. */
-  private takeOwnership(c: TceContainer, tg: TableGroup): number {
+  protected takeOwnership(c: TceContainer, g: IommuGroup): number {
+    const tg = g.tableGroup;
     for (let i = 0; i < 2; i++) {
       const tbl = c.tables[i];
       if (!tbl) continue;
@@ -650,12 +669,18 @@ export class SpaprTceDriver {
     const i = c.groupList.indexOf(g);
     if (i < 0) return;
     c.groupList.splice(i, 1);
+    // tce_iommu_release_ownership()
     for (let n = 0; n < 2; n++) {
       const tbl = c.tables[n];
       if (!tbl) continue;
       this.clear(c, tbl, tbl.itOffset, tbl.itSize);
-      g.tableGroup.ops.unsetWindow(g.tableGroup, n);
+      this.releaseWindow(g, n);
     }
+  }
+
+  /** unset_window() of one window on a group leaving the container. */
+  protected releaseWindow(g: IommuGroup, num: number): void {
+    g.tableGroup.ops.unsetWindow(g.tableGroup, num);
   }
 
   /** tce_iommu_release(): free the container's tables and regions, undo ENABLE, drop the mm. */
@@ -665,6 +690,7 @@ export class SpaprTceDriver {
       const tbl = c.tables[n];
       if (!tbl) continue;
       c.tables[n] = null;
+      this.unprogramWindow(c, n);
       this.freeTable(c, tbl);
     }
     for (const mem of [...c.preregList]) {

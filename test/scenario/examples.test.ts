@@ -92,6 +92,7 @@ const IOMMUFD_RFC: Record<string, { invariants: string[]; errno?: string }> = {
   'eeh.yaml': { invariants: [], errno: 'ENOTTY' },
   'hotplug.yaml': { invariants: ['iommufd-attached-pe-translates'] },
   'back-to-kernel.yaml': { invariants: ['iommufd-blocked-pe-no-window', 'tce-tables-reachable'] },
+  'compat.yaml': { invariants: [], errno: 'EINVAL' },
 };
 
 test('examples/iommufd: at least five scenarios, one per RFC problem listed here', () => {

@@ -9,6 +9,11 @@ export const IOMMUFD_TYPE = 0x3b; // ';'
 export const IOMMUFD_CMD_BASE = 0x80;
 const io = (nr: number): number => (IOMMUFD_TYPE << 8) | nr;
 
+/** An IOMMUFD command (type ';', numbers from IOMMUFD_CMD_BASE), whatever its size bits. */
+export function isIommufdCmd(cmd: number): boolean {
+  return ((cmd >>> 8) & 0xff) === IOMMUFD_TYPE && (cmd & 0xff) >= IOMMUFD_CMD_BASE;
+}
+
 export const IOMMU_DESTROY = io(0x80);
 export const IOMMU_IOAS_ALLOC = io(0x81);
 export const IOMMU_IOAS_ALLOW_IOVAS = io(0x82);
