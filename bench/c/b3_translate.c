@@ -2,9 +2,10 @@
  * B3 baseline: device DMA reads of 8 bytes at seeded pseudo-random bus addresses through a
  * populated 2-level window of 64K TCEs (2 GiB, entry i -> page i): RID -> PE, TVE select, the
  * hardware walk (one big-endian read per level, indirect entries must carry a permission bit),
- * the permission check and the copy out of the sparse page store. With the cache on, the walk
- * still runs (the model compares it with the cached TCE to flag stale use) and the cache is a
- * hash table without eviction, as the model's Map is. Argument 3: 1 = cache on.
+ * the permission check and the copy out of the sparse page store into the device's buffer. With
+ * the cache on, a hit does not walk (the model walks on a hit only for an event listener, to flag
+ * stale use; the benchmark has none) and the cache is a hash table without eviction, as the
+ * model's Map is. Argument 3: 1 = cache on.
  */
 #include "phb.h"
 
@@ -64,12 +65,9 @@ static int dma_read(struct ctx *c, unsigned rid, uint64_t bus, unsigned len, uin
 	const struct tve *tve = &c->tvt[tve_idx];
 	uint64_t page_idx = (bus >> tve->page_shift) & ((1ull << (tve->tbl_shift * tve->levels)) - 1);
 	uint64_t key = ((uint64_t)tve_idx << 32) | page_idx;
-	uint64_t walked = walk(&c->mem, tve, page_idx), tce;
-	int stale = 0;
-	if (c->cache_on && cache_get(&c->cache, key, &tce)) {
-		stale = walked != tce;
-	} else {
-		tce = walked;
+	uint64_t tce;
+	if (!c->cache_on || !cache_get(&c->cache, key, &tce)) {
+		tce = walk(&c->mem, tve, page_idx);
 		if (c->cache_on && (tce & 1))
 			cache_set(&c->cache, key, tce);
 	}
@@ -84,7 +82,7 @@ static int dma_read(struct ctx *c, unsigned rid, uint64_t bus, unsigned len, uin
 		memcpy(out, p + (pa & (psize - 1)), len);
 	else
 		memset(out, 0, len);
-	c->events += 1 + stale;
+	c->events++;
 	return 0;
 }
 

@@ -27,6 +27,9 @@ export interface MemoryConfig {
 
 /** Entries of PhysMemory's cache of recently touched pages (a power of two). */
 const RECENT_PAGES = 16;
+/** Page frames per chunk of PhysMemory's page store (pfn >> CHUNK_SHIFT picks the chunk). */
+const CHUNK_SHIFT = 12;
+const CHUNK_MASK = (1 << CHUNK_SHIFT) - 1;
 
 export class PhysMemory {
   readonly pageShift: number;
@@ -38,7 +41,9 @@ export class PhysMemory {
   readonly numaNodes: number;
   private readonly freeLists: Set<number>[] = [];
   private readonly allocated = new Map<number, Block>();
-  private readonly data = new Map<number, Uint8Array>();
+  /** Written pages' bytes, by page frame: chunks of 2^CHUNK_SHIFT frames, made on first write. */
+  private readonly chunks: ((Uint8Array | undefined)[] | undefined)[];
+  readonly ramBytes: number;
   private freePageCount = 0;
 
   constructor(
@@ -51,6 +56,9 @@ export class PhysMemory {
     this.pageMask = this.pageSize - 1;
     this.maxPageOrder = cfg.maxPageOrder;
     this.totalPages = Math.floor(cfg.ramBytes / this.pageSize);
+    if (this.totalPages > 2 ** 32) throw new RangeError(`ramBytes ${cfg.ramBytes} is ${this.totalPages} pages, over the limit of 2^32 pages`);
+    this.ramBytes = this.totalPages * this.pageSize;
+    this.chunks = new Array(Math.ceil(this.totalPages / 2 ** CHUNK_SHIFT)).fill(undefined);
     this.numaNodes = cfg.numaNodes ?? 1;
     for (let o = 0; o <= this.maxPageOrder; o++) this.freeLists.push(new Set());
     // Seed the free lists with the largest aligned blocks that fit.
@@ -62,10 +70,6 @@ export class PhysMemory {
       pfn += 2 ** o;
     }
     this.freePageCount = this.totalPages;
-  }
-
-  get ramBytes(): number {
-    return this.totalPages * this.pageSize;
   }
 
   get freeBytes(): number {
@@ -146,10 +150,10 @@ export class PhysMemory {
     const slot = pfn & (RECENT_PAGES - 1);
     if (this.recentPfn[slot] === pfn) return this.recentPage[slot]!;
     if (pfn < 0 || pfn >= this.totalPages) throw new RangeError(`physical address 0x${pa.toString(16)} beyond RAM`);
-    let p = this.data.get(pfn);
+    let p = this.stored(pfn);
     if (!p && forWrite) {
       p = new Uint8Array(this.pageSize);
-      this.data.set(pfn, p);
+      this.store(pfn, p);
     }
     if (p) {
       this.recentPfn[slot] = pfn;
@@ -171,9 +175,24 @@ export class PhysMemory {
     return this.page(pa, true)!;
   }
 
+  /** The stored bytes of a page frame in RAM, undefined when it was never written. */
+  private stored(pfn: number): Uint8Array | undefined {
+    return this.chunks[pfn >>> CHUNK_SHIFT]?.[pfn & CHUNK_MASK];
+  }
+
+  private store(pfn: number, bytes: Uint8Array | undefined): void {
+    let c = this.chunks[pfn >>> CHUNK_SHIFT];
+    if (!c) {
+      if (!bytes) return;
+      c = new Array(CHUNK_MASK + 1).fill(undefined);
+      this.chunks[pfn >>> CHUNK_SHIFT] = c;
+    }
+    c[pfn & CHUNK_MASK] = bytes;
+  }
+
   /** Forget the last-page cache when a page's storage goes away. */
   private dropPage(pfn: number): void {
-    this.data.delete(pfn);
+    this.store(pfn, undefined);
     const slot = pfn & (RECENT_PAGES - 1);
     if (this.recentPfn[slot] === pfn) {
       this.recentPfn[slot] = Number.NaN;
@@ -190,18 +209,21 @@ export class PhysMemory {
     const hi = Number(value >> 32n);
     const lo = Number(value & 0xffff_ffffn);
     if (value === 0n) throw new RangeError('countU64BE: zero matches every untouched page');
-    for (const p of this.data.values()) {
-      const dv = new DataView(p.buffer, p.byteOffset, p.byteLength);
-      for (let off = 0; off < p.length; off += 8) if (dv.getUint32(off + 4, false) === lo && dv.getUint32(off, false) === hi) n++;
+    for (const c of this.chunks) {
+      for (const p of c ?? []) {
+        if (!p) continue;
+        const dv = new DataView(p.buffer, p.byteOffset, p.byteLength);
+        for (let off = 0; off < p.length; off += 8) if (dv.getUint32(off + 4, false) === lo && dv.getUint32(off, false) === hi) n++;
+      }
     }
     return n;
   }
 
   /** Copy one page's contents to another (page migration). */
   copyPage(fromPfn: number, toPfn: number): void {
-    const src = this.data.get(fromPfn);
+    const src = this.stored(fromPfn);
     this.dropPage(toPfn);
-    if (src) this.data.set(toPfn, src.slice());
+    if (src) this.store(toPfn, src.slice());
   }
 
   /** True when a physical address is backed by RAM. */
@@ -239,6 +261,22 @@ export class PhysMemory {
     return out;
   }
 
+  /** read() into the caller's buffer: `out.length` bytes from `pa`. */
+  readInto(pa: number, out: Uint8Array): void {
+    const len = out.length;
+    let done = 0;
+    while (done < len) {
+      const a = pa + done;
+      const off = a & this.pageMask;
+      const n = Math.min(len - done, this.pageSize - off);
+      const p = this.page(a, false);
+      if (!p) out.fill(0, done, done + n);
+      else if (n <= 16) for (let i = 0; i < n; i++) out[done + i] = p[off + i]!;
+      else out.set(p.subarray(off, off + n), done);
+      done += n;
+    }
+  }
+
   write(pa: number, bytes: Uint8Array): void {
     let done = 0;
     while (done < bytes.length) {
@@ -259,7 +297,7 @@ export class PhysMemory {
       const n = Math.min(len - done, this.pageSize - off);
       const pfn = Math.floor(a / this.pageSize);
       if (off === 0 && n === this.pageSize) this.dropPage(pfn);
-      else this.data.get(pfn)?.fill(0, off, off + n);
+      else this.stored(pfn)?.fill(0, off, off + n);
       done += n;
     }
   }
