@@ -146,7 +146,8 @@ export class PhysMemory {
   private readonly recentPage: (Uint8Array | null)[] = new Array(RECENT_PAGES).fill(null);
 
   private page(pa: number, forWrite: boolean): Uint8Array | null {
-    const pfn = Math.floor(pa / this.pageSize);
+    // Below 2^32 an unsigned shift divides exactly.
+    const pfn = pa >= 0 && pa <= 0xffff_ffff ? pa >>> this.pageShift : Math.floor(pa / this.pageSize);
     const slot = pfn & (RECENT_PAGES - 1);
     if (this.recentPfn[slot] === pfn) return this.recentPage[slot]!;
     if (pfn < 0 || pfn >= this.totalPages) throw new RangeError(`physical address 0x${pa.toString(16)} beyond RAM`);

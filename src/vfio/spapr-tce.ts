@@ -9,7 +9,7 @@ import type { EventLog } from '../base/events.js';
 import type { PhysMemory } from '../hw/memory.js';
 import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE, type DmaDirection } from '../hw/tce.js';
 import type { IommuGroup } from '../kernel/iommu-group.js';
-import { type IommuTable, iommuTceTablePut } from '../kernel/iommu-table.js';
+import { type IommuTable, iommuTceTablePut, type XchgResult } from '../kernel/iommu-table.js';
 import {
   type MmIommuContext,
   type MmIommuRegion,
@@ -334,6 +334,7 @@ export class SpaprTceDriver {
     // The user addresses stored in the userspace view, as numbers without a BigInt per page.
     const tceNum = Number(tce);
     const exact = tceNum + pages * step <= 2 ** 53 && tce <= TWO_POW_53;
+    const x: XchgResult = { ret: 0, hpa: 0, dir: DMA_NONE };
     for (; i < pages; i++) {
       const d = i * step;
       const pua = tbl.ops.useraddrptr!(tbl, entry + i, true);
@@ -355,7 +356,7 @@ export class SpaprTceDriver {
       }
       // mm_iommu_ua_to_hpa() keeps the offset of an IOMMU page inside a larger kernel page.
       if (mmIommuMappedInc(r)) break;
-      const x = tbl.ops.xchgNoKill(tbl, entry + i, hpa, dir);
+      tbl.ops.xchgNoKill(tbl, entry + i, hpa, dir, x);
       if (x.ret) {
         stored ??= this.storedUaRun(c, tbl);
         this.unusePageV2(tbl, entry + i, stored);
@@ -429,6 +430,7 @@ export class SpaprTceDriver {
       : Math.floor((this.ctx.mem.ramBytes - tbl.itBase) / 8) - (entry - tbl.itOffset);
     const last = entry + Math.max(0, Math.min(pages, reach));
     const stored = c.v2 ? this.storedUaRun(c, tbl) : null;
+    const x: XchgResult = { ret: 0, hpa: 0, dir: DMA_NONE };
     for (; entry < last; entry++) {
       let pua: number | null | undefined;
       if (tbl.itIndirectLevels && tbl.itUserspace !== null) {
@@ -438,7 +440,7 @@ export class SpaprTceDriver {
           continue;
         }
       }
-      const x = tbl.ops.xchgNoKill(tbl, entry, 0, DMA_NONE);
+      tbl.ops.xchgNoKill(tbl, entry, 0, DMA_NONE, x);
       if (x.ret || x.dir === DMA_NONE) continue;
       if (stored) this.unusePageV2(tbl, entry, stored, pua);
       else this.unusePage(c, x.hpa);

@@ -92,6 +92,20 @@ export function pnvTce(ctx: TceMemory, tbl: IommuTable, user: boolean, idx: numb
   let base = user ? tbl.itUserspace! : tbl.itBase;
   let level = tbl.itIndirectLevels;
   const levelSize = tbl.itLevelSize;
+  if (level === 1 && idx >= 0 && idx <= 0xffff_ffff && levelSize <= 0x4000_0000) {
+    // Two levels and an index below 2^32 (levels are powers of two): slots by shift and mask.
+    const bits = 31 - Math.clz32(levelSize);
+    const slot = base + ((idx >>> bits) & (levelSize - 1)) * 8;
+    let tce = ctx.mem.readU64BE(slot);
+    if (!tce) {
+      if (!alloc) return null;
+      const next = pnvAllocTceLevel(ctx, tbl, bits + 3, user);
+      if (next === null) return null;
+      tce = next + (TCE_PCI_READ | TCE_PCI_WRITE);
+      ctx.mem.writeU64BE(slot, tce);
+    }
+    return tceAddr(tce) + (idx & (levelSize - 1)) * 8;
+  }
   let rest = idx;
   // Entries one slot of the current level covers: levelSize^level, divided down level by level.
   let span = 1;
@@ -168,23 +182,30 @@ export function pnvTceBuild(ctx: TceMemory, tbl: IommuTable, index: number, npag
 }
 
 /** pnv_tce_xchg(): exchange one TCE, returning the old address and direction. */
-export function pnvTceXchg(ctx: TceMemory, tbl: IommuTable, index: number, hpa: number, dir: DmaDirection): XchgResult {
+export function pnvTceXchg(ctx: TceMemory, tbl: IommuTable, index: number, hpa: number, dir: DmaDirection, out: XchgResult = { ret: 0, hpa: 0, dir: DMA_NONE }): XchgResult {
   if (hpa - Math.floor(hpa / tbl.pageSize) * tbl.pageSize !== 0) throw new Error(`BUG: pnv_tce_xchg hpa 0x${hpa.toString(16)} not IOMMU-page aligned`);
   const idx = index - tbl.itOffset;
   let slot: number | null = null;
   if (dir === DMA_NONE) {
     slot = pnvTce(ctx, tbl, false, idx, false);
-    if (slot === null) return { ret: 0, hpa: 0, dir: DMA_NONE };
+    if (slot === null) return xchgResult(out, 0, 0);
   }
   if (slot === null) {
     slot = pnvTce(ctx, tbl, false, idx, true);
-    if (slot === null) return { ret: -12, hpa: 0, dir: DMA_NONE };
+    if (slot === null) return xchgResult(out, -12, 0);
   }
   let newTce = hpa + directionToPerm(dir);
   if (tcePerm(newTce) === TCE_PCI_WRITE) newTce += TCE_PCI_READ;
   const old = ctx.mem.isRam(slot) ? ctx.mem.readU64BE(slot) : 0;
   writeTce(ctx, slot, newTce);
-  return { ret: 0, hpa: tceAddr(old), dir: tceDirection(old) };
+  return xchgResult(out, 0, old);
+}
+
+function xchgResult(out: XchgResult, ret: number, old: number): XchgResult {
+  out.ret = ret;
+  out.hpa = tceAddr(old);
+  out.dir = tceDirection(old);
+  return out;
 }
 
 /** pnv_tce_useraddrptr(): the userspace-view slot of an entry. */

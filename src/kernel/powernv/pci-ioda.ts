@@ -60,7 +60,7 @@ export class PnvIoda2 implements TableGroupOps {
         if (!ret) self.tceInvalidate(tbl, index, npages);
         return ret;
       },
-      xchgNoKill: (tbl, index, hpa, dir) => pnvTceXchg(c, tbl, index, hpa, dir),
+      xchgNoKill: (tbl, index, hpa, dir, out) => pnvTceXchg(c, tbl, index, hpa, dir, out),
       tceKill: (tbl, index, npages) => self.tceInvalidate(tbl, index, npages),
       useraddrptr: (tbl, index, alloc) => pnvTceUseraddrptr(c, tbl, index, alloc),
       clear(tbl, index, npages) {
