@@ -55,6 +55,8 @@ export class PhysMemory {
     if (cfg.pageShift > 30) throw new RangeError(`pageShift ${cfg.pageShift} is over the limit of 30`);
     this.pageMask = this.pageSize - 1;
     this.maxPageOrder = cfg.maxPageOrder;
+    // Block sizes are `1 << order` below.
+    if (cfg.maxPageOrder > 30) throw new RangeError(`maxPageOrder ${cfg.maxPageOrder} is over the limit of 30`);
     this.totalPages = Math.floor(cfg.ramBytes / this.pageSize);
     if (this.totalPages > 2 ** 32) throw new RangeError(`ramBytes ${cfg.ramBytes} is ${this.totalPages} pages, over the limit of 2^32 pages`);
     this.ramBytes = this.totalPages * this.pageSize;
@@ -95,12 +97,13 @@ export class PhysMemory {
     this.freeLists[o]!.delete(pfn);
     while (o > order) {
       o--;
-      this.freeLists[o]!.add(pfn + 2 ** o);
+      this.freeLists[o]!.add(pfn + (1 << o));
     }
     this.allocated.set(pfn, { pfn, order, owner });
-    this.freePageCount -= 2 ** order;
-    for (let i = 0; i < 2 ** order; i++) this.dropPage(pfn + i);
-    this.log?.emit({ layer: 'hw', kind: 'page-alloc', pfn, order, owner: owner.label });
+    this.freePageCount -= 1 << order;
+    for (let i = 0; i < 1 << order; i++) this.dropPage(pfn + i);
+    if (this.log?.listening) this.log.emit({ layer: 'hw', kind: 'page-alloc', pfn, order, owner: owner.label });
+    else this.log?.tally('hw', 'page-alloc');
     return pfn;
   }
 
@@ -109,12 +112,15 @@ export class PhysMemory {
     const b = this.allocated.get(pfn);
     if (!b || b.order !== order) throw new Error(`free of a block not allocated: pfn ${pfn} order ${order}`);
     this.allocated.delete(pfn);
-    this.freePageCount += 2 ** order;
-    this.log?.emit({ layer: 'hw', kind: 'page-free', pfn, order, owner: b.owner.label });
+    this.freePageCount += 1 << order;
+    if (this.log?.listening) this.log.emit({ layer: 'hw', kind: 'page-free', pfn, order, owner: b.owner.label });
+    else this.log?.tally('hw', 'page-free');
     let p = pfn;
     let o = order;
     while (o < this.maxPageOrder) {
-      const buddy = p ^ (2 ** o);
+      // pfn ^ (1 << o), exact past 2^31: the buddy is the block on the other side of bit o.
+      const size = 1 << o;
+      const buddy = Math.floor(p / size) % 2 ? p - size : p + size;
       if (!this.freeLists[o]!.has(buddy)) break;
       this.freeLists[o]!.delete(buddy);
       p = Math.min(p, buddy);
@@ -126,9 +132,9 @@ export class PhysMemory {
   /** The allocated block that contains a page frame, or null if the page is free. */
   blockOf(pfn: number): Block | null {
     for (let o = 0; o <= this.maxPageOrder; o++) {
-      const head = pfn - (pfn % 2 ** o);
+      const head = Math.floor(pfn / (1 << o)) * (1 << o);
       const b = this.allocated.get(head);
-      if (b && b.order >= o && pfn < head + 2 ** b.order) return b;
+      if (b && b.order >= o && pfn < head + (1 << b.order)) return b;
     }
     return null;
   }
