@@ -134,7 +134,15 @@ export class Phb {
       const levelDiv = Array.from({ length: tve.levels }, (_, lev) => entries ** lev);
       const bits = Math.log2(entries);
       const levelShift = Number.isInteger(bits) ? levelDiv.map((_, lev) => lev * bits) : [];
-      this.geometry[index] = { pageShift: tve.pageShift, pageSize: 2 ** tve.pageShift, entries, span, numeric: span * 2 ** tve.pageShift <= 2 ** 53, levelDiv, levelShift };
+      this.geometry[index] = {
+        pageShift: tve.pageShift,
+        pageSize: 2 ** tve.pageShift,
+        entries,
+        span,
+        numeric: span * 2 ** tve.pageShift <= 2 ** 53,
+        levelDiv,
+        levelShift,
+      };
     } else this.geometry[index] = null;
     this.log.emit({ layer: 'hw', kind: 'tve-write', phb: this.index, tve: index });
   }

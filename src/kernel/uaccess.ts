@@ -31,7 +31,11 @@ type Fields<S extends StructName> = Record<keyof (typeof structs)[S]['fields'], 
  * copyStructFromUser() for a caller that only reads the fields: decoded from the argument with
  * no copy of its bytes kept (the same checks, the same record).
  */
-export function readStructFromUser<S extends StructName>(arg: IoctlArg, s: S, last: keyof (typeof structs)[S]['fields']): { v: Fields<S>; minsz: number } | number {
+export function readStructFromUser<S extends StructName>(
+  arg: IoctlArg,
+  s: S,
+  last: keyof (typeof structs)[S]['fields'],
+): { v: Fields<S>; minsz: number } | number {
   const minsz = offsetofend(s, last);
   if (typeof arg === 'bigint' || minsz > arg.length) return -14;
   const v = decode(s, arg, minsz);

@@ -182,7 +182,14 @@ export function pnvTceBuild(ctx: TceMemory, tbl: IommuTable, index: number, npag
 }
 
 /** pnv_tce_xchg(): exchange one TCE, returning the old address and direction. */
-export function pnvTceXchg(ctx: TceMemory, tbl: IommuTable, index: number, hpa: number, dir: DmaDirection, out: XchgResult = { ret: 0, hpa: 0, dir: DMA_NONE }): XchgResult {
+export function pnvTceXchg(
+  ctx: TceMemory,
+  tbl: IommuTable,
+  index: number,
+  hpa: number,
+  dir: DmaDirection,
+  out: XchgResult = { ret: 0, hpa: 0, dir: DMA_NONE },
+): XchgResult {
   if (hpa - Math.floor(hpa / tbl.pageSize) * tbl.pageSize !== 0) throw new Error(`BUG: pnv_tce_xchg hpa 0x${hpa.toString(16)} not IOMMU-page aligned`);
   const idx = index - tbl.itOffset;
   let slot: number | null = null;
