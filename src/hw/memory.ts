@@ -277,9 +277,12 @@ export class PhysMemory {
       const off = a & this.pageMask;
       const n = Math.min(len - done, this.pageSize - off);
       const p = this.page(a, false);
-      if (!p) out.fill(0, done, done + n);
-      else if (n <= 16) for (let i = 0; i < n; i++) out[done + i] = p[off + i]!;
-      else out.set(p.subarray(off, off + n), done);
+      // Short pieces byte by byte: fill() and set() are calls that cost more than a few bytes.
+      if (n <= 16) {
+        if (p) for (let i = 0; i < n; i++) out[done + i] = p[off + i]!;
+        else for (let i = 0; i < n; i++) out[done + i] = 0;
+      } else if (p) out.set(p.subarray(off, off + n), done);
+      else out.fill(0, done, done + n);
       done += n;
     }
   }
