@@ -7,6 +7,7 @@
 import type { EventLog } from '../base/events.js';
 import type { PhysMemory } from './memory.js';
 import { TCE_PCI_READ, TCE_PCI_WRITE, tcePerm } from './tce.js';
+import { TveCache } from './tce-cache.js';
 
 export type PhbModel = 'PHB3' | 'PHB4' | 'PHB5';
 
@@ -96,7 +97,7 @@ export class Phb {
   private readonly geometry: (TveGeometry | null)[];
   readonly peState: PeState[];
   /** Cached leaf TCEs: by TVE index, decoded page index → TCE (one lookup on a hit). */
-  private readonly tceCache: (Map<number, number> | undefined)[];
+  private readonly tceCache: (TveCache | undefined)[];
   tceCacheEnabled = true;
   /** How many PE/page kills the PHB has processed (for reports). */
   kills = 0;
@@ -148,14 +149,14 @@ export class Phb {
   }
 
   killAll(): void {
-    this.tceCache.fill(undefined);
+    for (const c of this.tceCache) c?.clear();
     this.kills++;
     this.log.emit({ layer: 'hw', kind: 'tce-kill', phb: this.index, scope: 'all', pe: -1 });
   }
 
   killPe(pe: number): void {
-    this.tceCache[pe * 2] = undefined;
-    this.tceCache[pe * 2 + 1] = undefined;
+    this.tceCache[pe * 2]?.clear();
+    this.tceCache[pe * 2 + 1]?.clear();
     this.kills++;
     // Every map and unmap kills: the event body is built only for a listener.
     if (this.log.listening) this.log.emit({ layer: 'hw', kind: 'tce-kill', phb: this.index, scope: 'pe', pe });
@@ -170,7 +171,7 @@ export class Phb {
       const size = 1n << BigInt(pageShift);
       const c = this.tceCache[tveIdx];
       // A kill of more pages than the cache holds may as well drop the whole window's entries.
-      if (c && npages > c.size) this.tceCache[tveIdx] = undefined;
+      if (c && npages > c.size) c.clear();
       else for (let i = 0; c && i < npages; i++) c.delete(decodedIndex(tve, bus + BigInt(i) * size));
     }
     this.kills++;
@@ -179,7 +180,7 @@ export class Phb {
 
   /** The cached leaf TCEs of one TVE (decoded page index → TCE), for reports; nothing is cached here. */
   cachedEntries(tveIdx: number): ReadonlyMap<number, number> | undefined {
-    return this.tceCache[tveIdx];
+    return this.tceCache[tveIdx]?.entries();
   }
 
   /** Number of cached translations (for reports and the checker). */
@@ -290,7 +291,11 @@ export class Phb {
     }
     if (cached === undefined && this.tceCacheEnabled) {
       if (cache) cache.set(key, tce);
-      else this.tceCache[tveIdx] = new Map([[key, tce]]);
+      else {
+        const c = new TveCache(g.span);
+        c.set(key, tce);
+        this.tceCache[tveIdx] = c;
+      }
     }
     const pa = Math.floor(tce / g.pageSize) * g.pageSize + offset;
     if (!this.mem.isRam(pa)) return this.fault('TCE points outside RAM', remain, stale);
