@@ -89,23 +89,22 @@ export function pnvPciIoda2TableAllocPages(
  * idx above the table's reach are dropped and a flat table is not bounds-checked, as in the kernel.
  */
 export function pnvTce(ctx: TceMemory, tbl: IommuTable, user: boolean, idx: number, alloc: boolean): number | null {
+  const levelSize = tbl.itLevelSize;
+  if (tbl.itIndirectLevels === 1 && idx >= 0 && idx <= 0xffff_ffff && levelSize <= 0x4000_0000) {
+    // Two levels, the leaf present and an index below 2^32 (levels are powers of two): slots by
+    // shift and mask, in a function small enough for V8 to inline. The rest is pnvTceWalk.
+    const bits = 31 - Math.clz32(levelSize);
+    const tce = ctx.mem.readU64BE((user ? tbl.itUserspace! : tbl.itBase) + ((idx >>> bits) & (levelSize - 1)) * 8);
+    if (tce) return tceAddr(tce) + (idx & (levelSize - 1)) * 8;
+  }
+  return pnvTceWalk(ctx, tbl, user, idx, alloc);
+}
+
+/** pnv_tce() level by level, allocating an absent level when `alloc`. */
+function pnvTceWalk(ctx: TceMemory, tbl: IommuTable, user: boolean, idx: number, alloc: boolean): number | null {
   let base = user ? tbl.itUserspace! : tbl.itBase;
   let level = tbl.itIndirectLevels;
   const levelSize = tbl.itLevelSize;
-  if (level === 1 && idx >= 0 && idx <= 0xffff_ffff && levelSize <= 0x4000_0000) {
-    // Two levels and an index below 2^32 (levels are powers of two): slots by shift and mask.
-    const bits = 31 - Math.clz32(levelSize);
-    const slot = base + ((idx >>> bits) & (levelSize - 1)) * 8;
-    let tce = ctx.mem.readU64BE(slot);
-    if (!tce) {
-      if (!alloc) return null;
-      const next = pnvAllocTceLevel(ctx, tbl, bits + 3, user);
-      if (next === null) return null;
-      tce = next + (TCE_PCI_READ | TCE_PCI_WRITE);
-      ctx.mem.writeU64BE(slot, tce);
-    }
-    return tceAddr(tce) + (idx & (levelSize - 1)) * 8;
-  }
   let rest = idx;
   // Entries one slot of the current level covers: levelSize^level, divided down level by level.
   let span = 1;
