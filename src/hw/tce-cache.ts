@@ -24,9 +24,10 @@ export class TveCache {
   }
 
   get(index: number): number | undefined {
+    // Small enough for V8 to inline into the translation (a TCE returned from a call that is
+    // not inlined is boxed).
     const gens = this.gens;
-    if (gens) return index < gens.length && gens[index] === this.gen ? this.tces![index] : undefined;
-    return this.map!.get(index);
+    return gens === null ? this.map!.get(index) : index < gens.length && gens[index] === this.gen ? this.tces![index] : undefined;
   }
 
   set(index: number, tce: number): void {
