@@ -1,16 +1,20 @@
 /**
  * The PHB's cached leaf TCEs of one TVE: decoded page index → TCE. A window of up to
- * DENSE_ENTRIES pages keeps them in arrays indexed by page (a hit is one array read); a kill
+ * DENSE_ENTRIES pages keeps them in arrays indexed by page (a hit is two array reads); a kill
  * forgets them all at once by moving to a new generation. A larger window, or an index past the
  * arrays (a TVE rewritten to a larger table: the PHB does not flush its cache then), uses a Map.
  */
 
-/** Windows of up to this many IOMMU pages get the arrays (12 bytes per page). */
+/** Windows of up to this many IOMMU pages get the arrays (8 bytes per page, and a number per TCE cached). */
 export const DENSE_ENTRIES = 1 << 16;
 
 export class TveCache {
   private map: Map<number, number> | null = null;
-  private tces: Float64Array | null = null;
+  /**
+   * A plain array: a TCE read from it is the number object already stored, where one read from
+   * a Float64Array and returned from a call V8 did not inline is boxed anew (TCEs pass 2^30).
+   */
+  private tces: (number | undefined)[] | null = null;
   /** The generation each slot of `tces` was written in; a slot of another generation is empty. */
   private gens: Uint32Array | null = null;
   private gen = 1;
@@ -18,14 +22,12 @@ export class TveCache {
 
   constructor(span: number) {
     if (span <= DENSE_ENTRIES) {
-      this.tces = new Float64Array(span);
+      this.tces = new Array<number | undefined>(span).fill(undefined);
       this.gens = new Uint32Array(span);
     } else this.map = new Map();
   }
 
   get(index: number): number | undefined {
-    // Small enough for V8 to inline into the translation (a TCE returned from a call that is
-    // not inlined is boxed).
     const gens = this.gens;
     return gens === null ? this.map!.get(index) : index < gens.length && gens[index] === this.gen ? this.tces![index] : undefined;
   }
