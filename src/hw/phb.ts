@@ -49,7 +49,7 @@ interface TveGeometry {
   numeric: boolean;
   /** entries^level for each level, the divisor of the page index that picks that level's slot. */
   levelDiv: number[];
-  /** log2(entries^level) per level when entries is a power of two (slots by shift), else empty. */
+  /** log2(entries^level) per level when entries is a power of two up to 2^30 (slots by shift), else empty. */
   levelShift: number[];
 }
 
@@ -134,7 +134,8 @@ export class Phb {
       const span = entries ** tve.levels;
       const levelDiv = Array.from({ length: tve.levels }, (_, lev) => entries ** lev);
       const bits = Math.log2(entries);
-      const levelShift = Number.isInteger(bits) ? levelDiv.map((_, lev) => lev * bits) : [];
+      // Slots by shift and mask need a power of two that `&` can mask (below 2^31).
+      const levelShift = Number.isInteger(bits) && bits <= 30 ? levelDiv.map((_, lev) => lev * bits) : [];
       this.geometry[index] = {
         pageShift: tve.pageShift,
         pageSize: 2 ** tve.pageShift,
