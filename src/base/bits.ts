@@ -60,15 +60,22 @@ export function maxBig(a: bigint, b: bigint): bigint {
   return a > b ? a : b;
 }
 
+const POW2 = Array.from({ length: 64 }, (_, i) => 2 ** i);
+
+/** 2 ** shift for an integer shift: a table for 0..63 (a variable-exponent `**` costs a call to pow in V8). */
+export function pow2(shift: number): number {
+  return shift >= 0 && shift < 64 ? POW2[shift]! : 2 ** shift;
+}
+
 /** Number(x >> BigInt(shift)), without a BigInt operation when x is in [0, 2^53). */
 export function shrToNum(x: bigint, shift: number): number {
   // Number() rounds monotonically: a result in [0, 2^53) means x was exactly that.
   const n = Number(x);
-  return n >= 0 && n <= Number.MAX_SAFE_INTEGER ? Math.floor(n / 2 ** shift) : Number(x >> BigInt(shift));
+  return n >= 0 && n <= Number.MAX_SAFE_INTEGER ? Math.floor(n / pow2(shift)) : Number(x >> BigInt(shift));
 }
 
 /** BigInt(n) << BigInt(shift) for an integer n ≥ 0, with one conversion when the result fits 2^53. */
 export function shlToBig(n: number, shift: number): bigint {
-  const v = n * 2 ** shift;
+  const v = n * pow2(shift);
   return v <= Number.MAX_SAFE_INTEGER ? BigInt(v) : BigInt(n) << BigInt(shift);
 }

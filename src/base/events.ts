@@ -75,9 +75,22 @@ export class EventLog {
     };
   }
 
-  /** Event counts keyed "layer.kind". */
+  /** Event counts keyed "layer.kind" (kinds that happened). */
   get counts(): Map<string, number> {
-    return new Map([...this.byKind].map(([kind, c]) => [`${c.layer}.${kind}`, c.n]));
+    return new Map([...this.byKind].filter(([, c]) => c.n > 0).map(([kind, c]) => [`${c.layer}.${kind}`, c.n]));
+  }
+
+  /**
+   * The counter of one kind, for a hot path that counts its events without a listener by
+   * `counter.n++` (the same count tally() keeps, with no lookup by kind).
+   */
+  counter(layer: Layer, kind: EventBody['kind']): { n: number } {
+    let c = this.byKind.get(kind);
+    if (!c) {
+      c = { layer, n: 0 };
+      this.byKind.set(kind, c);
+    }
+    return c;
   }
 
   /** True when somebody reads events; hot paths build event bodies only then. */

@@ -27,10 +27,15 @@ const MAX_NO_TRANSLATE_END = 0x0003_ffff_ffff_ffffn;
 const SZ_16M = 1n << 24n;
 
 export class Opal {
+  /** The log's count of OPAL calls, for the kill that counts without a listener. */
+  private readonly opalEvents: { n: number };
+
   constructor(
     private readonly phbs: Phb[],
     private readonly log: EventLog,
-  ) {}
+  ) {
+    this.opalEvents = log.counter('firmware', 'opal');
+  }
 
   private phb(id: number): Phb | undefined {
     return this.phbs[id];
@@ -93,7 +98,7 @@ export class Opal {
     // the u64 it is, whichever way the caller passed it).
     if (this.log.listening) {
       this.log.emit({ layer: 'firmware', kind: 'opal', call: 'pci_tce_kill', args: [phbId, killType, pe, tceSize, BigInt(dmaAddr), npages], rc });
-    } else this.log.tally('firmware', 'opal');
+    } else this.opalEvents.n++;
     return rc;
   }
 
@@ -103,8 +108,7 @@ export class Opal {
     if (!phb.gen.killViaOpal) return OPAL_UNSUPPORTED;
     switch (killType) {
       case OPAL_PCI_TCE_KILL_PAGES: {
-        const shift = Math.log2(tceSize);
-        if (!phb.gen.tceShifts.includes(shift) || !killAddrOk(dmaAddr, tceSize)) return OPAL_PARAMETER;
+        if (!tceSizeOk(phb, tceSize) || !killAddrOk(dmaAddr, tceSize)) return OPAL_PARAMETER;
         if (pe < 0 || pe >= phb.numPes) return OPAL_PARAMETER;
         phb.killPe(pe);
         return OPAL_SUCCESS;
@@ -150,7 +154,18 @@ export class Opal {
 }
 
 /** A page kill's address: aligned to the TCE size and below 2^60. */
+/** A TCE size the PHB supports: a power of two of one of its shifts. */
+function tceSizeOk(phb: Phb, tceSize: number): boolean {
+  const shifts = phb.gen.tceShifts;
+  for (let i = 0; i < shifts.length; i++) {
+    const s = shifts[i]!;
+    if (tceSize === (s < 31 ? 1 << s : 2 ** s)) return true;
+  }
+  return false;
+}
+
 function killAddrOk(dmaAddr: bigint | number, tceSize: number): boolean {
-  if (typeof dmaAddr === 'number') return dmaAddr >= 0 && dmaAddr < 2 ** 60 && dmaAddr % tceSize === 0;
+  // No `%` on numbers past 2^31 (a call to fmod): the quotient times the size gives it back.
+  if (typeof dmaAddr === 'number') return dmaAddr >= 0 && dmaAddr < 2 ** 60 && Math.floor(dmaAddr / tceSize) * tceSize === dmaAddr;
   return dmaAddr % BigInt(tceSize) === 0n && dmaAddr >> 60n === 0n;
 }

@@ -27,6 +27,9 @@ export interface MemoryConfig {
 
 /** Entries of PhysMemory's cache of recently touched pages (a power of two). */
 const RECENT_PAGES = 16;
+/** Page frames per chunk of PhysMemory's page store (pfn >> CHUNK_SHIFT picks the chunk). */
+const CHUNK_SHIFT = 12;
+const CHUNK_MASK = (1 << CHUNK_SHIFT) - 1;
 
 export class PhysMemory {
   readonly pageShift: number;
@@ -38,7 +41,9 @@ export class PhysMemory {
   readonly numaNodes: number;
   private readonly freeLists: Set<number>[] = [];
   private readonly allocated = new Map<number, Block>();
-  private readonly data = new Map<number, Uint8Array>();
+  /** Written pages' bytes, by page frame: chunks of 2^CHUNK_SHIFT frames, made on first write. */
+  private readonly chunks: ((Uint8Array | undefined)[] | undefined)[];
+  readonly ramBytes: number;
   private freePageCount = 0;
 
   constructor(
@@ -50,7 +55,12 @@ export class PhysMemory {
     if (cfg.pageShift > 30) throw new RangeError(`pageShift ${cfg.pageShift} is over the limit of 30`);
     this.pageMask = this.pageSize - 1;
     this.maxPageOrder = cfg.maxPageOrder;
+    // Block sizes are `1 << order` below.
+    if (cfg.maxPageOrder > 30) throw new RangeError(`maxPageOrder ${cfg.maxPageOrder} is over the limit of 30`);
     this.totalPages = Math.floor(cfg.ramBytes / this.pageSize);
+    if (this.totalPages > 2 ** 32) throw new RangeError(`ramBytes ${cfg.ramBytes} is ${this.totalPages} pages, over the limit of 2^32 pages`);
+    this.ramBytes = this.totalPages * this.pageSize;
+    this.chunks = new Array(Math.ceil(this.totalPages / 2 ** CHUNK_SHIFT)).fill(undefined);
     this.numaNodes = cfg.numaNodes ?? 1;
     for (let o = 0; o <= this.maxPageOrder; o++) this.freeLists.push(new Set());
     // Seed the free lists with the largest aligned blocks that fit.
@@ -62,10 +72,6 @@ export class PhysMemory {
       pfn += 2 ** o;
     }
     this.freePageCount = this.totalPages;
-  }
-
-  get ramBytes(): number {
-    return this.totalPages * this.pageSize;
   }
 
   get freeBytes(): number {
@@ -91,12 +97,13 @@ export class PhysMemory {
     this.freeLists[o]!.delete(pfn);
     while (o > order) {
       o--;
-      this.freeLists[o]!.add(pfn + 2 ** o);
+      this.freeLists[o]!.add(pfn + (1 << o));
     }
     this.allocated.set(pfn, { pfn, order, owner });
-    this.freePageCount -= 2 ** order;
-    for (let i = 0; i < 2 ** order; i++) this.dropPage(pfn + i);
-    this.log?.emit({ layer: 'hw', kind: 'page-alloc', pfn, order, owner: owner.label });
+    this.freePageCount -= 1 << order;
+    for (let i = 0; i < 1 << order; i++) this.dropPage(pfn + i);
+    if (this.log?.listening) this.log.emit({ layer: 'hw', kind: 'page-alloc', pfn, order, owner: owner.label });
+    else this.log?.tally('hw', 'page-alloc');
     return pfn;
   }
 
@@ -105,12 +112,15 @@ export class PhysMemory {
     const b = this.allocated.get(pfn);
     if (!b || b.order !== order) throw new Error(`free of a block not allocated: pfn ${pfn} order ${order}`);
     this.allocated.delete(pfn);
-    this.freePageCount += 2 ** order;
-    this.log?.emit({ layer: 'hw', kind: 'page-free', pfn, order, owner: b.owner.label });
+    this.freePageCount += 1 << order;
+    if (this.log?.listening) this.log.emit({ layer: 'hw', kind: 'page-free', pfn, order, owner: b.owner.label });
+    else this.log?.tally('hw', 'page-free');
     let p = pfn;
     let o = order;
     while (o < this.maxPageOrder) {
-      const buddy = p ^ (2 ** o);
+      // pfn ^ (1 << o), exact past 2^31: the buddy is the block on the other side of bit o.
+      const size = 1 << o;
+      const buddy = Math.floor(p / size) % 2 ? p - size : p + size;
       if (!this.freeLists[o]!.has(buddy)) break;
       this.freeLists[o]!.delete(buddy);
       p = Math.min(p, buddy);
@@ -122,9 +132,9 @@ export class PhysMemory {
   /** The allocated block that contains a page frame, or null if the page is free. */
   blockOf(pfn: number): Block | null {
     for (let o = 0; o <= this.maxPageOrder; o++) {
-      const head = pfn - (pfn % 2 ** o);
+      const head = Math.floor(pfn / (1 << o)) * (1 << o);
       const b = this.allocated.get(head);
-      if (b && b.order >= o && pfn < head + 2 ** b.order) return b;
+      if (b && b.order >= o && pfn < head + (1 << b.order)) return b;
     }
     return null;
   }
@@ -142,14 +152,15 @@ export class PhysMemory {
   private readonly recentPage: (Uint8Array | null)[] = new Array(RECENT_PAGES).fill(null);
 
   private page(pa: number, forWrite: boolean): Uint8Array | null {
-    const pfn = Math.floor(pa / this.pageSize);
+    // Below 2^32 an unsigned shift divides exactly.
+    const pfn = pa >= 0 && pa <= 0xffff_ffff ? pa >>> this.pageShift : Math.floor(pa / this.pageSize);
     const slot = pfn & (RECENT_PAGES - 1);
     if (this.recentPfn[slot] === pfn) return this.recentPage[slot]!;
     if (pfn < 0 || pfn >= this.totalPages) throw new RangeError(`physical address 0x${pa.toString(16)} beyond RAM`);
-    let p = this.data.get(pfn);
+    let p = this.stored(pfn);
     if (!p && forWrite) {
       p = new Uint8Array(this.pageSize);
-      this.data.set(pfn, p);
+      this.store(pfn, p);
     }
     if (p) {
       this.recentPfn[slot] = pfn;
@@ -171,9 +182,24 @@ export class PhysMemory {
     return this.page(pa, true)!;
   }
 
+  /** The stored bytes of a page frame in RAM, undefined when it was never written. */
+  private stored(pfn: number): Uint8Array | undefined {
+    return this.chunks[pfn >>> CHUNK_SHIFT]?.[pfn & CHUNK_MASK];
+  }
+
+  private store(pfn: number, bytes: Uint8Array | undefined): void {
+    let c = this.chunks[pfn >>> CHUNK_SHIFT];
+    if (!c) {
+      if (!bytes) return;
+      c = new Array(CHUNK_MASK + 1).fill(undefined);
+      this.chunks[pfn >>> CHUNK_SHIFT] = c;
+    }
+    c[pfn & CHUNK_MASK] = bytes;
+  }
+
   /** Forget the last-page cache when a page's storage goes away. */
   private dropPage(pfn: number): void {
-    this.data.delete(pfn);
+    this.store(pfn, undefined);
     const slot = pfn & (RECENT_PAGES - 1);
     if (this.recentPfn[slot] === pfn) {
       this.recentPfn[slot] = Number.NaN;
@@ -190,18 +216,21 @@ export class PhysMemory {
     const hi = Number(value >> 32n);
     const lo = Number(value & 0xffff_ffffn);
     if (value === 0n) throw new RangeError('countU64BE: zero matches every untouched page');
-    for (const p of this.data.values()) {
-      const dv = new DataView(p.buffer, p.byteOffset, p.byteLength);
-      for (let off = 0; off < p.length; off += 8) if (dv.getUint32(off + 4, false) === lo && dv.getUint32(off, false) === hi) n++;
+    for (const c of this.chunks) {
+      for (const p of c ?? []) {
+        if (!p) continue;
+        const dv = new DataView(p.buffer, p.byteOffset, p.byteLength);
+        for (let off = 0; off < p.length; off += 8) if (dv.getUint32(off + 4, false) === lo && dv.getUint32(off, false) === hi) n++;
+      }
     }
     return n;
   }
 
   /** Copy one page's contents to another (page migration). */
   copyPage(fromPfn: number, toPfn: number): void {
-    const src = this.data.get(fromPfn);
+    const src = this.stored(fromPfn);
     this.dropPage(toPfn);
-    if (src) this.data.set(toPfn, src.slice());
+    if (src) this.store(toPfn, src.slice());
   }
 
   /** True when a physical address is backed by RAM. */
@@ -239,6 +268,25 @@ export class PhysMemory {
     return out;
   }
 
+  /** read() into the caller's buffer: `out.length` bytes from `pa`. */
+  readInto(pa: number, out: Uint8Array): void {
+    const len = out.length;
+    let done = 0;
+    while (done < len) {
+      const a = pa + done;
+      const off = a & this.pageMask;
+      const n = Math.min(len - done, this.pageSize - off);
+      const p = this.page(a, false);
+      // Short pieces byte by byte: fill() and set() are calls that cost more than a few bytes.
+      if (n <= 16) {
+        if (p) for (let i = 0; i < n; i++) out[done + i] = p[off + i]!;
+        else for (let i = 0; i < n; i++) out[done + i] = 0;
+      } else if (p) out.set(p.subarray(off, off + n), done);
+      else out.fill(0, done, done + n);
+      done += n;
+    }
+  }
+
   write(pa: number, bytes: Uint8Array): void {
     let done = 0;
     while (done < bytes.length) {
@@ -259,7 +307,7 @@ export class PhysMemory {
       const n = Math.min(len - done, this.pageSize - off);
       const pfn = Math.floor(a / this.pageSize);
       if (off === 0 && n === this.pageSize) this.dropPage(pfn);
-      else this.data.get(pfn)?.fill(0, off, off + n);
+      else this.stored(pfn)?.fill(0, off, off + n);
       done += n;
     }
   }

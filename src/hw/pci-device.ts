@@ -63,6 +63,14 @@ export class PciFunction {
     return this.phb.dma(this.name, this.rid, bus, len, false);
   }
 
+  /**
+   * A DMA read into the device's own buffer (all of `out`), with no result object: undefined
+   * when the data moved, else the fault. `bus` may be a number below 2^53.
+   */
+  dmaReadInto(bus: bigint | number, out: Uint8Array): string | undefined {
+    return this.phb.transfer(this.name, this.rid, bus, out, false);
+  }
+
   dmaWrite(bus: bigint, data: Uint8Array): DmaResult {
     return this.phb.dma(this.name, this.rid, bus, data.length, true, data);
   }

@@ -7,6 +7,7 @@
 import type { EventLog } from '../base/events.js';
 import type { PhysMemory } from './memory.js';
 import { TCE_PCI_READ, TCE_PCI_WRITE, tcePerm } from './tce.js';
+import { TveCache } from './tce-cache.js';
 
 export type PhbModel = 'PHB3' | 'PHB4' | 'PHB5';
 
@@ -37,10 +38,10 @@ export const PHB_GENERATIONS: Record<PhbModel, PhbGeneration> = {
 
 /** Bit 59 of a bus address selects TVE#1 of the PE. */
 export const TVE1_SELECT_BIT = 59n;
-const NO_TRANSLATE_MASK = 0x0003_ffff_ffff_ffffn;
 
 /** What a translated TVE decodes, in numbers: IOMMU page size, entries per level, pages reached. */
 interface TveGeometry {
+  pageShift: number;
   pageSize: number;
   entries: number;
   span: number;
@@ -48,6 +49,8 @@ interface TveGeometry {
   numeric: boolean;
   /** entries^level for each level, the divisor of the page index that picks that level's slot. */
   levelDiv: number[];
+  /** log2(entries^level) per level when entries is a power of two up to 2^30 (slots by shift), else empty. */
+  levelShift: number[];
 }
 
 /** walk() results that are no TCE (a TCE is ≥ 0). */
@@ -93,11 +96,14 @@ export class Phb {
   private readonly tvt: (Tve | null)[];
   private readonly geometry: (TveGeometry | null)[];
   readonly peState: PeState[];
-  /** Cached leaf TCEs: TVE index → decoded page index → TCE. */
-  private readonly tceCache = new Map<number, Map<number, number>>();
+  /** Cached leaf TCEs: by TVE index, decoded page index → TCE (one lookup on a hit). */
+  private readonly tceCache: (TveCache | undefined)[];
   tceCacheEnabled = true;
   /** How many PE/page kills the PHB has processed (for reports). */
   kills = 0;
+  /** The log's counts of DMAs and TCE kills, for the paths that count without a listener. */
+  private readonly dmaEvents: { n: number };
+  private readonly killEvents: { n: number };
 
   constructor(
     readonly index: number,
@@ -110,6 +116,9 @@ export class Phb {
     this.reservedPe = this.numPes - 1;
     this.tvt = new Array(this.numPes * 2).fill(null);
     this.geometry = new Array(this.numPes * 2).fill(null);
+    this.tceCache = new Array(this.numPes * 2).fill(undefined);
+    this.dmaEvents = log.counter('hw', 'dma');
+    this.killEvents = log.counter('hw', 'tce-kill');
     this.peState = Array.from({ length: this.numPes }, () => ({ dmaFrozen: false, mmioFrozen: false }));
   }
 
@@ -124,26 +133,35 @@ export class Phb {
       const entries = tve.levelBytes / 8;
       const span = entries ** tve.levels;
       const levelDiv = Array.from({ length: tve.levels }, (_, lev) => entries ** lev);
-      this.geometry[index] = { pageSize: 2 ** tve.pageShift, entries, span, numeric: span * 2 ** tve.pageShift <= 2 ** 53, levelDiv };
+      const bits = Math.log2(entries);
+      // Slots by shift and mask need a power of two that `&` can mask (below 2^31).
+      const levelShift = Number.isInteger(bits) && bits <= 30 ? levelDiv.map((_, lev) => lev * bits) : [];
+      this.geometry[index] = {
+        pageShift: tve.pageShift,
+        pageSize: 2 ** tve.pageShift,
+        entries,
+        span,
+        numeric: span * 2 ** tve.pageShift <= 2 ** 53,
+        levelDiv,
+        levelShift,
+      };
     } else this.geometry[index] = null;
     this.log.emit({ layer: 'hw', kind: 'tve-write', phb: this.index, tve: index });
   }
 
   killAll(): void {
-    this.tceCache.clear();
+    for (const c of this.tceCache) c?.clear();
     this.kills++;
     this.log.emit({ layer: 'hw', kind: 'tce-kill', phb: this.index, scope: 'all', pe: -1 });
   }
 
   killPe(pe: number): void {
-    if (this.tceCache.size) {
-      this.tceCache.delete(pe * 2);
-      this.tceCache.delete(pe * 2 + 1);
-    }
+    this.tceCache[pe * 2]?.clear();
+    this.tceCache[pe * 2 + 1]?.clear();
     this.kills++;
     // Every map and unmap kills: the event body is built only for a listener.
     if (this.log.listening) this.log.emit({ layer: 'hw', kind: 'tce-kill', phb: this.index, scope: 'pe', pe });
-    else this.log.tally('hw', 'tce-kill');
+    else this.killEvents.n++;
   }
 
   /** Invalidate `npages` TCEs of `pageShift` starting at bus address `bus` for one PE. */
@@ -152,9 +170,9 @@ export class Phb {
     const tve = this.tvt[tveIdx];
     if (tve?.kind === 'xlate') {
       const size = 1n << BigInt(pageShift);
-      const c = this.tceCache.get(tveIdx);
+      const c = this.tceCache[tveIdx];
       // A kill of more pages than the cache holds may as well drop the whole window's entries.
-      if (c && npages > c.size) this.tceCache.delete(tveIdx);
+      if (c && npages > c.size) c.clear();
       else for (let i = 0; c && i < npages; i++) c.delete(decodedIndex(tve, bus + BigInt(i) * size));
     }
     this.kills++;
@@ -163,13 +181,13 @@ export class Phb {
 
   /** The cached leaf TCEs of one TVE (decoded page index → TCE), for reports; nothing is cached here. */
   cachedEntries(tveIdx: number): ReadonlyMap<number, number> | undefined {
-    return this.tceCache.get(tveIdx);
+    return this.tceCache[tveIdx]?.entries();
   }
 
   /** Number of cached translations (for reports and the checker). */
   get cachedTces(): number {
     let n = 0;
-    for (const c of this.tceCache.values()) n += c.size;
+    for (const c of this.tceCache) if (c) n += c.size;
     return n;
   }
 
@@ -196,36 +214,67 @@ export class Phb {
    * Returns the real address (or a fault reason) and how many bytes remain in the IOMMU page.
    * Does not freeze.
    */
-  translate(pe: number, bus: bigint, write: boolean, checkStale = true): { pa?: number; reason?: string; stale?: boolean; remain: number } {
+  translate(pe: number, bus: bigint, write: boolean, checkStale = true): { pa?: number; reason?: string; stale: boolean; remain: number } {
+    const pa = this.translateBus(pe, bus, write, checkStale);
+    if (pa < 0) return { reason: this.xReason, remain: this.xRemain, stale: this.xStale };
+    return { pa, remain: this.xRemain, stale: this.xStale };
+  }
+
+  /** Bytes left in the IOMMU page after the last translated address. */
+  private xRemain = 0;
+  /** The last translation hit a cached TCE that memory no longer holds (checked on request). */
+  private xStale = false;
+  /** Why the last translation faulted. */
+  private xReason = '';
+
+  /** translateAt() of a bus address given as a bigint or as a number below 2^53. */
+  private translateBus(pe: number, bus: bigint | number, write: boolean, checkStale: boolean): number {
+    if (typeof bus === 'number') return this.translateAt(pe, bus, 0, undefined, write, checkStale);
     // Bits 0..52 of the address (every bit a TVE decodes) and bit 59 (selects the TVE), as
     // numbers: an address below 2^53 converts whole, others go by their two 32-bit halves.
-    let low = Number(bus);
-    let sel = 0;
+    const low = Number(bus);
     // Number() rounds monotonically: a result in [0, 2^53) means the bigint was exactly that.
-    if (!(low >= 0 && low <= Number.MAX_SAFE_INTEGER)) {
-      const hi = Number(bus >> 32n);
-      if (hi < 0 || hi >= 0x1000_0000) return { reason: 'address outside the DMA space', remain: 1 };
-      sel = hi >= 0x800_0000 ? 1 : 0;
-      low = (hi % 0x20_0000) * 0x1_0000_0000 + Number(bus & 0xffff_ffffn);
-    }
+    if (low >= 0 && low <= Number.MAX_SAFE_INTEGER) return this.translateAt(pe, low, 0, bus, write, checkStale);
+    const hi = Number(bus >> 32n);
+    if (hi < 0 || hi >= 0x1000_0000) return this.fault('address outside the DMA space', 1, false);
+    return this.translateAt(pe, (hi % 0x20_0000) * 0x1_0000_0000 + Number(bus & 0xffff_ffffn), hi >= 0x800_0000 ? 1 : 0, bus, write, checkStale);
+  }
+
+  private fault(reason: string, remain: number, stale: boolean): number {
+    this.xReason = reason;
+    this.xRemain = remain;
+    this.xStale = stale;
+    return -1;
+  }
+
+  /**
+   * The translation in numbers, allocating nothing: `low` is bits 0..52 of the bus address,
+   * `sel` its bit 59, `bus` the whole address when it is a bigint (a number address is `low`).
+   * Returns the real address and sets xRemain/xStale, or returns -1 with xReason set.
+   */
+  private translateAt(pe: number, low: number, sel: number, bus: bigint | undefined, write: boolean, checkStale: boolean): number {
     const tveIdx = pe * 2 + sel;
     const tve = this.tvt[tveIdx];
-    if (!tve) return { reason: `access to invalid TVE#${sel}`, remain: 1 };
+    if (!tve) return this.fault(sel ? 'access to invalid TVE#1' : 'access to invalid TVE#0', 1, false);
     if (tve.kind === 'bypass') {
-      const a = bus & NO_TRANSLATE_MASK;
+      // The no-translate address is bits 0..49.
+      const a = low % 0x4_0000_0000_0000;
       const remain = 4096 - (low % 4096);
-      if (a < tve.start || a >= tve.end) return { reason: 'no-translate address out of range', remain };
-      const pa = Number(a);
-      if (!this.mem.isRam(pa)) return { reason: 'no-translate address not in RAM', remain };
-      return { pa, remain };
+      if (a < tve.start || a >= tve.end) return this.fault('no-translate address out of range', remain, false);
+      if (!this.mem.isRam(a)) return this.fault('no-translate address not in RAM', remain, false);
+      this.xRemain = remain;
+      this.xStale = false;
+      return a;
     }
     const g = this.geometry[tveIdx]!;
-    const pageNo = Math.floor(low / g.pageSize);
+    // Below 2^32 an unsigned shift divides exactly.
+    const pageNo = low <= 0xffff_ffff ? low >>> g.pageShift : Math.floor(low / g.pageSize);
     const offset = low - pageNo * g.pageSize;
     const remain = g.pageSize - offset;
     // A table reaching beyond 2^53 bytes of bus space decodes bits a number cannot hold.
-    const key = g.numeric ? pageNo - Math.floor(pageNo / g.span) * g.span : decodedIndex(tve, bus);
-    const cached = this.tceCacheEnabled && this.tceCache.size ? this.tceCache.get(tveIdx)?.get(key) : undefined;
+    const key = g.numeric ? pageNo - Math.floor(pageNo / g.span) * g.span : decodedIndex(tve, bus ?? BigInt(low));
+    const cache = this.tceCacheEnabled ? this.tceCache[tveIdx] : undefined;
+    const cached = cache?.get(key);
     let tce: number;
     let stale = false;
     if (cached !== undefined) {
@@ -234,24 +283,26 @@ export class Phb {
       if (checkStale) stale = this.walk(tve, key, g) !== cached;
     } else {
       tce = this.walk(tve, key, g);
-      if (tce < 0) return { reason: WALK_REASONS[tce]!, remain };
+      if (tce < 0) return this.fault(WALK_REASONS[tce]!, remain, false);
     }
     const perm = tcePerm(tce);
-    if (perm === 0) return { reason: 'TCE page fault (entry not valid)', remain, stale };
+    if (perm === 0) return this.fault('TCE page fault (entry not valid)', remain, stale);
     if (write ? !(perm & TCE_PCI_WRITE) : !(perm & TCE_PCI_READ)) {
-      return { reason: `TCE access fault (${write ? 'write' : 'read'} to a ${perm === 1 ? 'read-only' : 'write-only'} TCE)`, remain, stale };
+      return this.fault(`TCE access fault (${write ? 'write' : 'read'} to a ${perm === 1 ? 'read-only' : 'write-only'} TCE)`, remain, stale);
     }
     if (cached === undefined && this.tceCacheEnabled) {
-      let c = this.tceCache.get(tveIdx);
-      if (!c) {
-        c = new Map();
-        this.tceCache.set(tveIdx, c);
+      if (cache) cache.set(key, tce);
+      else {
+        const c = new TveCache(g.span);
+        c.set(key, tce);
+        this.tceCache[tveIdx] = c;
       }
-      c.set(key, tce);
     }
     const pa = Math.floor(tce / g.pageSize) * g.pageSize + offset;
-    if (!this.mem.isRam(pa)) return { reason: 'TCE points outside RAM', remain, stale };
-    return { pa, remain, stale };
+    if (!this.mem.isRam(pa)) return this.fault('TCE points outside RAM', remain, stale);
+    this.xRemain = remain;
+    this.xStale = stale;
+    return pa;
   }
 
   /**
@@ -261,9 +312,17 @@ export class Phb {
   private walk(tve: Extract<Tve, { kind: 'xlate' }>, pageIdx: number, g: TveGeometry): number {
     let base = tve.tableAddr;
     const entries = g.entries;
+    // Below 2^32 with a power-of-two level: the slot by shift and mask.
+    const shifts = pageIdx <= 0xffff_ffff && g.levelShift.length ? g.levelShift : undefined;
     for (let lev = tve.levels - 1; lev >= 0; lev--) {
-      const q = Math.floor(pageIdx / g.levelDiv[lev]!);
-      const slot = q - Math.floor(q / entries) * entries;
+      let slot: number;
+      if (shifts) {
+        const sh = shifts[lev]!;
+        slot = sh >= 32 ? 0 : (pageIdx >>> sh) & (entries - 1);
+      } else {
+        const q = Math.floor(pageIdx / g.levelDiv[lev]!);
+        slot = q - Math.floor(q / entries) * entries;
+      }
       const ea = base + slot * 8;
       if (!this.mem.isRam(ea)) return WALK_OUTSIDE_RAM;
       const tce = this.mem.readU64BE(ea);
@@ -279,58 +338,81 @@ export class Phb {
    * bytes; writes store `data`. A failed translation freezes the PE; a frozen PE moves no data.
    */
   dma(device: string, rid: number, bus: bigint, len: number, write: boolean, data?: Uint8Array): DmaResult {
+    if (write) {
+      const reason = this.transfer(device, rid, bus, data!.subarray(0, len), true);
+      return reason === undefined ? { ok: true } : { ok: false, reason };
+    }
+    const out = new Uint8Array(len);
+    const reason = this.transfer(device, rid, bus, out, false);
+    return reason === undefined ? { ok: true, data: out } : { ok: false, reason };
+  }
+
+  /**
+   * The device side of a DMA without a result object: reads fill `buf` (its whole length) from
+   * bus address `bus`, writes store it there. `bus` may be a number below 2^53. Returns undefined
+   * when the DMA moved the data, else the fault (the PE froze, as with dma()).
+   */
+  transfer(device: string, rid: number, bus: bigint | number, buf: Uint8Array, write: boolean): string | undefined {
+    if (typeof bus === 'number' && !(Number.isSafeInteger(bus) && bus >= 0)) {
+      throw new RangeError(`DMA bus address ${bus}: a number address must be an integer in [0, 2^53)`);
+    }
+    const len = buf.length;
     const pe = this.rtt.get(rid);
     if (pe === undefined) return this.dmaFail(device, bus, len, write, 'RID has no PE', false);
     if (this.peState[pe]!.dmaFrozen) return this.dmaFail(device, bus, len, write, `PE#${pe.toString(16)} is frozen`, false);
     const listening = this.log.listening;
-    if (len <= 0) {
+    if (len === 0) {
       // Nothing to translate or move.
-      const none = write ? undefined : new Uint8Array(len);
-      if (listening) this.log.emit({ layer: 'hw', kind: 'dma', device, bus, len, write, ok: true, pa: 0, stale: false });
-      else this.log.tally('hw', 'dma');
-      return none ? { ok: true, data: none } : { ok: true };
+      if (listening) this.log.emit({ layer: 'hw', kind: 'dma', device, bus: BigInt(bus), len, write, ok: true, pa: 0, stale: false });
+      else this.dmaEvents.n++;
+      return undefined;
     }
     // The first IOMMU page; most DMAs end inside it.
-    const t = this.translate(pe, bus, write, listening);
-    if (t.pa === undefined) return this.dmaFault(pe, device, bus, len, write, t.reason!, bus, !!t.stale);
-    let anyStale = !!t.stale;
-    let out: Uint8Array | undefined;
-    if (t.remain >= len) {
-      if (write) this.mem.write(t.pa, data!.subarray(0, len));
-      else out = this.mem.read(t.pa, len);
+    const pa = this.translateBus(pe, bus, write, listening);
+    if (pa < 0) return this.dmaFault(pe, device, bus, len, write, this.xReason, bus, this.xStale);
+    let anyStale = this.xStale;
+    if (this.xRemain >= len) {
+      if (write) this.mem.write(pa, buf);
+      else this.mem.readInto(pa, buf);
     } else {
-      const pieces: { pa: number; n: number; off: number }[] = [{ pa: t.pa, n: t.remain, off: 0 }];
-      let done = t.remain;
+      // Translate every page first: a fault moves no data.
+      const pas: number[] = [pa];
+      const ns: number[] = [this.xRemain];
+      // Past 2^53 the address goes on as a bigint.
+      const big = typeof bus === 'bigint' || bus + len > Number.MAX_SAFE_INTEGER ? BigInt(bus) : undefined;
+      let done = this.xRemain;
       while (done < len) {
-        const a = bus + BigInt(done);
-        const u = this.translate(pe, a, write, listening);
-        if (u.stale) anyStale = true;
-        if (u.pa === undefined) return this.dmaFault(pe, device, bus, len, write, u.reason!, a, anyStale);
-        const n = Math.min(len - done, u.remain);
-        pieces.push({ pa: u.pa, n, off: done });
+        const a = big === undefined ? (bus as number) + done : big + BigInt(done);
+        const u = this.translateBus(pe, a, write, listening);
+        if (this.xStale) anyStale = true;
+        if (u < 0) return this.dmaFault(pe, device, bus, len, write, this.xReason, a, anyStale);
+        const n = Math.min(len - done, this.xRemain);
+        pas.push(u);
+        ns.push(n);
         done += n;
       }
-      if (write) {
-        for (const p of pieces) this.mem.write(p.pa, data!.subarray(p.off, p.off + p.n));
-      } else {
-        out = new Uint8Array(len);
-        for (const p of pieces) out.set(this.mem.read(p.pa, p.n), p.off);
+      let off = 0;
+      for (let i = 0; i < pas.length; i++) {
+        const piece = buf.subarray(off, off + ns[i]!);
+        if (write) this.mem.write(pas[i]!, piece);
+        else this.mem.readInto(pas[i]!, piece);
+        off += ns[i]!;
       }
     }
-    if (listening) this.log.emit({ layer: 'hw', kind: 'dma', device, bus, len, write, ok: true, pa: t.pa, stale: anyStale });
-    else this.log.tally('hw', 'dma');
-    return out ? { ok: true, data: out } : { ok: true };
+    if (listening) this.log.emit({ layer: 'hw', kind: 'dma', device, bus: BigInt(bus), len, write, ok: true, pa, stale: anyStale });
+    else this.dmaEvents.n++;
+    return undefined;
   }
 
   /** A DMA that failed translation at `at`: the PE freezes. */
-  private dmaFault(pe: number, device: string, bus: bigint, len: number, write: boolean, reason: string, at: bigint, stale: boolean): DmaResult {
+  private dmaFault(pe: number, device: string, bus: bigint | number, len: number, write: boolean, reason: string, at: bigint | number, stale: boolean): string {
     this.freeze(pe, `${reason} at 0x${at.toString(16)}`);
     return this.dmaFail(device, bus, len, write, reason, stale);
   }
 
-  private dmaFail(device: string, bus: bigint, len: number, write: boolean, reason: string, stale: boolean): DmaResult {
-    this.log.emit({ layer: 'hw', kind: 'dma', device, bus, len, write, ok: false, reason, stale });
-    return { ok: false, reason };
+  private dmaFail(device: string, bus: bigint | number, len: number, write: boolean, reason: string, stale: boolean): string {
+    this.log.emit({ layer: 'hw', kind: 'dma', device, bus: BigInt(bus), len, write, ok: false, reason, stale });
+    return reason;
   }
 }
 

@@ -2,7 +2,7 @@
  * The VFIO type1 container ioctls that /dev/iommu also answers (drivers/iommu/iommufd/
  * vfio_compat.c), over the context's compat IOAS. The sPAPR types are not among them.
  */
-import { copyStructFromUser, copyToUser, type IoctlArg } from '../kernel/uaccess.js';
+import { copyStructFromUser, copyToUser, type IoctlArg, readStructFromUser } from '../kernel/uaccess.js';
 import {
   encode,
   VFIO_API_VERSION,
@@ -123,7 +123,7 @@ function getInfo(ictx: IommufdCtx, arg: IoctlArg): number {
 }
 
 function mapDma(ictx: IommufdCtx, proc: Process, arg: IoctlArg): number {
-  const cs = copyStructFromUser(arg, 'vfio_iommu_type1_dma_map', 'size');
+  const cs = readStructFromUser(arg, 'vfio_iommu_type1_dma_map', 'size');
   if (typeof cs === 'number') return cs;
   const flags = Number(cs.v.flags);
   if (flags & ~(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)) return -22;
@@ -137,7 +137,7 @@ function mapDma(ictx: IommufdCtx, proc: Process, arg: IoctlArg): number {
 }
 
 function unmapDma(ictx: IommufdCtx, arg: IoctlArg): number {
-  const cs = copyStructFromUser(arg, 'vfio_iommu_type1_dma_unmap', 'size');
+  const cs = readStructFromUser(arg, 'vfio_iommu_type1_dma_unmap', 'size');
   if (typeof cs === 'number') return cs;
   const flags = Number(cs.v.flags);
   if (flags & ~VFIO_DMA_UNMAP_FLAG_ALL) return -22;

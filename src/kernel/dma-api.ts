@@ -155,12 +155,15 @@ function iommuFreeLogged(log: EventLog, tbl: IommuTable, dma: bigint, npages: nu
   return false;
 }
 
+// One event per map and unmap: the body is built only for a listener.
 function emitMap(log: EventLog, dev: DmaDevice, dma: bigint, npages: number): void {
-  log.emit({ layer: 'kernel', kind: 'dma-map', device: dev.name, dma, npages });
+  if (log.listening) log.emit({ layer: 'kernel', kind: 'dma-map', device: dev.name, dma, npages });
+  else log.tally('kernel', 'dma-map');
 }
 
 function emitUnmap(log: EventLog, dev: DmaDevice, dma: bigint, npages: number): void {
-  log.emit({ layer: 'kernel', kind: 'dma-unmap', device: dev.name, dma, npages });
+  if (log.listening) log.emit({ layer: 'kernel', kind: 'dma-unmap', device: dev.name, dma, npages });
+  else log.tally('kernel', 'dma-unmap');
 }
 
 /**

@@ -23,8 +23,11 @@ export interface XchgResult {
 export interface IommuTableOps {
   /** Write npages TCEs from physical address `pa` (ops.set, with the platform's kill). */
   set(tbl: IommuTable, index: number, npages: number, pa: number, dir: DmaDirection): number;
-  /** Atomically replace one TCE; no invalidation. dir = DMA_NONE clears. */
-  xchgNoKill(tbl: IommuTable, index: number, hpa: number, dir: DmaDirection): XchgResult;
+  /**
+   * Atomically replace one TCE; no invalidation. dir = DMA_NONE clears. The result goes into
+   * `out` when given (a caller exchanging many entries reuses one), else a new object.
+   */
+  xchgNoKill(tbl: IommuTable, index: number, hpa: number, dir: DmaDirection, out?: XchgResult): XchgResult;
   tceKill?(tbl: IommuTable, index: number, npages: number): void;
   /** Physical address of the userspace-view slot of an entry, or null (level absent and !alloc). */
   useraddrptr?(tbl: IommuTable, index: number, alloc: boolean): number | null;

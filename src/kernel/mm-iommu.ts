@@ -2,6 +2,7 @@
  * Preregistered IOMMU memory (arch/powerpc/mm/book3s64/iommu_api.c): per-mm regions of pinned
  * user memory that VFIO v2 maps from, with their use and mapping counts.
  */
+import { pow2 } from '../base/bits.js';
 import type { EventLog } from '../base/events.js';
 import type { PhysMemory } from '../hw/memory.js';
 import { accountLockedVm, type Process, pinUserPages, unpinUserPage } from './process.js';
@@ -148,8 +149,10 @@ export class MmIommuRun {
     private readonly size: number,
     private readonly ua0: bigint,
   ) {
-    this.kpage = 2 ** kernelPageShift;
-    this.ua0Off = ua0 >= 0n && ua0 <= SAFE ? Number(ua0) % this.kpage : Number(ua0 & BigInt(this.kpage - 1));
+    this.kpage = pow2(kernelPageShift);
+    const n = Number(ua0);
+    // No `%` on numbers past 2^31 (a call to fmod): the quotient times the page gives it back.
+    this.ua0Off = ua0 >= 0n && ua0 <= SAFE ? n - Math.floor(n / this.kpage) * this.kpage : Number(ua0 & BigInt(this.kpage - 1));
   }
 
   /** The region holding the page at ua0 + d, or null (mm_iommu_lookup). */

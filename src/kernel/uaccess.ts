@@ -28,6 +28,22 @@ export function argValue(arg: IoctlArg): bigint {
 type Fields<S extends StructName> = Record<keyof (typeof structs)[S]['fields'], bigint>;
 
 /**
+ * copyStructFromUser() for a caller that only reads the fields: decoded from the argument with
+ * no copy of its bytes kept (the same checks, the same record).
+ */
+export function readStructFromUser<S extends StructName>(
+  arg: IoctlArg,
+  s: S,
+  last: keyof (typeof structs)[S]['fields'],
+): { v: Fields<S>; minsz: number } | number {
+  const minsz = offsetofend(s, last);
+  if (typeof arg === 'bigint' || minsz > arg.length) return -14;
+  const v = decode(s, arg, minsz);
+  if ((v as Record<string, bigint>).argsz! < BigInt(minsz)) return -22;
+  return { v, minsz };
+}
+
+/**
  * The opening of every VFIO struct ioctl: copy_from_user() of minsz = offsetofend(struct, last
  * required field) (-EFAULT), then `argsz < minsz` (-EINVAL). Returns the copied bytes, decoded.
  */

@@ -9,7 +9,7 @@ import type { EventLog } from '../base/events.js';
 import type { PhysMemory } from '../hw/memory.js';
 import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE, type DmaDirection } from '../hw/tce.js';
 import type { IommuGroup } from '../kernel/iommu-group.js';
-import { type IommuTable, iommuTceTablePut } from '../kernel/iommu-table.js';
+import { type IommuTable, iommuTceTablePut, type XchgResult } from '../kernel/iommu-table.js';
 import {
   type MmIommuContext,
   type MmIommuRegion,
@@ -24,7 +24,7 @@ import { accountLockedVm, type Mapping, type Mm, type Process, pinUserPages, unp
 import { kernelOops, type OopsSite } from '../kernel/oops.js';
 import type { KernelLog } from '../kernel/printk.js';
 import type { Quirks } from '../kernel/quirks.js';
-import { argValue, copyStructFromUser, copyToUser, type IoctlArg } from '../kernel/uaccess.js';
+import { argValue, copyStructFromUser, copyToUser, type IoctlArg, readStructFromUser } from '../kernel/uaccess.js';
 import type { TableGroup } from '../kernel/table-group.js';
 import {
   offsetofend,
@@ -88,7 +88,10 @@ const u64 = (n: bigint) => BigInt.asUintN(64, n);
 
 /** Is the address a multiple of `size` (a power of two)? Numbers when it fits one. */
 function aligned(a: bigint, size: number): boolean {
-  return a >= 0n && a <= TWO_POW_53 ? Number(a) % size === 0 : (a & BigInt(size - 1)) === 0n;
+  if (!(a >= 0n && a <= TWO_POW_53)) return (a & BigInt(size - 1)) === 0n;
+  // No `%` on numbers past 2^31 (a call to fmod): the quotient times the size gives it back.
+  const n = Number(a);
+  return Math.floor(n / size) * size === n;
 }
 
 export class SpaprTceDriver {
@@ -246,10 +249,12 @@ export class SpaprTceDriver {
 
   private mapDma(c: TceContainer, arg: IoctlArg): number {
     if (!c.enabled) return -EPERM;
-    const cs = copyStructFromUser(arg, 'vfio_iommu_type1_dma_map', 'size');
+    const cs = readStructFromUser(arg, 'vfio_iommu_type1_dma_map', 'size');
     if (typeof cs === 'number') return cs;
     const p = cs.v;
-    if (p.flags & ~BigInt(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)) return -EINVAL;
+    // A u32 field: exact as a number.
+    const flags = Number(p.flags);
+    if (flags & ~(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)) return -EINVAL;
     let ret = this.createDefaultWindow(c);
     if (ret) return ret;
     const found = this.findTable(c, p.iova);
@@ -258,8 +263,8 @@ export class SpaprTceDriver {
     const mask = BigInt(tbl.pageSize) - 1n;
     if (p.size & mask || p.vaddr & mask) return -EINVAL;
     let dir: DmaDirection;
-    if (p.flags & BigInt(VFIO_DMA_MAP_FLAG_READ)) dir = p.flags & BigInt(VFIO_DMA_MAP_FLAG_WRITE) ? DMA_BIDIRECTIONAL : DMA_TO_DEVICE;
-    else if (p.flags & BigInt(VFIO_DMA_MAP_FLAG_WRITE)) dir = DMA_FROM_DEVICE;
+    if (flags & VFIO_DMA_MAP_FLAG_READ) dir = flags & VFIO_DMA_MAP_FLAG_WRITE ? DMA_BIDIRECTIONAL : DMA_TO_DEVICE;
+    else if (flags & VFIO_DMA_MAP_FLAG_WRITE) dir = DMA_FROM_DEVICE;
     else return -EINVAL;
     const npages = p.size >> BigInt(tbl.itPageShift);
     ret = this.paramCheck(tbl, p.iova, p.vaddr, npages);
@@ -274,7 +279,7 @@ export class SpaprTceDriver {
 
   private unmapDma(c: TceContainer, arg: IoctlArg): number {
     if (!c.enabled) return -EPERM;
-    const cs = copyStructFromUser(arg, 'vfio_iommu_type1_dma_unmap', 'size');
+    const cs = readStructFromUser(arg, 'vfio_iommu_type1_dma_unmap', 'size');
     if (typeof cs === 'number') return cs;
     const p = cs.v;
     if (p.flags) return -EINVAL;
@@ -338,6 +343,7 @@ export class SpaprTceDriver {
     // The user addresses stored in the userspace view, as numbers without a BigInt per page.
     const tceNum = Number(tce);
     const exact = tceNum + pages * step <= 2 ** 53 && tce <= TWO_POW_53;
+    const x: XchgResult = { ret: 0, hpa: 0, dir: DMA_NONE };
     for (; i < pages; i++) {
       const d = i * step;
       const pua = tbl.ops.useraddrptr!(tbl, entry + i, true);
@@ -359,7 +365,7 @@ export class SpaprTceDriver {
       }
       // mm_iommu_ua_to_hpa() keeps the offset of an IOMMU page inside a larger kernel page.
       if (mmIommuMappedInc(r)) break;
-      const x = tbl.ops.xchgNoKill(tbl, entry + i, hpa, dir);
+      tbl.ops.xchgNoKill(tbl, entry + i, hpa, dir, x);
       if (x.ret) {
         stored ??= this.storedUaRun(c, tbl);
         this.unusePageV2(tbl, entry + i, stored);
@@ -433,6 +439,7 @@ export class SpaprTceDriver {
       : Math.floor((this.ctx.mem.ramBytes - tbl.itBase) / 8) - (entry - tbl.itOffset);
     const last = entry + Math.max(0, Math.min(pages, reach));
     const stored = c.v2 ? this.storedUaRun(c, tbl) : null;
+    const x: XchgResult = { ret: 0, hpa: 0, dir: DMA_NONE };
     for (; entry < last; entry++) {
       let pua: number | null | undefined;
       if (tbl.itIndirectLevels && tbl.itUserspace !== null) {
@@ -442,7 +449,7 @@ export class SpaprTceDriver {
           continue;
         }
       }
-      const x = tbl.ops.xchgNoKill(tbl, entry, 0, DMA_NONE);
+      tbl.ops.xchgNoKill(tbl, entry, 0, DMA_NONE, x);
       if (x.ret || x.dir === DMA_NONE) continue;
       if (stored) this.unusePageV2(tbl, entry, stored, pua);
       else this.unusePage(c, x.hpa);

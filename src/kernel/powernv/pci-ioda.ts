@@ -60,7 +60,7 @@ export class PnvIoda2 implements TableGroupOps {
         if (!ret) self.tceInvalidate(tbl, index, npages);
         return ret;
       },
-      xchgNoKill: (tbl, index, hpa, dir) => pnvTceXchg(c, tbl, index, hpa, dir),
+      xchgNoKill: (tbl, index, hpa, dir, out) => pnvTceXchg(c, tbl, index, hpa, dir, out),
       tceKill: (tbl, index, npages) => self.tceInvalidate(tbl, index, npages),
       useraddrptr: (tbl, index, alloc) => pnvTceUseraddrptr(c, tbl, index, alloc),
       clear(tbl, index, npages) {
@@ -78,18 +78,19 @@ export class PnvIoda2 implements TableGroupOps {
 
   /** pnv_pci_ioda2_tce_invalidate(): a page kill in every PE the table is programmed into. */
   tceInvalidate(tbl: IommuTable, index: number, npages: number): void {
-    for (const tg of tbl.groups) {
-      const pe = tg as Pe;
+    const groups = tbl.groups;
+    for (let i = 0; i < groups.length; i++) {
+      const pe = groups[i] as Pe;
       const shift = tbl.itPageShift;
       if (!pe.phb.hw.gen.killViaOpal) pe.phb.hw.killPages(pe.peNumber, shift, shlToBig(index, shift), npages);
       else {
         // The bus address as a number when exact: OPAL makes it a bigint only for a listener.
-        const bus = index * 2 ** shift;
+        const bus = index * tbl.pageSize;
         this.ctx.opal.pciTceKill(
           pe.phb.opalId,
           OPAL_PCI_TCE_KILL_PAGES,
           pe.peNumber,
-          2 ** shift,
+          tbl.pageSize,
           bus <= Number.MAX_SAFE_INTEGER ? bus : shlToBig(index, shift),
           npages,
         );

@@ -81,11 +81,14 @@ export function lparTceOps(ctx: LparTceContext): LparTableOps {
       return 0;
     },
     /** tce_exchange_pseries(). */
-    xchgNoKill(tbl, index, hpa, dir) {
+    xchgNoKill(tbl, index, hpa, dir, out = { ret: 0, hpa: 0, dir: DMA_NONE }) {
       const old = hv.hGetTce(tbl.itIndex, ioba(tbl, index));
       const rc = hv.hPutTce(tbl.itIndex, ioba(tbl, index), dir === DMA_NONE ? 0n : rpnTce(hpa, dir));
       const oldTce = Number(old.tce);
-      return { ret: rc === H_SUCCESS ? 0 : rc, hpa: tceAddr(oldTce), dir: tceDirection(oldTce) };
+      out.ret = rc === H_SUCCESS ? 0 : rc;
+      out.hpa = tceAddr(oldTce);
+      out.dir = tceDirection(oldTce);
+      return out;
     },
     /** tce_useraddr_pSeriesLP(): &it_userspace[index - it_offset], or NULL without a view. */
     useraddrptr(tbl, index, alloc) {

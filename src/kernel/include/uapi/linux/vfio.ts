@@ -265,13 +265,64 @@ export function setField(buf: Uint8Array, f: Field, v: bigint | number): void {
   }
 }
 
-/** Decode every field of a struct image into a record of bigints. */
-export function decode<S extends StructName>(s: S, buf: Uint8Array): Record<keyof (typeof structs)[S]['fields'], bigint> {
-  const out: Record<string, bigint> = {};
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  for (const [k, f] of fieldList(s)) out[k] = readField(dv, f);
-  return out as Record<keyof (typeof structs)[S]['fields'], bigint>;
+/**
+ * Decode every field of a struct image into a record of bigints. The image is the first `len`
+ * bytes of `buf` (all of it by default): fields past them read as 0.
+ */
+export function decode<S extends StructName>(s: S, buf: Uint8Array, len = buf.length): Record<keyof (typeof structs)[S]['fields'], bigint> {
+  const hot = hotDecoders[s as HotStruct];
+  // A DataView costs about 100 ns to make: the hot decoders read the bytes.
+  return (hot ? hot(buf, len) : decodeFieldTable(s, new DataView(buf.buffer, buf.byteOffset, len))) as Record<keyof (typeof structs)[S]['fields'], bigint>;
 }
+
+/** decode() by walking the struct's field table: what the hot decoders must agree with. */
+export function decodeFieldTable(s: StructName, dv: DataView): Record<string, bigint> {
+  const out: Record<string, bigint> = {};
+  for (const [k, f] of fieldList(s)) out[k] = readField(dv, f);
+  return out;
+}
+
+/** The little-endian u32 at `off` of `b` (in bounds). */
+function le32(b: Uint8Array, off: number): number {
+  return (b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16) | (b[off + 3]! << 24)) >>> 0;
+}
+
+/** A u32 / u64 field at `off`, 0 when the image is too short to hold it (as readField). */
+function u32At(b: Uint8Array, len: number, off: number): bigint {
+  return off + 4 <= len ? BigInt(le32(b, off)) : 0n;
+}
+
+function u64At(b: Uint8Array, len: number, off: number): bigint {
+  if (off + 8 > len) return 0n;
+  const lo = le32(b, off);
+  const hi = le32(b, off + 4);
+  // Below 2^53 one conversion of the number; above, the two halves.
+  return hi < 0x20_0000 ? BigInt(hi * 0x1_0000_0000 + lo) : (BigInt(hi) << 32n) | BigInt(lo);
+}
+
+const DMA_MAP = structs.vfio_iommu_type1_dma_map.fields;
+const DMA_UNMAP = structs.vfio_iommu_type1_dma_unmap.fields;
+
+/**
+ * Decoders of the structs every MAP_DMA and UNMAP_DMA decodes: one fixed-shape record, no field
+ * table walked; the fields in table order, so the record equals decodeFieldTable()'s.
+ */
+export const hotDecoders = {
+  vfio_iommu_type1_dma_map: (b: Uint8Array, len: number) => ({
+    argsz: u32At(b, len, DMA_MAP.argsz.off),
+    flags: u32At(b, len, DMA_MAP.flags.off),
+    vaddr: u64At(b, len, DMA_MAP.vaddr.off),
+    iova: u64At(b, len, DMA_MAP.iova.off),
+    size: u64At(b, len, DMA_MAP.size.off),
+  }),
+  vfio_iommu_type1_dma_unmap: (b: Uint8Array, len: number) => ({
+    argsz: u32At(b, len, DMA_UNMAP.argsz.off),
+    flags: u32At(b, len, DMA_UNMAP.flags.off),
+    iova: u64At(b, len, DMA_UNMAP.iova.off),
+    size: u64At(b, len, DMA_UNMAP.size.off),
+  }),
+} satisfies { [S in StructName]?: (b: Uint8Array, len: number) => Record<keyof (typeof structs)[S]['fields'], bigint> };
+type HotStruct = keyof typeof hotDecoders;
 
 /** Object.entries of a struct's fields, made once per struct. */
 const fieldLists = new Map<StructName, [string, Field][]>();
