@@ -48,6 +48,18 @@ export class IommufdTceContainer extends TceContainer {
   }
 }
 
+/** The first `length` bytes of a list of pieces. */
+function clip(pieces: MapPiece[], length: bigint): MapPiece[] {
+  const out: MapPiece[] = [];
+  let left = length;
+  for (const p of pieces) {
+    if (left <= 0n) break;
+    out.push(p.length <= left ? p : { ...p, length: left });
+    left -= p.length;
+  }
+  return out;
+}
+
 /** One piece of a MAP_DMA: a run of user memory in one pages object. */
 interface MapPiece {
   pages: IoptPages;
@@ -158,11 +170,17 @@ export class SpaprTceIommufdDriver extends SpaprTceDriver {
     const pieces = c.v2 ? this.preregPieces(ic, tce, pages, step, shift) : this.userPieces(ic, tce, pages, step, shift, dir);
     if (typeof pieces === 'number') return pieces;
     this.clear(c, tbl, entry, pages);
+    // Past the window's end (the no-end-of-window-check quirk lets a map run on) the entries
+    // are the memory after the table, written as VFIO's container writes them; no area holds them.
+    const inside = Math.max(0, Math.min(pages, tbl.itOffset + tbl.itSize - entry));
     const prot = dir === DMA_TO_DEVICE ? IOMMU_READ : dir === DMA_FROM_DEVICE ? IOMMU_WRITE : IOMMU_READ | IOMMU_WRITE;
-    const size = BigInt(pages) * BigInt(step);
-    const r = ic.ioas.iopt.mapPages(pieces, size, BigInt(entry) << BigInt(shift), prot);
-    if (typeof r === 'number') return c.v2 ? r : -14;
-    for (const p of pieces) if (p.region) for (let i = 0n; i < p.length; i += BigInt(step)) mmIommuMappedInc(p.region);
+    const mapped = clip(pieces, BigInt(inside) * BigInt(step));
+    if (mapped.length) {
+      const r = ic.ioas.iopt.mapPages(mapped, BigInt(inside) * BigInt(step), BigInt(entry) << BigInt(shift), prot);
+      if (typeof r === 'number') return c.v2 ? r : -14;
+      for (const p of mapped) if (p.region) for (let i = 0n; i < p.length; i += BigInt(step)) mmIommuMappedInc(p.region);
+    }
+    if (inside < pages) return super.build(c, tbl, entry + inside, tce + BigInt(inside * step), pages - inside, dir);
     return 0;
   }
 
@@ -213,7 +231,13 @@ export class SpaprTceIommufdDriver extends SpaprTceDriver {
     const start = BigInt(entry) * step;
     const windowLast = (BigInt(tbl.itOffset) + BigInt(tbl.itSize)) * step - 1n;
     let last = start + BigInt(pages) * step - 1n;
-    if (last > windowLast) last = windowLast;
+    if (last > windowLast) {
+      // The entries past the window's end are the memory after the table (no-end-of-window-check).
+      const end = tbl.itOffset + tbl.itSize;
+      const from = Math.max(entry, end);
+      super.clear(c, tbl, from, entry + pages - from);
+      last = windowLast;
+    }
     if (last < start) return 0;
     for (const a of iopt.areasIn(start, last)) {
       const p = a.pages;
