@@ -12,6 +12,7 @@
  *     rest mapped, as TCEs do;
  *   - the IOAS is the one IOMMU_VFIO_IOAS returns, so the fd's IOMMUFD ioctls see the maps.
  */
+import { errno } from '../base/errno.js';
 import { DMA_FROM_DEVICE, DMA_TO_DEVICE, type DmaDirection } from '../hw/tce.js';
 import type { HwptPaging, Ioas, IommufdCtx, IommufdDevice } from '../iommufd/context.js';
 import { deviceAttach, deviceBind, deviceDetach, deviceUnbind } from '../iommufd/device.js';
@@ -25,8 +26,7 @@ import { type MmIommuRegion, mmIommuMappedDec, mmIommuMappedInc, MmIommuRun } fr
 import { ppc64DomainSetWindow, ppc64DomainUnsetWindow, ppc64EmptyDomain, type Ppc64TceDomain } from '../kernel/ppc64-iommu.js';
 import { SpaprTceDriver, TceContainer } from './spapr-tce.js';
 
-const EINVAL = 22;
-const EPERM = 1;
+const { EINVAL, EPERM, EFAULT } = errno;
 
 /** A sPAPR container whose groups, windows and maps are IOMMUFD objects. */
 export class IommufdTceContainer extends TceContainer {
@@ -177,7 +177,7 @@ export class SpaprTceIommufdDriver extends SpaprTceDriver {
     const mapped = clip(pieces, BigInt(inside) * BigInt(step));
     if (mapped.length) {
       const r = ic.ioas.iopt.mapPages(mapped, BigInt(inside) * BigInt(step), BigInt(entry) << BigInt(shift), prot);
-      if (typeof r === 'number') return c.v2 ? r : -14;
+      if (typeof r === 'number') return c.v2 ? r : -EFAULT;
       for (const p of mapped) if (p.region) for (let i = 0n; i < p.length; i += BigInt(step)) mmIommuMappedInc(p.region);
     }
     if (inside < pages) return super.build(c, tbl, entry + inside, tce + BigInt(inside * step), pages - inside, dir);
