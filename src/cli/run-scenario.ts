@@ -1,6 +1,7 @@
 /** `tcelab run FILE`: load, validate and run a scenario, report and choose the exit code. */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import type { Quirks } from '../kernel/quirks.js';
+import { readInputFile } from './input.js';
 import { type MachineReport, machineReport } from '../scenario/report.js';
 import { type RunResult, runScenario } from '../scenario/runner.js';
 import { parseScenario, type Scenario, ScenarioError } from '../scenario/schema.js';
@@ -18,13 +19,8 @@ function runRecorded(sc: Scenario, quirks: Partial<Quirks>, file: string, out: s
 }
 
 export function runScenarioFile(file: string, quirks: Partial<Quirks>, json: boolean, events?: string, iommufd?: 'ppc64' | 'rfc-2026'): number {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    process.stderr.write(`tcelab: ${file}: ${(e as Error).message}\n`);
-    return 2;
-  }
+  const text = readInputFile(file);
+  if (text === null) return 2;
   let sc: Scenario;
   try {
     sc = parseScenario(text, file);

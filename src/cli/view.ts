@@ -1,7 +1,7 @@
 /** `tcelab view [FILE]` and `tcelab run FILE --view`: serve the machine to a browser. */
-import { readFileSync } from 'node:fs';
 import { RecordError } from '../conformance/records.js';
 import type { Quirks } from '../kernel/quirks.js';
+import { readInputFile } from './input.js';
 import type { MachineOptions } from '../machine/machine.js';
 import { ScenarioError } from '../scenario/schema.js';
 import { EventLogError } from '../scenario/timeline.js';
@@ -22,13 +22,8 @@ export async function viewCommand(file: string | undefined, o: ViewOptions): Pro
   let session: ViewSession;
   if (file === undefined) session = ViewSession.idle(o.machine);
   else {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (e) {
-      process.stderr.write(`tcelab: ${file}: ${(e as Error).message}\n`);
-      return 2;
-    }
+    const text = readInputFile(file);
+    if (text === null) return 2;
     try {
       session = ViewSession.load(file, text, o.quirks);
     } catch (e) {
