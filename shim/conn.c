@@ -4,11 +4,13 @@
 #include <signal.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Largest answer the server sends (docs/socket-protocol.md). */
@@ -68,6 +70,52 @@ static int send_all(const void *p, size_t n)
 	return 0;
 }
 
+/* How long to poll for an answer before sleeping in recv(), in microseconds: TCELAB_POLL_US,
+ * default 50, 0 to sleep at once. A sleeping process takes tens of microseconds to wake on a
+ * virtual machine's idle CPU, longer than the model takes to answer most calls. */
+static long poll_ns = -1;
+
+static long poll_budget_ns(void)
+{
+	if (poll_ns < 0) {
+		const char *v = getenv("TCELAB_POLL_US");
+		char *end;
+		long us = v && *v ? strtol(v, &end, 10) : 50;
+		if (v && *v && (*end || us < 0 || us > 1000000)) {
+			fprintf(stderr, "tcelab shim: TCELAB_POLL_US=%s is not a number of microseconds from 0 to 1000000; using 50\n", v);
+			us = 50;
+		}
+		poll_ns = us * 1000;
+	}
+	return poll_ns;
+}
+
+static long now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+/* Receive what has arrived without sleeping, for up to the poll budget: >0 bytes, 0 nothing yet
+ * (then sleep in recv()), -1 the connection failed. */
+static ssize_t rx_poll(void)
+{
+	long budget = poll_budget_ns();
+	if (!budget)
+		return 0;
+	long end = now_ns() + budget;
+	do {
+		ssize_t r = recv(sock, rx + rx_len, rx_cap - rx_len, MSG_DONTWAIT);
+		if (r > 0)
+			return r;
+		if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+			return -1;
+		sched_yield(); /* to the server, when it waits for this CPU */
+	} while (now_ns() < end);
+	return 0;
+}
+
 /* Make at least `n` unconsumed bytes available in rx. */
 static int rx_need(size_t n)
 {
@@ -87,7 +135,9 @@ static int rx_need(size_t n)
 		rx_cap = cap;
 	}
 	while (rx_len < n) {
-		ssize_t r = recv(sock, rx + rx_len, rx_cap - rx_len, 0);
+		ssize_t r = rx_poll();
+		if (!r)
+			r = recv(sock, rx + rx_len, rx_cap - rx_len, 0);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)

@@ -84,7 +84,7 @@ export class IommufdReplay {
     const binds = boot.filter((r) => r.op === 'bind_vfio_pci');
     const env = boot.find(isEnvironment)?.out as { devA?: { bdf: string }; devB?: { bdf: string } } | undefined;
     for (const r of binds) this.machine.bindVfioPci(r.case.split(' ')[0]!);
-    this.klogPos = this.machine.klog.lines.length;
+    this.klogPos = this.machine.klog.nextSeq;
     const dev = (bdf: string | undefined) => {
       const d = bdf ? this.machine.device(bdf) : undefined;
       const b = d ? this.machine.bindVfioPci(d.name) : null;
@@ -92,7 +92,7 @@ export class IommufdReplay {
     };
     this.devA = dev(env?.devA?.bdf);
     this.devB = dev(env?.devB?.bdf);
-    this.klogPos = this.machine.klog.lines.length;
+    this.klogPos = this.machine.klog.nextSeq;
     this.parent = this.machine.sys.spawn('iommufd_oracle');
     const maps = this.parent.mm.mappings;
     maps.push({ start: BUF, end: BUF + 16n * MiB, kind: 'anon' });
@@ -106,8 +106,8 @@ export class IommufdReplay {
   run(r: OracleRecord): Answer {
     const proc = r.scn === 'init' || r.scn === 'end' || r.op === 'process_exit' ? this.parent : this.scenarioProcess();
     const res = this.exec(r, proc);
-    const lines = this.machine.klog.lines.slice(this.klogPos);
-    this.klogPos = this.machine.klog.lines.length;
+    const lines = this.machine.klog.since(this.klogPos);
+    this.klogPos = this.machine.klog.nextSeq;
     const kb = (pages: number) => (pages * this.machine.mem.pageSize) / 1024;
     const p = r.op === 'process_exit' || r.scn === 'init' || r.scn === 'end' ? this.parent : proc;
     return { ...res, vmlck_kb: kb(p.mm.lockedVm), vmpin_kb: kb(p.mm.pinnedVm), dmesg: lines };
@@ -349,7 +349,7 @@ export class IommufdReplay {
       const id = field(buf, 'iommu_hwpt_alloc', 'out_hwpt_id');
       if (this.ioctl(p, fd, I.IOMMU_DESTROY, struct('iommu_destroy', { size: 8, id })).ret === 0) ok++;
     }
-    this.klogPos = this.machine.klog.lines.length;
+    this.klogPos = this.machine.klog.nextSeq;
     return { alloc_destroy_ok: ok, memfree_drop_mib_rounded_to_16: this.memfreeDrop(), expected_if_leaked_mib: ok * 4 };
   }
 

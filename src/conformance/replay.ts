@@ -56,7 +56,7 @@ export class OracleReplay {
   constructor(boot: OracleRecord[], inheritedInit: OracleRecord[] = []) {
     this.machine = new Machine(machineOptionsFor(boot[0]!));
     for (const r of inheritedInit) if (r.op === 'bind_vfio_pci') this.machine.bindVfioPci(bdfOf(r));
-    this.klogPos = this.machine.klog.lines.length;
+    this.klogPos = this.machine.klog.nextSeq;
     this.readonlyBase = inferReadonlyBase(boot);
     this.thpBase = inferThpBase(boot);
     this.parent = this.machine.sys.spawn('vfio_spapr_oracle');
@@ -79,8 +79,8 @@ export class OracleReplay {
   run(r: OracleRecord): Answer {
     const proc = this.opProcess(r);
     const res = this.exec(r, proc);
-    const lines = this.machine.klog.lines.slice(this.klogPos);
-    this.klogPos = this.machine.klog.lines.length;
+    const lines = this.machine.klog.since(this.klogPos);
+    this.klogPos = this.machine.klog.nextSeq;
     const vmPid = r.op === 'process_exit' || r.scn === 'init' || r.scn === 'end' ? this.parent.pid : proc.pid;
     return { ...res, vmlck_kb: this.machine.sys.vmlckKb(vmPid), dmesg: lines };
   }

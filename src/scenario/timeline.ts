@@ -230,7 +230,7 @@ export function* recordRecording(
 }
 
 function bootSummary(m: Machine): string {
-  return `${m.opts.preset}, ${m.mem.pageSize / 1024}K pages, ${m.mmu} MMU: ${m.klog.lines.length} kernel log lines`;
+  return `${m.opts.preset}, ${m.mem.pageSize / 1024}K pages, ${m.mmu} MMU: ${m.klog.nextSeq} kernel log lines`;
 }
 
 /** A recorded timeline as event-log lines (JSONL, no trailing newline on each). */

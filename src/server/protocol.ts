@@ -233,7 +233,7 @@ export function decodeRequest(frame: Buffer): Request {
 
 /** An answer frame: length, ret, errno, body. */
 export function encodeAnswer(ret: number, errno: number, body: Uint8Array = new Uint8Array(0)): Buffer {
-  const b = Buffer.alloc(12 + body.length);
+  const b = Buffer.allocUnsafe(12 + body.length);
   b.writeUInt32LE(8 + body.length, 0);
   b.writeInt32LE(ret, 4);
   b.writeInt32LE(errno, 8);

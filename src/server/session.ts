@@ -17,9 +17,6 @@ interface Answer {
   signal?: number;
 }
 
-const SEEK_END = 2;
-const SEEK_DATA = 3;
-
 export class Session {
   /** The model pid, once HELLO has named it. */
   pid: number | null = null;
@@ -74,7 +71,7 @@ export class Session {
         if (req.user) sys.processes.get(pid)?.mm.user.place(req.user.addr, req.user.bytes);
         const r = sys.ioctl(pid, req.fd, req.request, req.arg);
         if (typeof req.arg === 'bigint') return r;
-        return { ...r, body: req.user ? Buffer.concat([req.arg, req.user.bytes]) : req.arg };
+        return { ret: r.ret, errno: r.errno, signal: r.signal, body: req.user ? Buffer.concat([req.arg, req.user.bytes]) : req.arg };
       }
       case 'read': {
         const r = sys.read(pid, req.fd);
@@ -83,7 +80,7 @@ export class Session {
         return { ret: body.length, errno: 0, body };
       }
       case 'lseek':
-        return this.lseek(pid, req.fd, req.offset, req.whence);
+        return sys.lseek(pid, req.fd, req.offset, req.whence);
       case 'memory': {
         const p = sys.processes.get(pid);
         if (p && !p.exited) syncMappings(p.mm, req.start, req.end, req.segments);
@@ -119,18 +116,5 @@ export class Session {
     body.writeUInt32LE(this.host.machine.mem.pageSize, 0);
     body.writeUInt32LE(this.host.machine.hugePageShift, 4);
     return { ret: this.pid, errno: 0, body };
-  }
-
-  /**
-   * lseek() on a model file. /dev/kmsg's SEEK_END (and SEEK_DATA) skip to the end by reading what
-   * is there; the system-call surface has no lseek of its own, so other positions are refused.
-   */
-  private lseek(pid: number, fd: number, offset: bigint, whence: number): Answer {
-    if ((whence !== SEEK_END && whence !== SEEK_DATA) || offset !== 0n) return { ret: -1, errno: errno.ESPIPE };
-    const sys = this.host.sys;
-    let r = sys.read(pid, fd);
-    if (r.ret < 0 && r.errno !== errno.EAGAIN) return { ret: -1, errno: r.errno === errno.EINVAL ? errno.ESPIPE : r.errno };
-    while (r.ret >= 0) r = sys.read(pid, fd);
-    return { ret: 0, errno: 0 };
   }
 }

@@ -72,6 +72,11 @@ export interface KernelServices {
   setCurrent(p: Process): void;
 }
 
+/** lseek() whence values. */
+const SEEK_SET = 0;
+const SEEK_END = 2;
+const SEEK_DATA = 3;
+
 const ok = (ret: number): SysResult => ({ ret, errno: 0 });
 const err = (e: number): SysResult => ({ ret: -1, errno: e });
 /** A kernel return value: negative is an errno, anything else is passed through. */
@@ -141,7 +146,7 @@ export class Syscalls {
     } else if (path === '/dev/vfio/vfio') {
       if (this.k.vfioContainer === 'iommufd-spapr') this.noteVfioByIommufd();
       file = new OpenFile(path, { kind: 'container', container: this.k.newContainer() });
-    } else if (path === '/dev/kmsg') file = new OpenFile(path, { kind: 'kmsg', pos: this.k.klog.lines.length });
+    } else if (path === '/dev/kmsg') file = new OpenFile(path, { kind: 'kmsg', pos: this.k.klog.firstSeq });
     else if (/^\/proc\/(self|\d+)\/status$/.test(path)) file = new OpenFile(path, { kind: 'status', pid });
     else if (path === '/dev/iommu' || path.startsWith('/dev/vfio/devices/')) {
       const r = this.openIommufd(pid, path);
@@ -363,16 +368,24 @@ export class Syscalls {
     }
   }
 
-  /** read(): /dev/kmsg returns one record per call ("pri,seq,ts,-;text"); EAGAIN when drained. */
+  /**
+   * read(): /dev/kmsg returns one record per call ("pri,seq,ts,-;text"); EAGAIN when drained
+   * (the file is read as O_NONBLOCK); EPIPE once when the records from the reader's position on
+   * were pushed out of the ring, and the position moves to the oldest one left.
+   */
   read(pid: number, fd: number): { ret: number; errno: number; text?: string } {
     if (!this.enter(pid, false)) return this.gone(pid);
     const f = this.table(pid).get(fd);
     if (!f) return err(errno.EBADF);
     if (f.f.kind === 'kmsg') {
-      const lines = this.k.klog.lines;
-      if (f.f.pos >= lines.length) return err(errno.EAGAIN);
+      const klog = this.k.klog;
+      if (f.f.pos >= klog.nextSeq) return err(errno.EAGAIN);
+      if (f.f.pos < klog.firstSeq) {
+        f.f.pos = klog.firstSeq;
+        return err(errno.EPIPE);
+      }
       const seq = f.f.pos++;
-      const text = `6,${seq},0,-;${lines[seq]}\n`;
+      const text = `6,${seq},0,-;${klog.record(seq)}\n`;
       return { ret: text.length, errno: 0, text };
     }
     if (f.f.kind === 'status') {
@@ -380,6 +393,25 @@ export class Syscalls {
       return { ret: text.length, errno: 0, text };
     }
     return err(errno.EINVAL);
+  }
+
+  /**
+   * lseek() of a /dev/kmsg reader (devkmsg_llseek): offset 0 only (ESPIPE otherwise), SEEK_SET
+   * to the oldest record in the ring, SEEK_DATA to the first after the last clear (no clear is
+   * modelled: record 0), SEEK_END past the newest; any other whence EINVAL. The model's other
+   * files cannot seek (ESPIPE).
+   */
+  lseek(pid: number, fd: number, offset: bigint, whence: number): SysResult {
+    if (!this.enter(pid, false)) return this.gone(pid);
+    const f = this.table(pid).get(fd);
+    if (!f) return err(errno.EBADF);
+    if (f.f.kind !== 'kmsg' || offset !== 0n) return err(errno.ESPIPE);
+    const klog = this.k.klog;
+    if (whence === SEEK_SET) f.f.pos = klog.firstSeq;
+    else if (whence === SEEK_DATA) f.f.pos = 0;
+    else if (whence === SEEK_END) f.f.pos = klog.nextSeq;
+    else return err(errno.EINVAL);
+    return ok(0);
   }
 
   /** /proc/<pid>/status as far as a VFIO program reads it. */
