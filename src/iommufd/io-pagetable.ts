@@ -272,10 +272,7 @@ export class IoPagetable {
     while (area?.pages) {
       const end = last < area.last ? last : area.last;
       out.push({ pages: area.pages, startByte: area.startByte + (cur - area.iova), length: end - cur + 1n });
-      if (last <= area.last) {
-        for (const e of out) e.pages.kref++;
-        return out;
-      }
+      if (last <= area.last) return out;
       cur = area.last + 1n;
       area = this.areas.find((a) => a.iova === cur);
     }
@@ -294,7 +291,6 @@ export class IoPagetable {
       area.pages = null;
       this.unfillArea(area, pages);
       this.areas.splice(this.areas.indexOf(area), 1);
-      pages.kref--;
       unmapped += area.last - area.iova + 1n;
     }
     return { rc: unmapped ? 0 : -2, unmapped };
@@ -343,7 +339,6 @@ export class IoPagetable {
       if (shared === Number(rhsStart / ps)) pages.fill(shared, shared);
     }
     this.areas.splice(this.areas.indexOf(area), 1, lhs, rhs);
-    pages.kref++;
     return 0;
   }
 

@@ -129,20 +129,11 @@ export function ioasCopy(u: Ucmd<'iommu_ioas_copy'>): number {
   if (typeof src === 'number') return src;
   const list = src.iopt.getPages(u.get('src_iova'), u.get('length'));
   if (typeof list === 'number') return list;
-  const drop = () => {
-    for (const e of list) e.pages.kref--;
-  };
   const dst = u.ictx.get<Ioas>(u.num('dst_ioas_id'), 'ioas');
-  if (typeof dst === 'number') {
-    drop();
-    return dst;
-  }
+  if (typeof dst === 'number') return dst;
   const fixed = (flags & IOMMU_IOAS_MAP_FIXED_IOVA) !== 0;
   const r = dst.iopt.mapPages(list, u.get('length'), fixed ? u.get('dst_iova') : null, convProt(flags));
-  if (typeof r === 'number') {
-    drop();
-    return r;
-  }
+  if (typeof r === 'number') return r;
   u.set('dst_iova', r);
   return u.respond();
 }

@@ -30,9 +30,8 @@ export interface PagesContext {
   hugetlbPinnable: boolean;
 }
 
+/** The pinned user pages behind one or more areas (COPY shares them); freed with the last area. */
 export class IoptPages {
-  /** References: one per area over these pages (COPY shares them). */
-  kref = 1;
   accountMode: AccountMode;
   /** Page index → how many area spans that fill domains cover it. */
   private readonly users = new Map<number, number>();

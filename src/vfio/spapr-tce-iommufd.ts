@@ -206,7 +206,7 @@ export class SpaprTceIommufdDriver extends SpaprTceDriver {
       p = new IoptPages(ic.ictx.platform, ic.owner!, r.ua, r.entries, true, (i) => r.hpas[i]!);
       this.preregPages.set(r, p);
       this.regionOf.set(p, r);
-    } else p.kref++;
+    }
     return p;
   }
 
@@ -257,7 +257,6 @@ export class SpaprTceIommufdDriver extends SpaprTceDriver {
   }
 
   private remap(ic: IommufdTceContainer, pages: IoptPages, startByte: bigint, iova: bigint, length: bigint, prot: number): void {
-    pages.kref++;
     ic.ioas.iopt.mapPages([{ pages, startByte, length }], length, iova, prot);
   }
 
