@@ -5,15 +5,8 @@
  */
 import type { OracleRecord } from './records.js';
 
-export interface Answer {
-  ret: number;
-  errno: string | null;
-  out: Record<string, unknown>;
-  vmlck_kb: number;
-  /** VmPin, for recordings that carry it. */
-  vmpin_kb?: number;
-  dmesg: string[];
-}
+/** What a call answered: the recorded fields that are not the call itself. */
+export type Answer = Pick<OracleRecord, 'ret' | 'errno' | 'out' | 'vmlck_kb' | 'vmpin_kb' | 'dmesg'>;
 
 export interface Mismatch {
   scn: string;
