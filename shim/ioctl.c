@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <linux/vfio.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -61,11 +62,46 @@ static long arg_size(unsigned long req)
 /* The largest variable-size argument (VFIO_DEVICE_SET_IRQS) the shim forwards. */
 #define MAX_SIZED_ARG 4096
 
+/* The calling thread's stack, [lo, hi), once known; lo == hi when it cannot be known. */
+static __thread uintptr_t stack_lo, stack_hi;
+static __thread int stack_known;
+
+/*
+ * Is [addr, addr + len) in the live part of the calling thread's stack: between this frame and
+ * the stack's top? Such bytes are mapped and writable, so they can be copied without the
+ * fault-safe system calls. Anything else (another stack, a coroutine's, the heap) is not.
+ */
+static __attribute__((noinline)) int on_live_stack(uint64_t addr, size_t len)
+{
+	if (!stack_known) {
+		pthread_attr_t a;
+		void *base;
+		size_t size;
+		stack_known = 1;
+		if (!pthread_getattr_np(pthread_self(), &a)) {
+			if (!pthread_attr_getstack(&a, &base, &size)) {
+				stack_lo = (uintptr_t)base;
+				stack_hi = (uintptr_t)base + size;
+			}
+			pthread_attr_destroy(&a);
+		}
+	}
+	uintptr_t frame = (uintptr_t)__builtin_frame_address(0);
+	return frame >= stack_lo && frame < stack_hi && addr >= frame && addr <= stack_hi && len <= stack_hi - addr;
+}
+
 /* Copy between the program's memory and ours page by page, stopping at the first fault. */
 static size_t copy_user(void *ours, uint64_t addr, size_t len, int write)
 {
 	if (!addr)
 		return 0;
+	if (on_live_stack(addr, len)) {
+		if (write)
+			memcpy((void *)(uintptr_t)addr, ours, len);
+		else
+			memcpy(ours, (const void *)(uintptr_t)addr, len);
+		return len;
+	}
 	size_t done = 0, page = (size_t)REAL(sysconf)(_SC_PAGESIZE);
 	while (done < len) {
 		uint64_t a = addr + done;
