@@ -14,7 +14,7 @@ import { hex, ilog2n, shlToBig, shrToNum } from '../base/bits.js';
 import { neg } from '../base/errno.js';
 import type { EventLog } from '../base/events.js';
 import { DMA_BIDIRECTIONAL, DMA_NONE, type DmaDirection } from '../hw/tce.js';
-import { iommuAlloc, iommuAllocEntry, iommuFree, iommuFreeEntry, iommuPageSize, iommuRangeAlloc } from './iommu.js';
+import { iommuAlloc, iommuAllocEntry, iommuFree, iommuFreeEntry, iommuPageSize, iommuRangeAlloc, offsetIn } from './iommu.js';
 import type { IommuTable } from './iommu-table.js';
 
 /** IOMAP_MAX_ORDER: iommu_alloc_coherent refuses get_order(size) at or above it. */
@@ -79,7 +79,7 @@ export interface CoherentPages {
 export function iommuNumPages(addr: number | bigint, len: number, ioPageSize: number): number {
   // Number() of a bigint in [0, 2^53) is exact (and only such a bigint converts into that range).
   const n = typeof addr === 'bigint' ? Number(addr) : addr;
-  const offset = typeof addr === 'bigint' && !(n >= 0 && n <= Number.MAX_SAFE_INTEGER) ? Number(addr % BigInt(ioPageSize)) : n % ioPageSize;
+  const offset = typeof addr === 'bigint' && !(n >= 0 && n <= Number.MAX_SAFE_INTEGER) ? Number(addr % BigInt(ioPageSize)) : offsetIn(n, ioPageSize);
   return Math.ceil((offset + len) / ioPageSize);
 }
 
@@ -155,15 +155,27 @@ function iommuFreeLogged(log: EventLog, tbl: IommuTable, dma: bigint, npages: nu
   return false;
 }
 
+/** The dma-map and dma-unmap counters of the last log that counted (every map uses the same log). */
+const counted: { log: EventLog | null; map: { n: number }; unmap: { n: number } } = { log: null, map: { n: 0 }, unmap: { n: 0 } };
+
+function countersOf(log: EventLog): typeof counted {
+  if (counted.log !== log) {
+    counted.log = log;
+    counted.map = log.counter('kernel', 'dma-map');
+    counted.unmap = log.counter('kernel', 'dma-unmap');
+  }
+  return counted;
+}
+
 // One event per map and unmap: the body is built only for a listener.
 function emitMap(log: EventLog, dev: DmaDevice, dma: bigint, npages: number): void {
   if (log.listening) log.emit({ layer: 'kernel', kind: 'dma-map', device: dev.name, dma, npages });
-  else log.tally('kernel', 'dma-map');
+  else countersOf(log).map.n++;
 }
 
 function emitUnmap(log: EventLog, dev: DmaDevice, dma: bigint, npages: number): void {
   if (log.listening) log.emit({ layer: 'kernel', kind: 'dma-unmap', device: dev.name, dma, npages });
-  else log.tally('kernel', 'dma-unmap');
+  else countersOf(log).unmap.n++;
 }
 
 /**
@@ -192,7 +204,7 @@ export function dmaMapPage(dev: DmaDevice, pa: number, size: number, dir: DmaDir
   }
   // The entry's bus address | pa's offset in its IOMMU page, made a bigint once.
   const busPage = entry * pageSize;
-  const off = pa % pageSize;
+  const off = offsetIn(pa, pageSize);
   const dma = busPage + pageSize <= 2 ** 53 ? BigInt(busPage + off) : shlToBig(entry, tbl.itPageShift) | BigInt(off);
   emitMap(log, dev, dma, npages);
   return dma;

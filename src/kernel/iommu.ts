@@ -28,6 +28,15 @@ export function iommuPageSize(tbl: IommuTable): number {
   return tbl.itPageShift < 31 ? 1 << tbl.itPageShift : 2 ** tbl.itPageShift;
 }
 
+/**
+ * `x % size` for an integer x in [0, 2^53): by mask when size is a power of two up to 2^30
+ * (`x >>> 0` keeps the low 32 bits exactly), as the kernel's `x & (size - 1)`. V8 computes `%` of
+ * a double with an x87 loop (fprem).
+ */
+export function offsetIn(x: number, size: number): number {
+  return size <= 0x4000_0000 && (size & (size - 1)) === 0 ? (x >>> 0) & (size - 1) : x % size;
+}
+
 /** hash_32(val, bits) from include/linux/hash.h: multiply by GOLDEN_RATIO_32, keep the top bits. */
 export function hash32(val: number, bits: number): number {
   return Math.imul(val, GOLDEN_RATIO_32) >>> (32 - bits);
@@ -113,9 +122,12 @@ function bitmapFindNextZeroArea(map: Uint8Array, size: number, start: number, nr
 
 // ---- lib/iommu-helper.c -----------------------------------------------------------------------
 
-/** iommu_is_span_boundary(): true when [shift+index, shift+index+nr) crosses a boundary_size segment. */
+/**
+ * iommu_is_span_boundary(): true when [shift+index, shift+index+nr) crosses a boundary_size
+ * segment (a power of two in the kernel, which masks: `(shift + index) & (boundary_size - 1)`).
+ */
 function iommuIsSpanBoundary(index: number, nr: number, shift: number, boundarySize: number): boolean {
-  return ((shift + index) % boundarySize) + nr > boundarySize;
+  return offsetIn(shift + index, boundarySize) + nr > boundarySize;
 }
 
 /**
@@ -347,7 +359,7 @@ export function iommuAllocEntry(
   const n = iommuRangeAlloc(tbl, npages, null, mask, alignOrder, cpu, boundaryPages);
   if (n === -1) return -1;
   const entry = n + tbl.itOffset;
-  if (tbl.ops.set(tbl, entry, npages, pa - (pa % iommuPageSize(tbl)), dir) !== 0) {
+  if (tbl.ops.set(tbl, entry, npages, pa - offsetIn(pa, iommuPageSize(tbl)), dir) !== 0) {
     iommuFree(tbl, shlToBig(entry, tbl.itPageShift), npages);
     return -1;
   }
