@@ -374,7 +374,8 @@ export class Phb {
       const tce = this.mem.readU64BE(ea);
       if (lev === 0) return tce;
       if (tcePerm(tce) === 0) return WALK_INVALID_INDIRECT;
-      base = Math.floor(tce / 4096) * 4096;
+      // The next level's address: the TCE's low 12 bits cleared (`>>> 0` keeps them exactly).
+      base = tce - ((tce >>> 0) & 0xfff);
     }
     return WALK_BAD_LEVELS;
   }
