@@ -82,21 +82,21 @@ function findNextBit(map: Uint8Array, size: number, start: number): number {
   return Math.min(byte * 8 + ffs8(b), size);
 }
 
-/** bitmap_set() (set = true) and bitmap_clear() (set = false) of bits [start, start + nr). */
+/**
+ * bitmap_set() (set = true) and bitmap_clear() (set = false) of bits [start, start + nr), a
+ * byte at a time with the first and last byte's masks (the kernel's BITMAP_FIRST_WORD_MASK and
+ * BITMAP_LAST_WORD_MASK, by byte).
+ */
 function bitmapFill(map: Uint8Array, start: number, nr: number, set: boolean): void {
-  const end = start + nr;
-  let i = start;
-  // Leading bits up to a byte boundary, whole bytes, trailing bits.
-  for (; i < end && (i & 7) !== 0; i++) setBit(map, i, set);
-  const fill = set ? 0xff : 0;
-  for (; i + 8 <= end; i += 8) map[i >>> 3] = fill;
-  for (; i < end; i++) setBit(map, i, set);
-}
-
-/** __set_bit() (set = true) and __clear_bit() (set = false). */
-function setBit(map: Uint8Array, i: number, set: boolean): void {
-  const m = 1 << (i & 7);
-  map[i >>> 3] = set ? map[i >>> 3]! | m : map[i >>> 3]! & ~m;
+  if (nr <= 0) return;
+  const first = start >>> 3;
+  const last = (start + nr - 1) >>> 3;
+  for (let b = first; b <= last; b++) {
+    let mask = 0xff;
+    if (b === first) mask &= 0xff << (start & 7);
+    if (b === last) mask &= 0xff >>> (7 - ((start + nr - 1) & 7));
+    map[b] = set ? map[b]! | mask : map[b]! & ~mask;
+  }
 }
 
 /** __ALIGN_MASK(x, mask) for mask = 2^k - 1, exact below 2^53. */
