@@ -6,6 +6,7 @@ import { load, mod, rng } from './common.mjs';
 
 const { Machine } = await load('machine/machine.js');
 const { dmaMapPage, dmaUnmapPage } = await load('kernel/dma-api.js');
+const { u64ToNum } = await load('base/u64.js');
 
 const RING = 64;
 const PAGE = 65536;
@@ -29,8 +30,8 @@ export async function setup({ ops = 200000, seed = 12345 }) {
       const pa = mod(rnd(), ramPages - 16) * PAGE;
       const dma = dmaMapPage(dev, pa, size, 0, 16, i & 3, m.log);
       if (dma === null) throw new Error('B1: map failed');
-      // The bus page number (dma >> 16; Number() is exact below 2^53).
-      sum = (sum + Math.floor(Number(dma) / PAGE)) >>> 0;
+      // The bus page number, dma >> 16 (the address is below 2^53: u64ToNum is Number() then).
+      sum = (sum + Math.floor(u64ToNum(dma) / PAGE)) >>> 0;
       ringDma[slot] = dma;
       ringSize[slot] = size;
     }

@@ -13,6 +13,7 @@
 import { hex, ilog2n, shlToBig, shrToNum } from '../base/bits.js';
 import { neg } from '../base/errno.js';
 import type { EventLog } from '../base/events.js';
+import { numToU64, u64ToNum } from '../base/u64.js';
 import { DMA_BIDIRECTIONAL, DMA_NONE, type DmaDirection } from '../hw/tce.js';
 import { iommuAlloc, iommuAllocEntry, iommuFree, iommuFreeEntry, iommuPageSize, iommuRangeAlloc, offsetIn } from './iommu.js';
 import type { IommuTable } from './iommu-table.js';
@@ -77,9 +78,9 @@ export interface CoherentPages {
 
 /** iommu_num_pages(addr, len, io_page_size): IOMMU pages touched by [addr, addr + len). */
 export function iommuNumPages(addr: number | bigint, len: number, ioPageSize: number): number {
-  // Number() of a bigint in [0, 2^53) is exact (and only such a bigint converts into that range).
-  const n = typeof addr === 'bigint' ? Number(addr) : addr;
-  const offset = typeof addr === 'bigint' && !(n >= 0 && n <= Number.MAX_SAFE_INTEGER) ? Number(addr % BigInt(ioPageSize)) : offsetIn(n, ioPageSize);
+  // A bigint converts when it is in [0, 2^53) (u64ToNum gives -1 otherwise).
+  const n = typeof addr === 'bigint' ? u64ToNum(addr) : addr;
+  const offset = typeof addr === 'bigint' && n < 0 ? Number(addr % BigInt(ioPageSize)) : offsetIn(n, ioPageSize);
   return Math.ceil((offset + len) / ioPageSize);
 }
 
@@ -205,7 +206,7 @@ export function dmaMapPage(dev: DmaDevice, pa: number, size: number, dir: DmaDir
   // The entry's bus address | pa's offset in its IOMMU page, made a bigint once.
   const busPage = entry * pageSize;
   const off = offsetIn(pa, pageSize);
-  const dma = busPage + pageSize <= 2 ** 53 ? BigInt(busPage + off) : shlToBig(entry, tbl.itPageShift) | BigInt(off);
+  const dma = busPage + pageSize <= 2 ** 53 ? numToU64(busPage + off) : shlToBig(entry, tbl.itPageShift) | BigInt(off);
   emitMap(log, dev, dma, npages);
   return dma;
 }
@@ -220,9 +221,9 @@ export function dmaUnmapPage(dev: DmaDevice, dma: bigint, size: number, dir: Dma
   const tbl = dev.table;
   if (!tbl) return;
   const pageSize = iommuPageSize(tbl);
-  // One conversion of the bus address: exact when it is in [0, 2^53).
-  const n = Number(dma);
-  if (!(n >= 0 && n <= Number.MAX_SAFE_INTEGER)) {
+  // One conversion of the bus address, when it is in [0, 2^53).
+  const n = u64ToNum(dma);
+  if (n < 0) {
     const npages = iommuNumPages(dma, size, pageSize);
     if (iommuFreeLogged(log, tbl, dma, npages)) emitUnmap(log, dev, dma, npages);
     return;

@@ -29,12 +29,12 @@ export function iommuPageSize(tbl: IommuTable): number {
 }
 
 /**
- * `x % size` for an integer x in [0, 2^53): by mask when size is a power of two up to 2^30
- * (`x >>> 0` keeps the low 32 bits exactly), as the kernel's `x & (size - 1)`. V8 computes `%` of
+ * `x % size` for an integer x: by mask when x is in [0, 2^53) and size a power of two up to 2^30
+ * (`x >>> 0` keeps the low 32 bits exactly), as the kernel's `x & (size - 1)`; V8 computes `%` of
  * a double with an x87 loop (fprem).
  */
 export function offsetIn(x: number, size: number): number {
-  return size <= 0x4000_0000 && (size & (size - 1)) === 0 ? (x >>> 0) & (size - 1) : x % size;
+  return x >= 0 && size <= 0x4000_0000 && (size & (size - 1)) === 0 ? (x >>> 0) & (size - 1) : x % size;
 }
 
 /** hash_32(val, bits) from include/linux/hash.h: multiply by GOLDEN_RATIO_32, keep the top bits. */
