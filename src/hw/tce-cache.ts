@@ -1,7 +1,8 @@
 /**
  * The PHB's cached leaf TCEs of one TVE: decoded page index → TCE. Indices below DENSE_LIMIT
- * (and below the TVE's span) live in chunks of 2^CHUNK_SHIFT pages made on first use: a TCE
- * array and the generation each slot was written in, so a hit is three array reads and a kill
+ * (and below the TVE's span) live in chunks of 2^CHUNK_SHIFT pages made on first use (the lists
+ * of chunks grow up to the highest one used): a TCE array and the generation each slot was
+ * written in, so a hit is three array reads and a kill
  * forgets every entry by moving to a new generation. Indices past the chunks (a TVE of a larger
  * span, or one rewritten to a larger table: the PHB does not flush its cache then) use a Map.
  */
@@ -16,26 +17,24 @@ export class TveCache {
   /** Indices below `limit` go to the chunks, others to `map`. */
   private readonly limit: number;
   /** TCEs by chunk; a slot is only meaningful when its generation is the current one. */
-  private readonly tces: (Float64Array | undefined)[];
+  private readonly tces: (Float64Array | undefined)[] = [];
   /** The generation each slot of a chunk was written in (0: never, or deleted). */
-  private readonly gens: (Uint32Array | undefined)[];
+  private readonly gens: (Uint32Array | undefined)[] = [];
   private map: Map<number, number> | null = null;
   private gen = 1;
   size = 0;
 
   constructor(span: number) {
-    const chunks = Math.ceil(Math.min(span, DENSE_LIMIT) / (CHUNK_MASK + 1));
-    this.limit = chunks * (CHUNK_MASK + 1);
-    this.tces = new Array<Float64Array | undefined>(chunks).fill(undefined);
-    this.gens = new Array<Uint32Array | undefined>(chunks).fill(undefined);
+    this.limit = Math.ceil(Math.min(span, DENSE_LIMIT) / (CHUNK_MASK + 1)) * (CHUNK_MASK + 1);
   }
 
   /** The cached TCE, or -1 (TCEs are ≥ 0; a number either way keeps the hit path unboxed). */
   get(index: number): number {
     if (index >= this.limit) return this.map?.get(index) ?? -1;
-    const g = this.gens[index >>> CHUNK_SHIFT];
+    const c = index >>> CHUNK_SHIFT;
+    const g = c < this.gens.length ? this.gens[c] : undefined;
     const slot = index & CHUNK_MASK;
-    return g !== undefined && g[slot] === this.gen ? this.tces[index >>> CHUNK_SHIFT]![slot]! : -1;
+    return g !== undefined && g[slot] === this.gen ? this.tces[c]![slot]! : -1;
   }
 
   set(index: number, tce: number): void {
@@ -46,6 +45,10 @@ export class TveCache {
       return;
     }
     const c = index >>> CHUNK_SHIFT;
+    while (this.gens.length <= c) {
+      this.gens.push(undefined);
+      this.tces.push(undefined);
+    }
     let g = this.gens[c];
     if (g === undefined) {
       g = new Uint32Array(CHUNK_MASK + 1);
@@ -63,7 +66,8 @@ export class TveCache {
       if (this.map?.delete(index)) this.size--;
       return;
     }
-    const g = this.gens[index >>> CHUNK_SHIFT];
+    const c = index >>> CHUNK_SHIFT;
+    const g = c < this.gens.length ? this.gens[c] : undefined;
     const slot = index & CHUNK_MASK;
     if (g !== undefined && g[slot] === this.gen) {
       g[slot] = 0;
