@@ -9,6 +9,7 @@ const { Machine } = await load('machine/machine.js');
 export async function setup({ reads = 200000, seed = 777, cache = true }) {
   const m = new Machine({ preset: 'powernv9', pageSize: '64k', tceCache: cache });
   const dev = m.devices[0];
+  const fn = dev.hw;
   const tbl = dev.table;
   if (tbl.ops.set(tbl, tbl.itOffset, tbl.itSize, 0, 0) !== 0) throw new Error('B3: populate failed');
   const entries = tbl.itSize;
@@ -19,7 +20,7 @@ export async function setup({ reads = 200000, seed = 777, cache = true }) {
     for (let i = 0; i < reads; i++) {
       const entry = mod(rnd(), entries);
       const bus = entry * 65536 + (rnd() & 0xfff8);
-      if (dev.hw.dmaReadInto(bus, buf) === undefined) ok++;
+      if (fn.dmaReadInto(bus, buf) === undefined) ok++;
     }
     return { work: reads, check: ok };
   };
