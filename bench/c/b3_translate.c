@@ -4,34 +4,46 @@
  * hardware walk (one big-endian read per level, indirect entries must carry a permission bit),
  * the permission check and the copy out of the sparse page store into the device's buffer. With
  * the cache on, a hit does not walk (the model walks on a hit only for an event listener, to flag
- * stale use; the benchmark has none) and the cache is the model's: per-page arrays with a
- * generation. Argument 3: 1 = cache on.
+ * stale use; the benchmark has none) and the cache is the model's: chunks of 4096 pages, made on
+ * first use, of TCEs and the generation each was cached in. Argument 3: 1 = cache on.
  */
 #include "phb.h"
 
 /*
- * The TCE cache of one TVE as the model keeps it for a window of up to 2^16 pages: the TCE and
- * the generation it was cached in, indexed by page (a kill moves to a new generation).
+ * The TCE cache of one TVE as the model keeps it for decoded page indices below 2^28: by chunk
+ * of 4096 pages (made on first use) the TCE and the generation it was cached in (a kill moves
+ * to a new generation). The model keeps indices past the chunks in a Map; this TVE has none.
  */
+#define CHUNK_SHIFT 12
+#define CHUNK_MASK ((1u << CHUNK_SHIFT) - 1)
+
 struct cache {
-	uint64_t *tces;
-	uint32_t *gens;
+	uint64_t **tces;
+	uint32_t **gens;
 	uint32_t gen;
-	uint64_t entries;
+	uint64_t limit;
 };
 
 static inline int cache_get(struct cache *c, uint64_t idx, uint64_t *val)
 {
-	if (idx >= c->entries || c->gens[idx] != c->gen)
+	if (idx >= c->limit)
 		return 0;
-	*val = c->tces[idx];
+	const uint32_t *g = c->gens[idx >> CHUNK_SHIFT];
+	if (!g || g[idx & CHUNK_MASK] != c->gen)
+		return 0;
+	*val = c->tces[idx >> CHUNK_SHIFT][idx & CHUNK_MASK];
 	return 1;
 }
 
 static inline void cache_set(struct cache *c, uint64_t idx, uint64_t val)
 {
-	c->gens[idx] = c->gen;
-	c->tces[idx] = val;
+	uint64_t k = idx >> CHUNK_SHIFT;
+	if (!c->gens[k]) {
+		c->gens[k] = calloc(CHUNK_MASK + 1, 4);
+		c->tces[k] = calloc(CHUNK_MASK + 1, 8);
+	}
+	c->gens[k][idx & CHUNK_MASK] = c->gen;
+	c->tces[k][idx & CHUNK_MASK] = val;
 }
 
 struct ctx {
@@ -104,9 +116,11 @@ int main(int argc, char **argv)
 	int pe = 0x1fd;
 	c.rtt[0x100] = pe;
 	c.tvt[pe * 2] = (struct tve){ c.t.base, c.t.levels + 1, c.t.level_bits, 16 };
-	c.cache.entries = c.entries;
+	/* The TVE's span: every index its levels decode (2^26 here), up to 2^28 in chunks. */
+	uint64_t span = 1ull << (c.t.level_bits * (c.t.levels + 1));
+	c.cache.limit = span < (1ull << 28) ? span : 1ull << 28;
 	c.cache.gen = 1;
-	c.cache.tces = calloc(c.entries, 8);
-	c.cache.gens = calloc(c.entries, 4);
+	c.cache.tces = calloc(c.cache.limit >> CHUNK_SHIFT, sizeof(uint64_t *));
+	c.cache.gens = calloc(c.cache.limit >> CHUNK_SHIFT, sizeof(uint32_t *));
 	return serve(run, &c);
 }

@@ -2,10 +2,11 @@
 // addresses through the boot-time 2 GiB default window (2 levels, pooled allocator) of the
 // first device of a powernv9 machine. 64 mappings stay outstanding; each op unmaps the oldest
 // and maps a new one. The check is the sum of the bus page numbers, equal to the C baseline's.
-import { load, rng } from './common.mjs';
+import { load, mod, rng } from './common.mjs';
 
 const { Machine } = await load('machine/machine.js');
 const { dmaMapPage, dmaUnmapPage } = await load('kernel/dma-api.js');
+const { u64ToNum } = await load('base/u64.js');
 
 const RING = 64;
 const PAGE = 65536;
@@ -17,23 +18,26 @@ export async function setup({ ops = 200000, seed = 12345 }) {
   if (!tbl || dev.bypass || tbl.itPageShift !== 16 || tbl.windowSize !== 2n ** 31n) throw new Error('B1: unexpected default window');
   const ramPages = m.mem.ramBytes / PAGE;
   const rnd = rng(seed);
-  const ring = new Array(RING).fill(null);
+  // The outstanding mappings: bus address and size by ring slot (size 0: none).
+  const ringDma = new Array(RING).fill(0n);
+  const ringSize = new Int32Array(RING);
   const run = () => {
     let sum = 0;
     for (let i = 0; i < ops; i++) {
       const slot = i & (RING - 1);
-      const old = ring[slot];
-      if (old) dmaUnmapPage(dev, old.dma, old.size, 0, m.log);
+      if (ringSize[slot] !== 0) dmaUnmapPage(dev, ringDma[slot], ringSize[slot], 0, m.log);
       const size = ((rnd() & 15) + 1) * PAGE;
-      const pa = (rnd() % (ramPages - 16)) * PAGE;
+      const pa = mod(rnd(), ramPages - 16) * PAGE;
       const dma = dmaMapPage(dev, pa, size, 0, 16, i & 3, m.log);
       if (dma === null) throw new Error('B1: map failed');
-      sum = (sum + Number(dma >> 16n)) >>> 0;
-      ring[slot] = { dma, size };
+      // The bus page number, dma >> 16 (the address is below 2^53: u64ToNum is Number() then).
+      sum = (sum + Math.floor(u64ToNum(dma) / PAGE)) >>> 0;
+      ringDma[slot] = dma;
+      ringSize[slot] = size;
     }
     for (let k = 0; k < RING; k++) {
-      if (ring[k]) dmaUnmapPage(dev, ring[k].dma, ring[k].size, 0, m.log);
-      ring[k] = null;
+      if (ringSize[k] !== 0) dmaUnmapPage(dev, ringDma[k], ringSize[k], 0, m.log);
+      ringSize[k] = 0;
     }
     return { work: ops, check: sum };
   };

@@ -45,18 +45,16 @@ export interface PciFunctionSpec {
 
 export class PciFunction {
   readonly name: string;
+  /** Requester ID: bus << 8 | devfn. */
+  readonly rid: number;
 
   constructor(
     readonly spec: PciFunctionSpec,
     readonly phb: Phb,
   ) {
-    this.name = bdfName(spec.addr);
-  }
-
-  /** Requester ID: bus << 8 | devfn. */
-  get rid(): number {
-    const a = this.spec.addr;
-    return (a.bus << 8) | (a.dev << 3) | a.fn;
+    const a = spec.addr;
+    this.name = bdfName(a);
+    this.rid = (a.bus << 8) | (a.dev << 3) | a.fn;
   }
 
   dmaRead(bus: bigint, len: number): DmaResult {

@@ -6,6 +6,7 @@
  */
 import type { EventLog } from '../base/events.js';
 import type { PhysMemory } from './memory.js';
+import { RidTable } from './rtt.js';
 import { TCE_PCI_READ, TCE_PCI_WRITE, tcePerm } from './tce.js';
 import { TveCache } from './tce-cache.js';
 
@@ -41,8 +42,15 @@ export const TVE1_SELECT_BIT = 59n;
 
 /** What a translated TVE decodes, in numbers: IOMMU page size, entries per level, pages reached. */
 interface TveGeometry {
+  tableAddr: number;
+  levels: number;
   pageShift: number;
   pageSize: number;
+  /**
+   * The decoded page index of a bus address below 2^32 is `(bus >>> pageShift) & keyMask`
+   * when the span is a power of two and pages are 4 KiB to 1 GiB (the hit path), else -1.
+   */
+  keyMask: number;
   entries: number;
   span: number;
   /** The decoded page index fits a number (span × page size ≤ 2^53). */
@@ -92,7 +100,7 @@ export class Phb {
   readonly reservedPe: number;
   readonly numPes: number;
   /** RID (bus<<8 | devfn) → PE number, as programmed by firmware for the kernel. */
-  readonly rtt = new Map<number, number>();
+  readonly rtt = new RidTable();
   private readonly tvt: (Tve | null)[];
   private readonly geometry: (TveGeometry | null)[];
   readonly peState: PeState[];
@@ -136,9 +144,15 @@ export class Phb {
       const bits = Math.log2(entries);
       // Slots by shift and mask need a power of two that `&` can mask (below 2^31).
       const levelShift = Number.isInteger(bits) && bits <= 30 ? levelDiv.map((_, lev) => lev * bits) : [];
+      const pageSize = 2 ** tve.pageShift;
+      const hitPath = Number.isInteger(Math.log2(span)) && tve.pageShift >= 12 && tve.pageShift <= 30;
       this.geometry[index] = {
+        tableAddr: tve.tableAddr,
+        levels: tve.levels,
         pageShift: tve.pageShift,
-        pageSize: 2 ** tve.pageShift,
+        pageSize,
+        // Below 2^32 with 4K pages or more the page number is below 2^20: a mask of 2^30 - 1 keeps it whole.
+        keyMask: hitPath ? Math.min(span, 2 ** 30) - 1 : -1,
         entries,
         span,
         numeric: span * 2 ** tve.pageShift <= 2 ** 53,
@@ -274,15 +288,15 @@ export class Phb {
     // A table reaching beyond 2^53 bytes of bus space decodes bits a number cannot hold.
     const key = g.numeric ? pageNo - Math.floor(pageNo / g.span) * g.span : decodedIndex(tve, bus ?? BigInt(low));
     const cache = this.tceCacheEnabled ? this.tceCache[tveIdx] : undefined;
-    const cached = cache?.get(key);
+    const cached = cache === undefined ? -1 : cache.get(key);
     let tce: number;
     let stale = false;
-    if (cached !== undefined) {
+    if (cached >= 0) {
       tce = cached;
       // The hardware never re-reads memory on a hit; the walk only tells whether it is stale.
-      if (checkStale) stale = this.walk(tve, key, g) !== cached;
+      if (checkStale) stale = this.walk(g, key) !== cached;
     } else {
-      tce = this.walk(tve, key, g);
+      tce = this.walk(g, key);
       if (tce < 0) return this.fault(WALK_REASONS[tce]!, remain, false);
     }
     const perm = tcePerm(tce);
@@ -290,14 +304,7 @@ export class Phb {
     if (write ? !(perm & TCE_PCI_WRITE) : !(perm & TCE_PCI_READ)) {
       return this.fault(`TCE access fault (${write ? 'write' : 'read'} to a ${perm === 1 ? 'read-only' : 'write-only'} TCE)`, remain, stale);
     }
-    if (cached === undefined && this.tceCacheEnabled) {
-      if (cache) cache.set(key, tce);
-      else {
-        const c = new TveCache(g.span);
-        c.set(key, tce);
-        this.tceCache[tveIdx] = c;
-      }
-    }
+    if (cached < 0 && this.tceCacheEnabled) this.cacheFill(tveIdx, g, key, tce);
     const pa = Math.floor(tce / g.pageSize) * g.pageSize + offset;
     if (!this.mem.isRam(pa)) return this.fault('TCE points outside RAM', remain, stale);
     this.xRemain = remain;
@@ -306,15 +313,54 @@ export class Phb {
   }
 
   /**
+   * The hit path of a DMA: a bus address below 2^32 through a translated TVE whose geometry has
+   * a keyMask, the TCE cached or walked, the access permitted, the page in RAM. Returns the real
+   * address and sets xRemain, or -1 for anything else (a fault, a bypass TVE, another geometry)
+   * having changed nothing that translateAt() would not change for the same address: the
+   * caller then goes the whole way. Does not check cached TCEs for staleness (nobody listens).
+   */
+  private translateHit(tveIdx: number, bus: number, write: boolean): number {
+    const g = this.geometry[tveIdx];
+    if (g == null || g.keyMask < 0) return -1;
+    const pageNo = bus >>> g.pageShift;
+    const key = pageNo & g.keyMask;
+    const offset = bus & (g.pageSize - 1);
+    const cache = this.tceCacheEnabled ? this.tceCache[tveIdx] : undefined;
+    let tce = cache === undefined ? -1 : cache.get(key);
+    if (tce < 0) {
+      tce = this.walk(g, key);
+      if (tce < 0 || (write ? tce & TCE_PCI_WRITE : tce & TCE_PCI_READ) === 0) return -1;
+      if (this.tceCacheEnabled) this.cacheFill(tveIdx, g, key, tce);
+    } else if ((write ? tce & TCE_PCI_WRITE : tce & TCE_PCI_READ) === 0) return -1;
+    // The TCE's page: its low bits (below 2^32, so `>>> 0` keeps them) cleared.
+    const pa = tce - ((tce >>> 0) & (g.pageSize - 1)) + offset;
+    if (!this.mem.isRam(pa)) return -1;
+    this.xRemain = g.pageSize - offset;
+    this.xStale = false;
+    return pa;
+  }
+
+  /** Cache a walked TCE (the TVE's cache made on first use). */
+  private cacheFill(tveIdx: number, g: TveGeometry, key: number, tce: number): void {
+    const cache = this.tceCache[tveIdx];
+    if (cache) cache.set(key, tce);
+    else {
+      const c = new TveCache(g.span);
+      c.set(key, tce);
+      this.tceCache[tveIdx] = c;
+    }
+  }
+
+  /**
    * The hardware walk: `levels` reads, each indirect entry must carry a permission bit. Returns
    * the leaf TCE, or a WALK_ code (< 0).
    */
-  private walk(tve: Extract<Tve, { kind: 'xlate' }>, pageIdx: number, g: TveGeometry): number {
-    let base = tve.tableAddr;
+  private walk(g: TveGeometry, pageIdx: number): number {
+    let base = g.tableAddr;
     const entries = g.entries;
     // Below 2^32 with a power-of-two level: the slot by shift and mask.
     const shifts = pageIdx <= 0xffff_ffff && g.levelShift.length ? g.levelShift : undefined;
-    for (let lev = tve.levels - 1; lev >= 0; lev--) {
+    for (let lev = g.levels - 1; lev >= 0; lev--) {
       let slot: number;
       if (shifts) {
         const sh = shifts[lev]!;
@@ -328,7 +374,8 @@ export class Phb {
       const tce = this.mem.readU64BE(ea);
       if (lev === 0) return tce;
       if (tcePerm(tce) === 0) return WALK_INVALID_INDIRECT;
-      base = Math.floor(tce / 4096) * 4096;
+      // The next level's address: the TCE's low 12 bits cleared (`>>> 0` keeps them exactly).
+      base = tce - ((tce >>> 0) & 0xfff);
     }
     return WALK_BAD_LEVELS;
   }
@@ -353,12 +400,29 @@ export class Phb {
    * when the DMA moved the data, else the fault (the PE froze, as with dma()).
    */
   transfer(device: string, rid: number, bus: bigint | number, buf: Uint8Array, write: boolean): string | undefined {
+    // The common case apart, small enough for V8 to inline: a number address below 2^32 into
+    // one IOMMU page of a PE that is not frozen, translated, nobody listening.
+    const pe = this.rtt.peOf(rid);
+    if (typeof bus === 'number' && bus >>> 0 === bus && pe >= 0 && buf.length !== 0 && !this.log.listening && !this.peState[pe]!.dmaFrozen) {
+      const pa = this.translateHit(pe * 2, bus, write);
+      if (pa >= 0 && this.xRemain >= buf.length) {
+        if (write) this.mem.write(pa, buf);
+        else this.mem.readInto(pa, buf);
+        this.dmaEvents.n++;
+        return undefined;
+      }
+    }
+    return this.transferAny(device, rid, bus, buf, write);
+  }
+
+  /** transfer() of any DMA: events for a listener, faults, several pages, bigint addresses. */
+  private transferAny(device: string, rid: number, bus: bigint | number, buf: Uint8Array, write: boolean): string | undefined {
     if (typeof bus === 'number' && !(Number.isSafeInteger(bus) && bus >= 0)) {
       throw new RangeError(`DMA bus address ${bus}: a number address must be an integer in [0, 2^53)`);
     }
     const len = buf.length;
-    const pe = this.rtt.get(rid);
-    if (pe === undefined) return this.dmaFail(device, bus, len, write, 'RID has no PE', false);
+    const pe = this.rtt.peOf(rid);
+    if (pe < 0) return this.dmaFail(device, bus, len, write, 'RID has no PE', false);
     if (this.peState[pe]!.dmaFrozen) return this.dmaFail(device, bus, len, write, `PE#${pe.toString(16)} is frozen`, false);
     const listening = this.log.listening;
     if (len === 0) {

@@ -13,8 +13,9 @@
 import { hex, ilog2n, shlToBig, shrToNum } from '../base/bits.js';
 import { neg } from '../base/errno.js';
 import type { EventLog } from '../base/events.js';
+import { numToU64, u64ToNum } from '../base/u64.js';
 import { DMA_BIDIRECTIONAL, DMA_NONE, type DmaDirection } from '../hw/tce.js';
-import { iommuAlloc, iommuAllocEntry, iommuFree, iommuFreeEntry, iommuPageSize, iommuRangeAlloc } from './iommu.js';
+import { iommuAlloc, iommuAllocEntry, iommuFree, iommuFreeEntry, iommuPageSize, iommuRangeAlloc, offsetIn } from './iommu.js';
 import type { IommuTable } from './iommu-table.js';
 
 /** IOMAP_MAX_ORDER: iommu_alloc_coherent refuses get_order(size) at or above it. */
@@ -77,9 +78,9 @@ export interface CoherentPages {
 
 /** iommu_num_pages(addr, len, io_page_size): IOMMU pages touched by [addr, addr + len). */
 export function iommuNumPages(addr: number | bigint, len: number, ioPageSize: number): number {
-  // Number() of a bigint in [0, 2^53) is exact (and only such a bigint converts into that range).
-  const n = typeof addr === 'bigint' ? Number(addr) : addr;
-  const offset = typeof addr === 'bigint' && !(n >= 0 && n <= Number.MAX_SAFE_INTEGER) ? Number(addr % BigInt(ioPageSize)) : n % ioPageSize;
+  // A bigint converts when it is in [0, 2^53) (u64ToNum gives -1 otherwise).
+  const n = typeof addr === 'bigint' ? u64ToNum(addr) : addr;
+  const offset = typeof addr === 'bigint' && n < 0 ? Number(addr % BigInt(ioPageSize)) : offsetIn(n, ioPageSize);
   return Math.ceil((offset + len) / ioPageSize);
 }
 
@@ -155,15 +156,27 @@ function iommuFreeLogged(log: EventLog, tbl: IommuTable, dma: bigint, npages: nu
   return false;
 }
 
+/** The dma-map and dma-unmap counters of the last log that counted (every map uses the same log). */
+const counted: { log: EventLog | null; map: { n: number }; unmap: { n: number } } = { log: null, map: { n: 0 }, unmap: { n: 0 } };
+
+function countersOf(log: EventLog): typeof counted {
+  if (counted.log !== log) {
+    counted.log = log;
+    counted.map = log.counter('kernel', 'dma-map');
+    counted.unmap = log.counter('kernel', 'dma-unmap');
+  }
+  return counted;
+}
+
 // One event per map and unmap: the body is built only for a listener.
 function emitMap(log: EventLog, dev: DmaDevice, dma: bigint, npages: number): void {
   if (log.listening) log.emit({ layer: 'kernel', kind: 'dma-map', device: dev.name, dma, npages });
-  else log.tally('kernel', 'dma-map');
+  else countersOf(log).map.n++;
 }
 
 function emitUnmap(log: EventLog, dev: DmaDevice, dma: bigint, npages: number): void {
   if (log.listening) log.emit({ layer: 'kernel', kind: 'dma-unmap', device: dev.name, dma, npages });
-  else log.tally('kernel', 'dma-unmap');
+  else countersOf(log).unmap.n++;
 }
 
 /**
@@ -192,8 +205,8 @@ export function dmaMapPage(dev: DmaDevice, pa: number, size: number, dir: DmaDir
   }
   // The entry's bus address | pa's offset in its IOMMU page, made a bigint once.
   const busPage = entry * pageSize;
-  const off = pa % pageSize;
-  const dma = busPage + pageSize <= 2 ** 53 ? BigInt(busPage + off) : shlToBig(entry, tbl.itPageShift) | BigInt(off);
+  const off = offsetIn(pa, pageSize);
+  const dma = busPage + pageSize <= 2 ** 53 ? numToU64(busPage + off) : shlToBig(entry, tbl.itPageShift) | BigInt(off);
   emitMap(log, dev, dma, npages);
   return dma;
 }
@@ -208,9 +221,9 @@ export function dmaUnmapPage(dev: DmaDevice, dma: bigint, size: number, dir: Dma
   const tbl = dev.table;
   if (!tbl) return;
   const pageSize = iommuPageSize(tbl);
-  // One conversion of the bus address: exact when it is in [0, 2^53).
-  const n = Number(dma);
-  if (!(n >= 0 && n <= Number.MAX_SAFE_INTEGER)) {
+  // One conversion of the bus address, when it is in [0, 2^53).
+  const n = u64ToNum(dma);
+  if (n < 0) {
     const npages = iommuNumPages(dma, size, pageSize);
     if (iommuFreeLogged(log, tbl, dma, npages)) emitUnmap(log, dev, dma, npages);
     return;

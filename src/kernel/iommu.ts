@@ -28,6 +28,15 @@ export function iommuPageSize(tbl: IommuTable): number {
   return tbl.itPageShift < 31 ? 1 << tbl.itPageShift : 2 ** tbl.itPageShift;
 }
 
+/**
+ * `x % size` for an integer x: by mask when x is in [0, 2^53) and size a power of two up to 2^30
+ * (`x >>> 0` keeps the low 32 bits exactly), as the kernel's `x & (size - 1)`; V8 computes `%` of
+ * a double with an x87 loop (fprem).
+ */
+export function offsetIn(x: number, size: number): number {
+  return x >= 0 && size <= 0x4000_0000 && (size & (size - 1)) === 0 ? (x >>> 0) & (size - 1) : x % size;
+}
+
 /** hash_32(val, bits) from include/linux/hash.h: multiply by GOLDEN_RATIO_32, keep the top bits. */
 export function hash32(val: number, bits: number): number {
   return Math.imul(val, GOLDEN_RATIO_32) >>> (32 - bits);
@@ -73,21 +82,21 @@ function findNextBit(map: Uint8Array, size: number, start: number): number {
   return Math.min(byte * 8 + ffs8(b), size);
 }
 
-/** bitmap_set() (set = true) and bitmap_clear() (set = false) of bits [start, start + nr). */
+/**
+ * bitmap_set() (set = true) and bitmap_clear() (set = false) of bits [start, start + nr), a
+ * byte at a time with the first and last byte's masks (the kernel's BITMAP_FIRST_WORD_MASK and
+ * BITMAP_LAST_WORD_MASK, by byte).
+ */
 function bitmapFill(map: Uint8Array, start: number, nr: number, set: boolean): void {
-  const end = start + nr;
-  let i = start;
-  // Leading bits up to a byte boundary, whole bytes, trailing bits.
-  for (; i < end && (i & 7) !== 0; i++) setBit(map, i, set);
-  const fill = set ? 0xff : 0;
-  for (; i + 8 <= end; i += 8) map[i >>> 3] = fill;
-  for (; i < end; i++) setBit(map, i, set);
-}
-
-/** __set_bit() (set = true) and __clear_bit() (set = false). */
-function setBit(map: Uint8Array, i: number, set: boolean): void {
-  const m = 1 << (i & 7);
-  map[i >>> 3] = set ? map[i >>> 3]! | m : map[i >>> 3]! & ~m;
+  if (nr <= 0) return;
+  const first = start >>> 3;
+  const last = (start + nr - 1) >>> 3;
+  for (let b = first; b <= last; b++) {
+    let mask = 0xff;
+    if (b === first) mask &= 0xff << (start & 7);
+    if (b === last) mask &= 0xff >>> (7 - ((start + nr - 1) & 7));
+    map[b] = set ? map[b]! | mask : map[b]! & ~mask;
+  }
 }
 
 /** __ALIGN_MASK(x, mask) for mask = 2^k - 1, exact below 2^53. */
@@ -113,9 +122,12 @@ function bitmapFindNextZeroArea(map: Uint8Array, size: number, start: number, nr
 
 // ---- lib/iommu-helper.c -----------------------------------------------------------------------
 
-/** iommu_is_span_boundary(): true when [shift+index, shift+index+nr) crosses a boundary_size segment. */
+/**
+ * iommu_is_span_boundary(): true when [shift+index, shift+index+nr) crosses a boundary_size
+ * segment (a power of two in the kernel, which masks: `(shift + index) & (boundary_size - 1)`).
+ */
 function iommuIsSpanBoundary(index: number, nr: number, shift: number, boundarySize: number): boolean {
-  return ((shift + index) % boundarySize) + nr > boundarySize;
+  return offsetIn(shift + index, boundarySize) + nr > boundarySize;
 }
 
 /**
@@ -347,7 +359,7 @@ export function iommuAllocEntry(
   const n = iommuRangeAlloc(tbl, npages, null, mask, alignOrder, cpu, boundaryPages);
   if (n === -1) return -1;
   const entry = n + tbl.itOffset;
-  if (tbl.ops.set(tbl, entry, npages, pa - (pa % iommuPageSize(tbl)), dir) !== 0) {
+  if (tbl.ops.set(tbl, entry, npages, pa - offsetIn(pa, iommuPageSize(tbl)), dir) !== 0) {
     iommuFree(tbl, shlToBig(entry, tbl.itPageShift), npages);
     return -1;
   }
