@@ -7,9 +7,9 @@ import { shrToNum } from '../base/bits.js';
 import { errno } from '../base/errno.js';
 import type { EventLog } from '../base/events.js';
 import type { PhysMemory } from '../hw/memory.js';
-import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE, type DmaDirection } from '../hw/tce.js';
+import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE, type DmaDirection, TCE_PERM_MASK, tceAddr } from '../hw/tce.js';
 import type { IommuGroup } from '../kernel/iommu-group.js';
-import { type IommuTable, iommuTceTablePut, type XchgResult } from '../kernel/iommu-table.js';
+import { type IommuTable, iommuTceTablePut, TceRun } from '../kernel/iommu-table.js';
 import {
   type MmIommuContext,
   type MmIommuRegion,
@@ -95,6 +95,9 @@ function aligned(a: bigint, size: number): boolean {
 }
 
 export class SpaprTceDriver {
+  /** The run of entries buildV2 and clear exchange at a time. */
+  private readonly run = new TceRun(4096);
+
   constructor(protected readonly ctx: SpaprTceContext) {}
 
   private get pageShift(): number {
@@ -326,8 +329,11 @@ export class SpaprTceDriver {
   }
 
   /**
-   * tce_iommu_build_v2(). User addresses are kept as byte offsets from `tce`: the region and the
-   * mapping behind a page are looked up again only when a page leaves the last ones found.
+   * tce_iommu_build_v2(), a run of entries at a time (TceRun). User addresses are kept as byte
+   * offsets from `tce`: the region and the mapping behind a page are looked up again only when a
+   * page leaves the last ones found. For each run the checks of every page come first (they only
+   * read), then one exchange of the pages that passed them, then, entry by entry in the kernel's
+   * order, the mapped count, the old entry's release and the userspace view.
    */
   private buildV2(c: TceContainer, tbl: IommuTable, entry: number, tce: bigint, pages: number, dir: DmaDirection): number {
     let ret = 0;
@@ -337,52 +343,72 @@ export class SpaprTceDriver {
     const regions = new MmIommuRun(c.owner!, this.pageShift, step, tce);
     let stored: MmIommuRun | null = null; // only when an entry is replaced or a map fails
     const mm = c.mm!;
+    const mem = this.ctx.mem;
+    const run = this.run;
     // The mapping behind the page at offset d, valid while d < mappingUntil.
     let mappingShift = 0;
     let mappingUntil = -1;
     // The user addresses stored in the userspace view, as numbers without a BigInt per page.
     const tceNum = Number(tce);
     const exact = tceNum + pages * step <= 2 ** 53 && tce <= TWO_POW_53;
-    const x: XchgResult = { ret: 0, hpa: 0, dir: DMA_NONE };
-    for (; i < pages; i++) {
-      const d = i * step;
-      const pua = tbl.ops.useraddrptr!(tbl, entry + i, true);
-      const r = regions.region(d);
-      const hpa = r ? regions.hpa(r, d, shift) : null;
-      if (!r || hpa === null) {
-        ret = -EINVAL;
+    while (i < pages) {
+      const e = entry + i;
+      const pua = tbl.ops.useraddrptr!(tbl, e, true);
+      const n = pua === null ? 1 : Math.min(pages - i, run.capacity, tbl.ops.runLength(tbl, e));
+      let m = 0;
+      for (; m < n; m++) {
+        const d = (i + m) * step;
+        const r = regions.region(d);
+        const hpa = r ? regions.hpa(r, d, shift) : null;
+        if (!r || hpa === null) {
+          ret = -EINVAL;
+          break;
+        }
+        if (d >= mappingUntil) {
+          const ua = tce + BigInt(d);
+          const f = mm.findMappingUntil(ua);
+          mappingShift = this.backingShift(f.m);
+          mappingUntil = f.until === null ? Number.POSITIVE_INFINITY : d + Number(f.until - ua);
+        }
+        if (mappingShift < shift) {
+          ret = -EPERM;
+          break;
+        }
+        // mm_iommu_mapped_inc() fails only on a region being released: the map stops there.
+        if (r.mapped === 0) break;
+        // mm_iommu_ua_to_hpa() keeps the offset of an IOMMU page inside a larger kernel page.
+        run.hpa[m] = hpa;
+      }
+      const done = m ? tbl.ops.xchgRunNoKill(tbl, e, m, dir, run) : 0;
+      const failed = done && run.ret ? 1 : 0;
+      for (let k = 0; k < done; k++) {
+        const d = (i + k) * step;
+        mmIommuMappedInc(regions.region(d)!);
+        const slot = pua === null ? null : pua + k * 8;
+        if (k === done - failed) {
+          stored ??= this.storedUaRun(c, tbl);
+          this.unusePageV2(tbl, e + k, stored, slot);
+          break;
+        }
+        if (run.old[k]! & TCE_PERM_MASK) {
+          stored ??= this.storedUaRun(c, tbl);
+          this.unusePageV2(tbl, e + k, stored, slot);
+        }
+        if (slot === null) {
+          // *pua = cpu_to_be64(tce) through a table without a userspace view: the task dies here,
+          // inside tce_iommu_ioctl (tce_iommu_build_v2 is inlined), with the TCE already written.
+          kernelOops(this.ctx.klog, this.ctx.log, this.ctx.current(), OOPS_SITE, mem.pageSize);
+          return 0;
+        }
+        if (mem.isRam(slot)) mem.writeU64BE(slot, exact ? tceNum + d : Number(tce + BigInt(d)));
+      }
+      if (failed) {
+        ret = run.ret;
+        i += done - 1;
         break;
       }
-      if (d >= mappingUntil) {
-        const ua = tce + BigInt(d);
-        const f = mm.findMappingUntil(ua);
-        mappingShift = this.backingShift(f.m);
-        mappingUntil = f.until === null ? Number.POSITIVE_INFINITY : d + Number(f.until - ua);
-      }
-      if (mappingShift < shift) {
-        ret = -EPERM;
-        break;
-      }
-      // mm_iommu_ua_to_hpa() keeps the offset of an IOMMU page inside a larger kernel page.
-      if (mmIommuMappedInc(r)) break;
-      tbl.ops.xchgNoKill(tbl, entry + i, hpa, dir, x);
-      if (x.ret) {
-        stored ??= this.storedUaRun(c, tbl);
-        this.unusePageV2(tbl, entry + i, stored);
-        ret = x.ret;
-        break;
-      }
-      if (x.dir !== DMA_NONE) {
-        stored ??= this.storedUaRun(c, tbl);
-        this.unusePageV2(tbl, entry + i, stored);
-      }
-      if (pua === null) {
-        // *pua = cpu_to_be64(tce) through a table without a userspace view: the task dies here,
-        // inside tce_iommu_ioctl (tce_iommu_build_v2 is inlined), with the TCE already written.
-        kernelOops(this.ctx.klog, this.ctx.log, this.ctx.current(), OOPS_SITE, this.ctx.mem.pageSize);
-        return 0;
-      }
-      if (this.ctx.mem.isRam(pua)) this.ctx.mem.writeU64BE(pua, exact ? tceNum + d : Number(tce + BigInt(d)));
+      i += m;
+      if (m < n) break;
     }
     if (ret) this.clear(c, tbl, entry, i);
     else tbl.ops.tceKill?.(tbl, entry, pages);
@@ -428,7 +454,10 @@ export class SpaprTceDriver {
     if (vpn !== undefined) unpinUserPage(c.mm!, vpn);
   }
 
-  /** tce_iommu_clear(): exchange out every valid TCE of a range, then one kill. Returns 0. */
+  /**
+   * tce_iommu_clear(): exchange out every valid TCE of a range, then one kill. Returns 0. A run
+   * of entries at a time (TceRun); a leaf absent from the userspace view is skipped whole.
+   */
   clear(c: TceContainer, tbl: IommuTable, entry: number, pages: number): number {
     const first = entry;
     // Without the end-of-window check a range can be far larger than the table. Past one full
@@ -439,20 +468,25 @@ export class SpaprTceDriver {
       : Math.floor((this.ctx.mem.ramBytes - tbl.itBase) / 8) - (entry - tbl.itOffset);
     const last = entry + Math.max(0, Math.min(pages, reach));
     const stored = c.v2 ? this.storedUaRun(c, tbl) : null;
-    const x: XchgResult = { ret: 0, hpa: 0, dir: DMA_NONE };
-    for (; entry < last; entry++) {
-      let pua: number | null | undefined;
-      if (tbl.itIndirectLevels && tbl.itUserspace !== null) {
-        pua = tbl.ops.useraddrptr!(tbl, entry, false);
-        if (pua === null) {
-          entry = alignUpToLast(entry, tbl.itLevelSize);
-          continue;
-        }
+    const skipAbsent = tbl.itIndirectLevels && tbl.itUserspace !== null;
+    const run = this.run;
+    while (entry < last) {
+      // The userspace-view slot of the run's first entry, when there is a view to release from.
+      const pua = stored || skipAbsent ? (tbl.ops.useraddrptr?.(tbl, entry, false) ?? null) : null;
+      if (pua === null && skipAbsent) {
+        entry = alignUpToLast(entry, tbl.itLevelSize) + 1;
+        continue;
       }
-      tbl.ops.xchgNoKill(tbl, entry, 0, DMA_NONE, x);
-      if (x.ret || x.dir === DMA_NONE) continue;
-      if (stored) this.unusePageV2(tbl, entry, stored, pua);
-      else this.unusePage(c, x.hpa);
+      const n = Math.min(last - entry, run.capacity, tbl.ops.runLength(tbl, entry));
+      const done = tbl.ops.xchgRunNoKill(tbl, entry, n, DMA_NONE, run);
+      const ok = run.ret ? done - 1 : done;
+      for (let k = 0; k < ok; k++) {
+        const old = run.old[k]!;
+        if (!(old & TCE_PERM_MASK)) continue;
+        if (stored) this.unusePageV2(tbl, entry + k, stored, pua === null ? null : pua + k * 8);
+        else this.unusePage(c, tceAddr(old));
+      }
+      entry += done;
     }
     if (!this.ctx.quirks['missing-tce-kill']) tbl.ops.tceKill?.(tbl, first, pages);
     return 0;
