@@ -139,6 +139,8 @@ export class MmIommuRun {
   private at = 0;
   private bytes = 0;
   private readonly kpage: number;
+  /** 1 / kpage: a product instead of a quotient, exact for a power of two. */
+  private readonly kinv: number;
   /** ua0's offset in its kernel page. */
   private readonly ua0Off: number;
 
@@ -150,6 +152,7 @@ export class MmIommuRun {
     private readonly ua0: bigint,
   ) {
     this.kpage = pow2(kernelPageShift);
+    this.kinv = 1 / this.kpage;
     const n = Number(ua0);
     // No `%` on numbers past 2^31 (a call to fmod): the quotient times the page gives it back.
     this.ua0Off = ua0 >= 0n && ua0 <= SAFE ? n - Math.floor(n / this.kpage) * this.kpage : Number(ua0 & BigInt(this.kpage - 1));
@@ -171,13 +174,22 @@ export class MmIommuRun {
   }
 
   /**
-   * mm_iommu_ua_to_hpa() for the page at ua0 + d of the region region(d) returned: null when the
-   * IOMMU page is larger than the region's pages allow.
+   * mm_iommu_ua_to_hpa() for the page at ua0 + d of the region region(d) returned: -1 when the
+   * IOMMU page is larger than the region's pages allow (a number either way: no boxing).
    */
-  hpa(r: MmIommuRegion, d: number, pageshift: number): number | null {
-    if (pageshift > r.pageshift) return null;
-    const entry = Math.floor((this.at + d) / this.kpage);
+  hpa(r: MmIommuRegion, d: number, pageshift: number): number {
+    if (pageshift > r.pageshift) return -1;
+    const entry = Math.floor((this.at + d) * this.kinv);
     const off = this.ua0Off + d;
-    return r.hpas[entry]! + (off - Math.floor(off / this.kpage) * this.kpage);
+    return r.hpas[entry]! + (off - Math.floor(off * this.kinv) * this.kpage);
+  }
+
+  /**
+   * The count tce_iommu_unuse_page_v2() drops: mm_iommu_mapped_dec() of the region holding the
+   * IOMMU page at ua0 + d, when there is one and its pages allow the IOMMU page size.
+   */
+  mappedDec(d: number, pageshift: number): void {
+    const r = this.region(d);
+    if (r && pageshift <= r.pageshift) mmIommuMappedDec(r);
   }
 }

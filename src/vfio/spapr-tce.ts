@@ -6,20 +6,11 @@
 import { shrToNum } from '../base/bits.js';
 import { errno } from '../base/errno.js';
 import type { EventLog } from '../base/events.js';
-import type { PhysMemory } from '../hw/memory.js';
+import { getU64BE, type PhysMemory, setU64BE } from '../hw/memory.js';
 import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE, type DmaDirection, TCE_PERM_MASK, tceAddr } from '../hw/tce.js';
 import type { IommuGroup } from '../kernel/iommu-group.js';
 import { type IommuTable, iommuTceTablePut, TceRun } from '../kernel/iommu-table.js';
-import {
-  type MmIommuContext,
-  type MmIommuRegion,
-  mmIommuGet,
-  mmIommuMappedDec,
-  mmIommuMappedInc,
-  mmIommuNew,
-  mmIommuPut,
-  MmIommuRun,
-} from '../kernel/mm-iommu.js';
+import { type MmIommuContext, type MmIommuRegion, mmIommuGet, mmIommuMappedInc, mmIommuNew, mmIommuPut, MmIommuRun } from '../kernel/mm-iommu.js';
 import { accountLockedVm, type Mapping, type Mm, type Process, pinUserPages, unpinUserPage, vpnOfPhys } from '../kernel/process.js';
 import { kernelOops, type OopsSite } from '../kernel/oops.js';
 import type { KernelLog } from '../kernel/printk.js';
@@ -309,20 +300,6 @@ export class SpaprTceDriver {
     return m?.kind === 'hugetlb' && m.hugePageShift ? m.hugePageShift : this.pageShift;
   }
 
-  /**
-   * tce_iommu_unuse_page_v2(). `pua` is the entry's userspace-view slot when the caller already
-   * walked to it (undefined: walk here); `run` finds regions for user addresses taken as offsets
-   * from 0.
-   */
-  private unusePageV2(tbl: IommuTable, entry: number, run: MmIommuRun, pua?: number | null): void {
-    if (pua === undefined) pua = tbl.ops.useraddrptr!(tbl, entry, false);
-    if (pua === null) return;
-    const ua = this.ctx.mem.readU64BE(pua);
-    const r = run.region(ua);
-    if (r && run.hpa(r, ua, tbl.itPageShift) !== null) mmIommuMappedDec(r);
-    this.ctx.mem.writeU64BE(pua, 0);
-  }
-
   /** A run over user addresses read back from userspace-view slots (numbers, offsets from 0). */
   private storedUaRun(c: TceContainer, tbl: IommuTable): MmIommuRun {
     return new MmIommuRun(c.owner!, this.pageShift, tbl.pageSize, 0n);
@@ -344,6 +321,7 @@ export class SpaprTceDriver {
     let stored: MmIommuRun | null = null; // only when an entry is replaced or a map fails
     const mm = c.mm!;
     const mem = this.ctx.mem;
+    const mask = mem.pageSize - 1;
     const run = this.run;
     // The mapping behind the page at offset d, valid while d < mappingUntil.
     let mappingShift = 0;
@@ -359,8 +337,8 @@ export class SpaprTceDriver {
       for (; m < n; m++) {
         const d = (i + m) * step;
         const r = regions.region(d);
-        const hpa = r ? regions.hpa(r, d, shift) : null;
-        if (!r || hpa === null) {
+        const hpa = r ? regions.hpa(r, d, shift) : -1;
+        if (!r || hpa < 0) {
           ret = -EINVAL;
           break;
         }
@@ -380,27 +358,39 @@ export class SpaprTceDriver {
         run.hpa[m] = hpa;
       }
       const done = m ? tbl.ops.xchgRunNoKill(tbl, e, m, dir, run) : 0;
+      // The last entry attempted failed: it is only released (tce_iommu_unuse_page_v2).
       const failed = done && run.ret ? 1 : 0;
-      for (let k = 0; k < done; k++) {
-        const d = (i + k) * step;
-        mmIommuMappedInc(regions.region(d)!);
-        const slot = pua === null ? null : pua + k * 8;
-        if (k === done - failed) {
-          stored ??= this.storedUaRun(c, tbl);
-          this.unusePageV2(tbl, e + k, stored, slot);
-          break;
-        }
-        if (run.old[k]! & TCE_PERM_MASK) {
-          stored ??= this.storedUaRun(c, tbl);
-          this.unusePageV2(tbl, e + k, stored, slot);
-        }
-        if (slot === null) {
-          // *pua = cpu_to_be64(tce) through a table without a userspace view: the task dies here,
-          // inside tce_iommu_ioctl (tce_iommu_build_v2 is inlined), with the TCE already written.
+      if (done && pua === null) {
+        // One entry (n = 1). *pua = cpu_to_be64(tce) through a table without a userspace view:
+        // the task dies here, inside tce_iommu_ioctl (tce_iommu_build_v2 is inlined), with the
+        // TCE already written.
+        mmIommuMappedInc(regions.region(i * step)!);
+        if (!failed) {
           kernelOops(this.ctx.klog, this.ctx.log, this.ctx.current(), OOPS_SITE, mem.pageSize);
           return 0;
         }
-        if (mem.isRam(slot)) mem.writeU64BE(slot, exact ? tceNum + d : Number(tce + BigInt(d)));
+      }
+      // Entry by entry in the kernel's order: mapped count, the old entry's release, the view;
+      // the view's slots a memory page at a time.
+      for (let k = 0; pua !== null && k < done; ) {
+        const at = pua + k * 8;
+        const b = mem.isRam(at) ? mem.pageDataForWrite(at) : null;
+        let off = at & mask;
+        for (const end = Math.min(done, k + (mem.pageSize - off) / 8); k < end; k++, off += 8) {
+          const d = (i + k) * step;
+          mmIommuMappedInc(regions.region(d)!);
+          const last = k === done - failed;
+          if (last || run.old[k]! & TCE_PERM_MASK) {
+            stored ??= this.storedUaRun(c, tbl);
+            stored.mappedDec(b ? getU64BE(b, off) : mem.readU64BE(pua + k * 8), shift);
+            if (b) setU64BE(b, off, 0);
+          }
+          if (last) {
+            k = done;
+            break;
+          }
+          if (b) setU64BE(b, off, exact ? tceNum + d : Number(tce + BigInt(d)));
+        }
       }
       if (failed) {
         ret = run.ret;
@@ -470,6 +460,9 @@ export class SpaprTceDriver {
     const stored = c.v2 ? this.storedUaRun(c, tbl) : null;
     const skipAbsent = tbl.itIndirectLevels && tbl.itUserspace !== null;
     const run = this.run;
+    const mem = this.ctx.mem;
+    const mask = mem.pageSize - 1;
+    const shift = tbl.itPageShift;
     while (entry < last) {
       // The userspace-view slot of the run's first entry, when there is a view to release from.
       const pua = stored || skipAbsent ? (tbl.ops.useraddrptr?.(tbl, entry, false) ?? null) : null;
@@ -480,11 +473,20 @@ export class SpaprTceDriver {
       const n = Math.min(last - entry, run.capacity, tbl.ops.runLength(tbl, entry));
       const done = tbl.ops.xchgRunNoKill(tbl, entry, n, DMA_NONE, run);
       const ok = run.ret ? done - 1 : done;
-      for (let k = 0; k < ok; k++) {
-        const old = run.old[k]!;
-        if (!(old & TCE_PERM_MASK)) continue;
-        if (stored) this.unusePageV2(tbl, entry + k, stored, pua === null ? null : pua + k * 8);
-        else this.unusePage(c, tceAddr(old));
+      if (!stored) {
+        for (let k = 0; k < ok; k++) if (run.old[k]! & TCE_PERM_MASK) this.unusePage(c, tceAddr(run.old[k]!));
+      } else if (pua !== null) {
+        // tce_iommu_unuse_page_v2() of each valid old entry, the view's slots a memory page at a time.
+        for (let k = 0; k < ok; ) {
+          const at = pua + k * 8;
+          const b = mem.isRam(at) ? mem.pageData(at) : null;
+          let off = at & mask;
+          for (const end = Math.min(ok, k + (mem.pageSize - off) / 8); k < end; k++, off += 8) {
+            if (!(run.old[k]! & TCE_PERM_MASK)) continue;
+            stored.mappedDec(b ? getU64BE(b, off) : mem.readU64BE(pua + k * 8), shift);
+            if (b) setU64BE(b, off, 0);
+          }
+        }
       }
       entry += done;
     }
