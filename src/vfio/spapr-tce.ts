@@ -6,7 +6,7 @@
 import { shrToNum } from '../base/bits.js';
 import { errno } from '../base/errno.js';
 import type { EventLog } from '../base/events.js';
-import { getU64BE, type PhysMemory, setU64BE } from '../hw/memory.js';
+import { type PhysMemory, pageView, viewSetU64BE, viewU64BE } from '../hw/memory.js';
 import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE, type DmaDirection, TCE_PERM_MASK, tceAddr } from '../hw/tce.js';
 import type { IommuGroup } from '../kernel/iommu-group.js';
 import { type IommuTable, iommuTceTablePut, TceRun } from '../kernel/iommu-table.js';
@@ -343,7 +343,8 @@ export class SpaprTceDriver {
           break;
         }
         if (d >= mappingUntil) {
-          const ua = tce + BigInt(d);
+          // From the page number, not BigInt(d): a use of d as a value would box it on every page.
+          const ua = tce + BigInt(i + m) * BigInt(step);
           const f = mm.findMappingUntil(ua);
           mappingShift = this.backingShift(f.m);
           mappingUntil = f.until === null ? Number.POSITIVE_INFINITY : d + Number(f.until - ua);
@@ -374,7 +375,7 @@ export class SpaprTceDriver {
       // the view's slots a memory page at a time.
       for (let k = 0; pua !== null && k < done; ) {
         const at = pua + k * 8;
-        const b = mem.isRam(at) ? mem.pageDataForWrite(at) : null;
+        const b = mem.isRam(at) ? pageView(mem.pageDataForWrite(at)) : null;
         let off = at & mask;
         for (const end = Math.min(done, k + (mem.pageSize - off) / 8); k < end; k++, off += 8) {
           const d = (i + k) * step;
@@ -382,14 +383,14 @@ export class SpaprTceDriver {
           const last = k === done - failed;
           if (last || run.old[k]! & TCE_PERM_MASK) {
             stored ??= this.storedUaRun(c, tbl);
-            stored.mappedDec(b ? getU64BE(b, off) : mem.readU64BE(pua + k * 8), shift);
-            if (b) setU64BE(b, off, 0);
+            stored.mappedDec(b ? viewU64BE(b, off) : mem.readU64BE(pua + k * 8), shift);
+            if (b) viewSetU64BE(b, off, 0);
           }
           if (last) {
             k = done;
             break;
           }
-          if (b) setU64BE(b, off, exact ? tceNum + d : Number(tce + BigInt(d)));
+          if (b) viewSetU64BE(b, off, exact ? tceNum + d : Number(tce + BigInt(d)));
         }
       }
       if (failed) {
@@ -479,12 +480,13 @@ export class SpaprTceDriver {
         // tce_iommu_unuse_page_v2() of each valid old entry, the view's slots a memory page at a time.
         for (let k = 0; k < ok; ) {
           const at = pua + k * 8;
-          const b = mem.isRam(at) ? mem.pageData(at) : null;
+          const p = mem.isRam(at) ? mem.pageData(at) : null;
+          const b = p && pageView(p);
           let off = at & mask;
           for (const end = Math.min(ok, k + (mem.pageSize - off) / 8); k < end; k++, off += 8) {
             if (!(run.old[k]! & TCE_PERM_MASK)) continue;
-            stored.mappedDec(b ? getU64BE(b, off) : mem.readU64BE(pua + k * 8), shift);
-            if (b) setU64BE(b, off, 0);
+            stored.mappedDec(b ? viewU64BE(b, off) : mem.readU64BE(pua + k * 8), shift);
+            if (b) viewSetU64BE(b, off, 0);
           }
         }
       }

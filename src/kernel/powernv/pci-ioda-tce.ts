@@ -4,7 +4,7 @@
  * build/xchg/free/get operations.
  */
 import { ilog2 } from '../../base/bits.js';
-import { getU64BE, type PhysMemory, setU64BE } from '../../hw/memory.js';
+import { getU64BE, type PhysMemory, pageView, setU64BE, viewSetU64BE, viewU64BE } from '../../hw/memory.js';
 import { DMA_NONE, type DmaDirection, directionToPerm, TCE_PCI_READ, TCE_PCI_WRITE, tceAddr, tceDirection, tcePerm } from '../../hw/tce.js';
 import type { KernelLog } from '../printk.js';
 import type { IommuTable, TceRun, XchgResult } from '../iommu-table.js';
@@ -257,19 +257,21 @@ export function pnvTceXchgRun(ctx: TceMemory, tbl: IommuTable, index: number, co
 }
 
 function xchgClear(b: Uint8Array, off: number, old: Float64Array, k: number, n: number): void {
+  const dv = pageView(b);
   for (let j = k; j < k + n; j++, off += 8) {
-    old[j] = getU64BE(b, off);
-    setU64BE(b, off, 0);
+    old[j] = viewU64BE(dv, off);
+    viewSetU64BE(dv, off, 0);
   }
 }
 
 function xchgSet(b: Uint8Array, off: number, old: Float64Array, hpas: Float64Array, k: number, n: number, perm: number, pageSize: number): void {
+  const dv = pageView(b);
   const inv = 1 / pageSize; // exact: a power of two
   for (let j = k; j < k + n; j++, off += 8) {
     const hpa = hpas[j]!;
     if (Math.floor(hpa * inv) * pageSize !== hpa) unalignedHpa(hpa);
-    old[j] = getU64BE(b, off);
-    setU64BE(b, off, hpa + perm);
+    old[j] = viewU64BE(dv, off);
+    viewSetU64BE(dv, off, hpa + perm);
   }
 }
 
