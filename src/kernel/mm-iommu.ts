@@ -142,20 +142,34 @@ export class MmIommuRun {
   /** 1 / kpage: a product instead of a quotient, exact for a power of two. */
   private readonly kinv: number;
   /** ua0's offset in its kernel page. */
-  private readonly ua0Off: number;
+  private ua0Off = 0;
 
   constructor(
     private readonly proc: Process,
     private readonly kernelPageShift: number,
     /** The IOMMU page size in bytes: a page must fit the region whole. */
-    private readonly size: number,
-    private readonly ua0: bigint,
+    private size: number,
+    private ua0: bigint,
   ) {
     this.kpage = pow2(kernelPageShift);
     this.kinv = 1 / this.kpage;
+    this.restart(ua0, size);
+  }
+
+  /**
+   * A new run of the same process from `ua0` (a caller reuses one run for many calls). The region
+   * found last stays while it is registered (mm_iommu_put() zeroes `mapped` as it unlists one).
+   */
+  restart(ua0: bigint, size: number): void {
+    this.ua0 = ua0;
+    this.size = size;
     const n = Number(ua0);
     // No `%` on numbers past 2^31 (a call to fmod): the quotient times the page gives it back.
-    this.ua0Off = ua0 >= 0n && ua0 <= SAFE ? n - Math.floor(n / this.kpage) * this.kpage : Number(ua0 & BigInt(this.kpage - 1));
+    this.ua0Off = ua0 >= 0n && ua0 <= SAFE ? n - Math.floor(n * this.kinv) * this.kpage : Number(ua0 & BigInt(this.kpage - 1));
+    const r = this.r;
+    // Far from r the difference may round, but stays far outside it: region() looks up again.
+    if (r && r.mapped !== 0) this.at = Number(ua0 - r.ua);
+    else this.r = null;
   }
 
   /** The region holding the page at ua0 + d, or null (mm_iommu_lookup). */

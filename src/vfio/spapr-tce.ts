@@ -6,7 +6,7 @@
 import { shrToNum } from '../base/bits.js';
 import { errno } from '../base/errno.js';
 import type { EventLog } from '../base/events.js';
-import { type PhysMemory, pageView, viewSetU64BE, viewU64BE } from '../hw/memory.js';
+import { type PhysMemory, viewSetU64BE, viewU64BE } from '../hw/memory.js';
 import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE, type DmaDirection, TCE_PERM_MASK, tceAddr } from '../hw/tce.js';
 import type { IommuGroup } from '../kernel/iommu-group.js';
 import { type IommuTable, iommuTceTablePut, TceRun } from '../kernel/iommu-table.js';
@@ -71,6 +71,12 @@ export class TceContainer {
   readonly groupList: IommuGroup[] = [];
   /** Preregistered regions this container references, newest first. */
   readonly preregList: MmIommuRegion[] = [];
+  /**
+   * The region lookups of every map (user addresses from the call's vaddr) and of the releases
+   * (user addresses read back from the userspace view), made at the first use, then restarted.
+   */
+  mapRun: MmIommuRun | null = null;
+  viewRun: MmIommuRun | null = null;
 
   constructor(readonly v2: boolean) {}
 }
@@ -300,9 +306,18 @@ export class SpaprTceDriver {
     return m?.kind === 'hugetlb' && m.hugePageShift ? m.hugePageShift : this.pageShift;
   }
 
-  /** A run over user addresses read back from userspace-view slots (numbers, offsets from 0). */
+  /** The container's run over user addresses read back from userspace-view slots (offsets from 0). */
   private storedUaRun(c: TceContainer, tbl: IommuTable): MmIommuRun {
-    return new MmIommuRun(c.owner!, this.pageShift, tbl.pageSize, 0n);
+    if (!c.viewRun) c.viewRun = new MmIommuRun(c.owner!, this.pageShift, tbl.pageSize, 0n);
+    else c.viewRun.restart(0n, tbl.pageSize);
+    return c.viewRun;
+  }
+
+  /** The container's run over the user addresses of a map from `tce` on. */
+  private mapUaRun(c: TceContainer, tbl: IommuTable, tce: bigint): MmIommuRun {
+    if (!c.mapRun) c.mapRun = new MmIommuRun(c.owner!, this.pageShift, tbl.pageSize, tce);
+    else c.mapRun.restart(tce, tbl.pageSize);
+    return c.mapRun;
   }
 
   /**
@@ -317,7 +332,7 @@ export class SpaprTceDriver {
     let i = 0;
     const step = tbl.pageSize;
     const shift = tbl.itPageShift;
-    const regions = new MmIommuRun(c.owner!, this.pageShift, step, tce);
+    const regions = this.mapUaRun(c, tbl, tce);
     let stored: MmIommuRun | null = null; // only when an entry is replaced or a map fails
     const mm = c.mm!;
     const mem = this.ctx.mem;
@@ -375,7 +390,7 @@ export class SpaprTceDriver {
       // the view's slots a memory page at a time.
       for (let k = 0; pua !== null && k < done; ) {
         const at = pua + k * 8;
-        const b = mem.isRam(at) ? pageView(mem.pageDataForWrite(at)) : null;
+        const b = mem.isRam(at) ? mem.pageView(at, true) : null;
         let off = at & mask;
         for (const end = Math.min(done, k + (mem.pageSize - off) / 8); k < end; k++, off += 8) {
           const d = (i + k) * step;
@@ -480,8 +495,7 @@ export class SpaprTceDriver {
         // tce_iommu_unuse_page_v2() of each valid old entry, the view's slots a memory page at a time.
         for (let k = 0; k < ok; ) {
           const at = pua + k * 8;
-          const p = mem.isRam(at) ? mem.pageData(at) : null;
-          const b = p && pageView(p);
+          const b = mem.isRam(at) ? mem.pageView(at, false) : null;
           let off = at & mask;
           for (const end = Math.min(ok, k + (mem.pageSize - off) / 8); k < end; k++, off += 8) {
             if (!(run.old[k]! & TCE_PERM_MASK)) continue;

@@ -4,7 +4,7 @@
  * build/xchg/free/get operations.
  */
 import { ilog2 } from '../../base/bits.js';
-import { getU64BE, type PhysMemory, pageView, setU64BE, viewSetU64BE, viewU64BE } from '../../hw/memory.js';
+import { getU64BE, type PhysMemory, setU64BE, viewSetU64BE, viewU64BE } from '../../hw/memory.js';
 import { DMA_NONE, type DmaDirection, directionToPerm, TCE_PCI_READ, TCE_PCI_WRITE, tceAddr, tceDirection, tcePerm } from '../../hw/tce.js';
 import type { KernelLog } from '../printk.js';
 import type { IommuTable, TceRun, XchgResult } from '../iommu-table.js';
@@ -247,7 +247,7 @@ export function pnvTceXchgRun(ctx: TceMemory, tbl: IommuTable, index: number, co
     const n = Math.min(count - k, (mem.pageSize - (at & mask)) / 8);
     // A slot outside RAM reads as 0 and takes no write; a page never written reads as zeros,
     // and zeros into it leave it unwritten.
-    const b = !mem.isRam(at) ? null : dir === DMA_NONE ? mem.pageData(at) : mem.pageDataForWrite(at);
+    const b = mem.isRam(at) ? mem.pageView(at, dir !== DMA_NONE) : null;
     if (b === null) old.fill(0, k, k + n);
     else if (dir === DMA_NONE) xchgClear(b, at & mask, old, k, n);
     else xchgSet(b, at & mask, old, run.hpa, k, n, perm, tbl.pageSize);
@@ -256,16 +256,14 @@ export function pnvTceXchgRun(ctx: TceMemory, tbl: IommuTable, index: number, co
   return count;
 }
 
-function xchgClear(b: Uint8Array, off: number, old: Float64Array, k: number, n: number): void {
-  const dv = pageView(b);
+function xchgClear(dv: DataView, off: number, old: Float64Array, k: number, n: number): void {
   for (let j = k; j < k + n; j++, off += 8) {
     old[j] = viewU64BE(dv, off);
     viewSetU64BE(dv, off, 0);
   }
 }
 
-function xchgSet(b: Uint8Array, off: number, old: Float64Array, hpas: Float64Array, k: number, n: number, perm: number, pageSize: number): void {
-  const dv = pageView(b);
+function xchgSet(dv: DataView, off: number, old: Float64Array, hpas: Float64Array, k: number, n: number, perm: number, pageSize: number): void {
   const inv = 1 / pageSize; // exact: a power of two
   for (let j = k; j < k + n; j++, off += 8) {
     const hpa = hpas[j]!;
