@@ -83,12 +83,25 @@ export class TceContainer {
 
 const u64 = (n: bigint) => BigInt.asUintN(64, n);
 
-/** Is the address a multiple of `size` (a power of two)? Numbers when it fits one. */
-function aligned(a: bigint, size: number): boolean {
-  if (!(a >= 0n && a <= TWO_POW_53)) return (a & BigInt(size - 1)) === 0n;
+/**
+ * A u64 field as a number when the number is exact (below 2^53, or a larger value whose low bits
+ * are zero, as a page-aligned IOVA of a DDW at 2^59 is), else NaN: one conversion per field and
+ * call, then entries and alignment by number arithmetic.
+ */
+function exactNum(x: bigint): number {
+  const n = Number(x);
+  return n <= Number.MAX_SAFE_INTEGER || BigInt(n) === x ? n : Number.NaN;
+}
+
+/** x >> shift of a u64 field, from its exactNum `n` when there is one (a division by 2^shift is exact). */
+function shrField(x: bigint, n: number, pageSize: number, shift: number): number {
+  return n === n ? Math.floor(n / pageSize) : shrToNum(x, shift);
+}
+
+/** Is the field a multiple of `size` (a power of two)? From its exactNum `n` when there is one. */
+function alignedField(x: bigint, n: number, size: number): boolean {
   // No `%` on numbers past 2^31 (a call to fmod): the quotient times the size gives it back.
-  const n = Number(a);
-  return Math.floor(n / size) * size === n;
+  return n === n ? Math.floor(n / size) * size === n : (x & BigInt(size - 1)) === 0n;
 }
 
 export class SpaprTceDriver {
@@ -222,28 +235,27 @@ export class SpaprTceDriver {
     return 0;
   }
 
-  /** tce_iommu_find_table(). */
-  findTable(c: TceContainer, ioba: bigint): { num: number; tbl: IommuTable } | null {
+  /** tce_iommu_find_table(): the window holding `ioba` (its exactNum `n`), or -1. */
+  findTable(c: TceContainer, ioba: bigint, n = exactNum(ioba)): number {
     for (let i = 0; i < 2; i++) {
       const tbl = c.tables[i];
       if (!tbl) continue;
       // Page shifts are ≥ 12: the entry of a u64 address is below 2^52, exact as a number.
-      const entry = shrToNum(ioba, tbl.itPageShift);
-      if (tbl.itOffset <= entry && entry < tbl.itOffset + tbl.itSize) return { num: i, tbl };
+      const entry = shrField(ioba, n, tbl.pageSize, tbl.itPageShift);
+      if (tbl.itOffset <= entry && entry < tbl.itOffset + tbl.itSize) return i;
     }
-    return null;
+    return -1;
   }
 
   /**
-   * iommu_tce_put/clear_param_check(): iova aligned with its first page inside the window, vaddr
-   * aligned. Only the first page is checked unless the end-of-window quirk is fixed.
+   * iommu_tce_put/clear_param_check() of a call's iova (`first` = its entry, `ok` = aligned, and
+   * the vaddr aligned for a put): the first page inside the window. Only the first page is checked
+   * unless the end-of-window quirk is fixed.
    */
-  protected paramCheck(tbl: IommuTable, ioba: bigint, gpa: bigint | null, npages: bigint): number {
-    const first = shrToNum(ioba, tbl.itPageShift);
+  protected paramCheck(tbl: IommuTable, first: number, ok: boolean, npages: number): number {
     const end = tbl.itOffset + tbl.itSize;
-    const bad = !aligned(ioba, tbl.pageSize) || first < tbl.itOffset || first + 1 > end || (gpa !== null && !aligned(gpa, tbl.pageSize));
-    if (bad) return this.ctx.quirks['unaligned-iova-returns-1'] ? 1 : -EINVAL;
-    if (!this.ctx.quirks['no-end-of-window-check'] && first + Number(npages) > end) return -EINVAL;
+    if (!ok || first < tbl.itOffset || first + 1 > end) return this.ctx.quirks['unaligned-iova-returns-1'] ? 1 : -EINVAL;
+    if (!this.ctx.quirks['no-end-of-window-check'] && first + npages > end) return -EINVAL;
     return 0;
   }
 
@@ -257,19 +269,24 @@ export class SpaprTceDriver {
     if (flags & ~(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)) return -EINVAL;
     let ret = this.createDefaultWindow(c);
     if (ret) return ret;
-    const found = this.findTable(c, p.iova);
-    if (!found) return -ENXIO;
-    const { tbl } = found;
-    const mask = BigInt(tbl.pageSize) - 1n;
-    if (p.size & mask || p.vaddr & mask) return -EINVAL;
+    const iova = exactNum(p.iova);
+    const num = this.findTable(c, p.iova, iova);
+    if (num < 0) return -ENXIO;
+    const tbl = c.tables[num]!;
+    const ps = tbl.pageSize;
+    const size = exactNum(p.size);
+    const vaddr = exactNum(p.vaddr);
+    const vaddrAligned = alignedField(p.vaddr, vaddr, ps);
+    if (!alignedField(p.size, size, ps) || !vaddrAligned) return -EINVAL;
     let dir: DmaDirection;
     if (flags & VFIO_DMA_MAP_FLAG_READ) dir = flags & VFIO_DMA_MAP_FLAG_WRITE ? DMA_BIDIRECTIONAL : DMA_TO_DEVICE;
     else if (flags & VFIO_DMA_MAP_FLAG_WRITE) dir = DMA_FROM_DEVICE;
     else return -EINVAL;
-    const npages = p.size >> BigInt(tbl.itPageShift);
-    ret = this.paramCheck(tbl, p.iova, p.vaddr, npages);
+    const npages = shrField(p.size, size, ps, tbl.itPageShift);
+    const entry = shrField(p.iova, iova, ps, tbl.itPageShift);
+    ret = this.paramCheck(tbl, entry, alignedField(p.iova, iova, ps) && vaddrAligned, npages);
     if (ret) return ret;
-    return this.build(c, tbl, Number(p.iova >> BigInt(tbl.itPageShift)), p.vaddr, Number(npages), dir);
+    return this.build(c, tbl, entry, p.vaddr, npages, dir);
   }
 
   /** Map `pages` IOMMU pages of user memory at `tce` from `entry` on (tce_iommu_build(_v2)). */
@@ -285,14 +302,18 @@ export class SpaprTceDriver {
     if (p.flags) return -EINVAL;
     let ret = this.createDefaultWindow(c);
     if (ret) return ret;
-    const found = this.findTable(c, p.iova);
-    if (!found) return -ENXIO;
-    const { tbl } = found;
-    if (p.size & (BigInt(tbl.pageSize) - 1n)) return -EINVAL;
-    const npages = p.size >> BigInt(tbl.itPageShift);
-    ret = this.paramCheck(tbl, p.iova, null, npages);
+    const iova = exactNum(p.iova);
+    const num = this.findTable(c, p.iova, iova);
+    if (num < 0) return -ENXIO;
+    const tbl = c.tables[num]!;
+    const ps = tbl.pageSize;
+    const size = exactNum(p.size);
+    if (!alignedField(p.size, size, ps)) return -EINVAL;
+    const npages = shrField(p.size, size, ps, tbl.itPageShift);
+    const entry = shrField(p.iova, iova, ps, tbl.itPageShift);
+    ret = this.paramCheck(tbl, entry, alignedField(p.iova, iova, ps), npages);
     if (ret) return ret;
-    return this.clear(c, tbl, Number(p.iova >> BigInt(tbl.itPageShift)), Number(npages));
+    return this.clear(c, tbl, entry, npages);
   }
 
   // ---- map / unmap algorithms ----
@@ -681,9 +702,9 @@ export class SpaprTceDriver {
 
   /** tce_iommu_remove_window(). */
   private removeWindow(c: TceContainer, startAddr: bigint): number {
-    const found = this.findTable(c, startAddr);
-    if (!found) return -EINVAL;
-    const { num, tbl } = found;
+    const num = this.findTable(c, startAddr);
+    if (num < 0) return -EINVAL;
+    const tbl = c.tables[num]!;
     if (!this.ctx.quirks['remove-any-address'] && tbl.start !== startAddr) return -EINVAL;
     this.clear(c, tbl, tbl.itOffset, tbl.itSize);
     this.unprogramWindow(c, num);
