@@ -104,9 +104,25 @@ function alignedField(x: bigint, n: number, size: number): boolean {
   return n === n ? Math.floor(n / size) * size === n : (x & BigInt(size - 1)) === 0n;
 }
 
+/** What buildV2 and its passes share during one map. */
+interface BuildV2Pass {
+  /** The regions behind the map's user addresses (offsets from its vaddr). */
+  regions: MmIommuRun | null;
+  /** The backing page shift of the mapping behind offset d, valid while d < mappingUntil. */
+  mappingShift: number;
+  mappingUntil: number;
+  /** The vaddr as a number, and whether every user address of the map is exact as one. */
+  tceNum: number;
+  exact: boolean;
+  /** The error that stopped checkPagesV2. */
+  ret: number;
+}
+
 export class SpaprTceDriver {
   /** The run of entries buildV2 and clear exchange at a time. */
   private readonly run = new TceRun(4096);
+  /** The state buildV2 shares with its passes over each run. */
+  private readonly pass: BuildV2Pass = { regions: null, mappingShift: 0, mappingUntil: -1, tceNum: 0, exact: false, ret: 0 };
 
   constructor(protected readonly ctx: SpaprTceContext) {}
 
@@ -346,54 +362,23 @@ export class SpaprTceDriver {
    * offsets from `tce`: the region and the mapping behind a page are looked up again only when a
    * page leaves the last ones found. For each run the checks of every page come first (they only
    * read), then one exchange of the pages that passed them, then, entry by entry in the kernel's
-   * order, the mapped count, the old entry's release and the userspace view.
+   * order, the mapped count, the old entry's release and the userspace view. The passes are
+   * methods of their own, called once per run: V8 optimizes them from their own calls.
    */
   private buildV2(c: TceContainer, tbl: IommuTable, entry: number, tce: bigint, pages: number, dir: DmaDirection): number {
     let ret = 0;
     let i = 0;
-    const step = tbl.pageSize;
-    const shift = tbl.itPageShift;
-    const regions = this.mapUaRun(c, tbl, tce);
-    let stored: MmIommuRun | null = null; // only when an entry is replaced or a map fails
-    const mm = c.mm!;
-    const mem = this.ctx.mem;
-    const mask = mem.pageSize - 1;
     const run = this.run;
-    // The mapping behind the page at offset d, valid while d < mappingUntil.
-    let mappingShift = 0;
-    let mappingUntil = -1;
-    // The user addresses stored in the userspace view, as numbers without a BigInt per page.
-    const tceNum = Number(tce);
-    const exact = tceNum + pages * step <= 2 ** 53 && tce <= TWO_POW_53;
+    const pass = this.pass;
+    pass.regions = this.mapUaRun(c, tbl, tce);
+    pass.mappingUntil = -1;
+    pass.tceNum = Number(tce);
+    pass.exact = pass.tceNum + pages * tbl.pageSize <= 2 ** 53 && tce <= TWO_POW_53;
     while (i < pages) {
       const e = entry + i;
       const pua = tbl.ops.useraddrptr!(tbl, e, true);
       const n = pua === null ? 1 : Math.min(pages - i, run.capacity, tbl.ops.runLength(tbl, e));
-      let m = 0;
-      for (; m < n; m++) {
-        const d = (i + m) * step;
-        const r = regions.region(d);
-        const hpa = r ? regions.hpa(r, d, shift) : -1;
-        if (!r || hpa < 0) {
-          ret = -EINVAL;
-          break;
-        }
-        if (d >= mappingUntil) {
-          // From the page number, not BigInt(d): a use of d as a value would box it on every page.
-          const ua = tce + BigInt(i + m) * BigInt(step);
-          const f = mm.findMappingUntil(ua);
-          mappingShift = this.backingShift(f.m);
-          mappingUntil = f.until === null ? Number.POSITIVE_INFINITY : d + Number(f.until - ua);
-        }
-        if (mappingShift < shift) {
-          ret = -EPERM;
-          break;
-        }
-        // mm_iommu_mapped_inc() fails only on a region being released: the map stops there.
-        if (r.mapped === 0) break;
-        // mm_iommu_ua_to_hpa() keeps the offset of an IOMMU page inside a larger kernel page.
-        run.hpa[m] = hpa;
-      }
+      const m = this.checkPagesV2(c, tbl, tce, i, n);
       const done = m ? tbl.ops.xchgRunNoKill(tbl, e, m, dir, run) : 0;
       // The last entry attempted failed: it is only released (tce_iommu_unuse_page_v2).
       const failed = done && run.ret ? 1 : 0;
@@ -401,45 +386,101 @@ export class SpaprTceDriver {
         // One entry (n = 1). *pua = cpu_to_be64(tce) through a table without a userspace view:
         // the task dies here, inside tce_iommu_ioctl (tce_iommu_build_v2 is inlined), with the
         // TCE already written.
-        mmIommuMappedInc(regions.region(i * step)!);
+        mmIommuMappedInc(pass.regions.region(i * tbl.pageSize)!);
         if (!failed) {
-          kernelOops(this.ctx.klog, this.ctx.log, this.ctx.current(), OOPS_SITE, mem.pageSize);
+          kernelOops(this.ctx.klog, this.ctx.log, this.ctx.current(), OOPS_SITE, this.ctx.mem.pageSize);
           return 0;
         }
       }
-      // Entry by entry in the kernel's order: mapped count, the old entry's release, the view;
-      // the view's slots a memory page at a time.
-      for (let k = 0; pua !== null && k < done; ) {
-        const at = pua + k * 8;
-        const b = mem.isRam(at) ? mem.pageView(at, true) : null;
-        let off = at & mask;
-        for (const end = Math.min(done, k + (mem.pageSize - off) / 8); k < end; k++, off += 8) {
-          const d = (i + k) * step;
-          mmIommuMappedInc(regions.region(d)!);
-          const last = k === done - failed;
-          if (last || run.old[k]! & TCE_PERM_MASK) {
-            stored ??= this.storedUaRun(c, tbl);
-            stored.mappedDec(b ? viewU64BE(b, off) : mem.readU64BE(pua + k * 8), shift);
-            if (b) viewSetU64BE(b, off, 0);
-          }
-          if (last) {
-            k = done;
-            break;
-          }
-          if (b) viewSetU64BE(b, off, exact ? tceNum + d : Number(tce + BigInt(d)));
-        }
-      }
+      if (pua !== null && done) this.storeRunV2(c, tbl, tce, pua, i, done, failed);
       if (failed) {
         ret = run.ret;
         i += done - 1;
         break;
       }
       i += m;
-      if (m < n) break;
+      if (m < n) {
+        ret = pass.ret;
+        break;
+      }
     }
     if (ret) this.clear(c, tbl, entry, i);
     else tbl.ops.tceKill?.(tbl, entry, pages);
     return ret;
+  }
+
+  /**
+   * tce_iommu_build_v2()'s checks of the pages [i, i + n) of a map: the region and real address
+   * (into run.hpa), the page backing it, a region being released. Returns how many passed; the
+   * error that stopped them in pass.ret (0 when a released region stops the map without one).
+   */
+  private checkPagesV2(c: TceContainer, tbl: IommuTable, tce: bigint, i: number, n: number): number {
+    const pass = this.pass;
+    const regions = pass.regions!;
+    const hpas = this.run.hpa;
+    const step = tbl.pageSize;
+    const shift = tbl.itPageShift;
+    pass.ret = 0;
+    for (let m = 0; m < n; m++) {
+      const d = (i + m) * step;
+      const r = regions.region(d);
+      // mm_iommu_ua_to_hpa() keeps the offset of an IOMMU page inside a larger kernel page.
+      const hpa = r ? regions.hpa(r, d, shift) : -1;
+      if (!r || hpa < 0) {
+        pass.ret = -EINVAL;
+        return m;
+      }
+      if (d >= pass.mappingUntil) {
+        // From the page number, not BigInt(d): a use of d as a value would box it on every page.
+        const ua = tce + BigInt(i + m) * BigInt(step);
+        const f = c.mm!.findMappingUntil(ua);
+        pass.mappingShift = this.backingShift(f.m);
+        pass.mappingUntil = f.until === null ? Number.POSITIVE_INFINITY : d + Number(f.until - ua);
+      }
+      if (pass.mappingShift < shift) {
+        pass.ret = -EPERM;
+        return m;
+      }
+      // mm_iommu_mapped_inc() fails only on a region being released: the map stops there.
+      if (r.mapped === 0) return m;
+      hpas[m] = hpa;
+    }
+    return n;
+  }
+
+  /**
+   * The exchanged entries [0, done) of the run from page i, entry by entry in the kernel's order:
+   * the mapped count, the old entry's release, the user address into the userspace view from
+   * `pua` on (the view's slots a memory page at a time); the last entry only released when its
+   * exchange failed.
+   */
+  private storeRunV2(c: TceContainer, tbl: IommuTable, tce: bigint, pua: number, i: number, done: number, failed: number): void {
+    const mem = this.ctx.mem;
+    const mask = mem.pageSize - 1;
+    const run = this.run;
+    const pass = this.pass;
+    const regions = pass.regions!;
+    const { tceNum, exact } = pass;
+    const step = tbl.pageSize;
+    const shift = tbl.itPageShift;
+    let stored: MmIommuRun | null = null; // only when an entry is replaced or a map fails
+    for (let k = 0; k < done; ) {
+      const at = pua + k * 8;
+      const b = mem.isRam(at) ? mem.pageView(at, true) : null;
+      let off = at & mask;
+      for (const end = Math.min(done, k + (mem.pageSize - off) / 8); k < end; k++, off += 8) {
+        const d = (i + k) * step;
+        mmIommuMappedInc(regions.region(d)!);
+        const last = k === done - failed;
+        if (last || run.old[k]! & TCE_PERM_MASK) {
+          stored ??= this.storedUaRun(c, tbl);
+          stored.mappedDec(b ? viewU64BE(b, off) : mem.readU64BE(pua + k * 8), shift);
+          if (b) viewSetU64BE(b, off, 0);
+        }
+        if (last) return;
+        if (b) viewSetU64BE(b, off, exact ? tceNum + d : Number(tce + BigInt(i + k) * BigInt(step)));
+      }
+    }
   }
 
   /** tce_iommu_build() (v1): pins each page directly. */
@@ -497,11 +538,9 @@ export class SpaprTceDriver {
     const stored = c.v2 ? this.storedUaRun(c, tbl) : null;
     const skipAbsent = tbl.itIndirectLevels && tbl.itUserspace !== null;
     const run = this.run;
-    const mem = this.ctx.mem;
-    const mask = mem.pageSize - 1;
-    const shift = tbl.itPageShift;
     while (entry < last) {
       // The userspace-view slot of the run's first entry, when there is a view to release from.
+      // Each run's releases are a method of their own, which V8 optimizes from its own calls.
       const pua = stored || skipAbsent ? (tbl.ops.useraddrptr?.(tbl, entry, false) ?? null) : null;
       if (pua === null && skipAbsent) {
         entry = alignUpToLast(entry, tbl.itLevelSize) + 1;
@@ -512,23 +551,31 @@ export class SpaprTceDriver {
       const ok = run.ret ? done - 1 : done;
       if (!stored) {
         for (let k = 0; k < ok; k++) if (run.old[k]! & TCE_PERM_MASK) this.unusePage(c, tceAddr(run.old[k]!));
-      } else if (pua !== null) {
-        // tce_iommu_unuse_page_v2() of each valid old entry, the view's slots a memory page at a time.
-        for (let k = 0; k < ok; ) {
-          const at = pua + k * 8;
-          const b = mem.isRam(at) ? mem.pageView(at, false) : null;
-          let off = at & mask;
-          for (const end = Math.min(ok, k + (mem.pageSize - off) / 8); k < end; k++, off += 8) {
-            if (!(run.old[k]! & TCE_PERM_MASK)) continue;
-            stored.mappedDec(b ? viewU64BE(b, off) : mem.readU64BE(pua + k * 8), shift);
-            if (b) viewSetU64BE(b, off, 0);
-          }
-        }
-      }
+      } else if (pua !== null) this.releaseRunV2(stored, pua, ok, tbl.itPageShift);
       entry += done;
     }
     if (!this.ctx.quirks['missing-tce-kill']) tbl.ops.tceKill?.(tbl, first, pages);
     return 0;
+  }
+
+  /**
+   * tce_iommu_unuse_page_v2() of each entry k < count of the run just cleared whose old TCE was
+   * valid, its userspace-view slot at pua + 8k (the view's slots a memory page at a time).
+   */
+  private releaseRunV2(stored: MmIommuRun, pua: number, count: number, shift: number): void {
+    const mem = this.ctx.mem;
+    const mask = mem.pageSize - 1;
+    const old = this.run.old;
+    for (let k = 0; k < count; ) {
+      const at = pua + k * 8;
+      const b = mem.isRam(at) ? mem.pageView(at, false) : null;
+      let off = at & mask;
+      for (const end = Math.min(count, k + (mem.pageSize - off) / 8); k < end; k++, off += 8) {
+        if (!(old[k]! & TCE_PERM_MASK)) continue;
+        stored.mappedDec(b ? viewU64BE(b, off) : mem.readU64BE(pua + k * 8), shift);
+        if (b) viewSetU64BE(b, off, 0);
+      }
+    }
   }
 
   // ---- preregistration ----
