@@ -85,23 +85,23 @@ const u64 = (n: bigint) => BigInt.asUintN(64, n);
 
 /**
  * A u64 field as a number when the number is exact (below 2^53, or a larger value whose low bits
- * are zero, as a page-aligned IOVA of a DDW at 2^59 is), else NaN: one conversion per field and
+ * are zero, as a page-aligned IOVA of a DDW at 2^59 is), else -1: one conversion per field and
  * call, then entries and alignment by number arithmetic.
  */
 function exactNum(x: bigint): number {
   const n = Number(x);
-  return n <= Number.MAX_SAFE_INTEGER || BigInt(n) === x ? n : Number.NaN;
+  return n <= Number.MAX_SAFE_INTEGER || BigInt(n) === x ? n : -1;
 }
 
 /** x >> shift of a u64 field, from its exactNum `n` when there is one (a division by 2^shift is exact). */
 function shrField(x: bigint, n: number, pageSize: number, shift: number): number {
-  return n === n ? Math.floor(n / pageSize) : shrToNum(x, shift);
+  return n >= 0 ? Math.floor(n / pageSize) : shrToNum(x, shift);
 }
 
 /** Is the field a multiple of `size` (a power of two)? From its exactNum `n` when there is one. */
 function alignedField(x: bigint, n: number, size: number): boolean {
   // No `%` on numbers past 2^31 (a call to fmod): the quotient times the size gives it back.
-  return n === n ? Math.floor(n / size) * size === n : (x & BigInt(size - 1)) === 0n;
+  return n >= 0 ? Math.floor(n / size) * size === n : (x & BigInt(size - 1)) === 0n;
 }
 
 /** What buildV2 and its passes share during one map. */
