@@ -143,13 +143,16 @@ export class MmIommuRun {
   private readonly kinv: number;
   /** ua0's offset in its kernel page. */
   private ua0Off = 0;
+  /** The IOMMU page size in bytes: a page must fit the region whole. */
+  private size = 0;
+  /** The user address offsets are taken from (-1 before the first restart). */
+  private ua0 = -1n;
 
   constructor(
     private readonly proc: Process,
     private readonly kernelPageShift: number,
-    /** The IOMMU page size in bytes: a page must fit the region whole. */
-    private size: number,
-    private ua0: bigint,
+    size: number,
+    ua0: bigint,
   ) {
     this.kpage = pow2(kernelPageShift);
     this.kinv = 1 / this.kpage;
@@ -161,6 +164,11 @@ export class MmIommuRun {
    * found last stays while it is registered (mm_iommu_put() zeroes `mapped` as it unlists one).
    */
   restart(ua0: bigint, size: number): void {
+    if (ua0 === this.ua0 && size === this.size) {
+      // The same run again (the releases' run from 0): only the region may have gone.
+      if (this.r && this.r.mapped === 0) this.r = null;
+      return;
+    }
     this.ua0 = ua0;
     this.size = size;
     const n = Number(ua0);
