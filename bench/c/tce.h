@@ -97,26 +97,66 @@ static inline void pnv_tce_free(struct tce_table *t, uint64_t index, uint64_t np
 	}
 }
 
-/* pnv_tce_xchg(): returns the old TCE; hpa 0 with perm 0 clears (DMA_NONE). */
-static inline int pnv_tce_xchg(struct tce_table *t, uint64_t index, uint64_t hpa, int dir, uint64_t *old)
+/* The most entries one run exchanges (the model's TceRun capacity). */
+#define TCE_RUN_MAX 4096
+
+/* pnv_tce_run_length(): entries from `index` on that share one leaf level (consecutive slots). */
+static inline uint64_t pnv_tce_run_length(struct tce_table *t, uint64_t index)
 {
 	uint64_t idx = index - t->offset;
-	uint64_t slot;
-	if (dir == 3) {
-		slot = pnv_tce(t, 0, idx, 0);
-		if (!slot) {
-			*old = 0;
-			return 0;
+	if (!t->levels)
+		return idx < t->size ? t->size - idx : 1;
+	return t->level_size - (idx & (t->level_size - 1));
+}
+
+/*
+ * pnv_tce_xchg_run(): pnv_tce_xchg() of `count` entries of one leaf with one walk, then the
+ * leaf's slots a memory page at a time; the old TCEs go to old[]. dir 3 (DMA_NONE) clears. Returns
+ * the entries attempted; *ret = -ENOMEM when a level could not be allocated.
+ */
+static inline uint64_t pnv_tce_xchg_run(struct tce_table *t, uint64_t index, uint64_t count, const uint64_t *hpa, int dir,
+					uint64_t *old, int *ret)
+{
+	*ret = 0;
+	uint64_t slot = pnv_tce(t, 0, index - t->offset, dir != 3);
+	if (!slot) {
+		if (dir != 3) {
+			old[0] = 0;
+			*ret = -12;
+			return 1;
 		}
-	} else {
-		slot = pnv_tce(t, 0, idx, 1);
+		memset(old, 0, count * 8);
+		return count;
 	}
-	uint64_t tce = hpa | dir_to_perm(dir);
-	if ((tce & 3) == TCE_WRITE)
-		tce |= TCE_READ;
-	*old = pmem_rd64(t->mem, slot);
-	pmem_wr64(t->mem, slot, tce);
-	return 0;
+	uint64_t perm = dir_to_perm(dir);
+	if (perm == TCE_WRITE)
+		perm |= TCE_READ;
+	unsigned ps = t->mem->page_shift;
+	uint64_t pmask = (1ull << ps) - 1, amask = (1ull << t->page_shift) - 1;
+	for (uint64_t k = 0; k < count;) {
+		uint64_t at = slot + k * 8;
+		uint64_t n = ((1ull << ps) - (at & pmask)) / 8;
+		if (n > count - k)
+			n = count - k;
+		uint8_t *b = dir == 3 ? t->mem->pages[at >> ps] : pmem_page_w(t->mem, at);
+		if (!b) {
+			memset(old + k, 0, n * 8);
+		} else {
+			uint8_t *q = b + (at & pmask);
+			for (uint64_t j = k; j < k + n; j++, q += 8) {
+				old[j] = rd_be64(q);
+				if (dir == 3) {
+					wr_be64(q, 0);
+				} else {
+					if (hpa[j] & amask)
+						abort(); /* BUG: not IOMMU-page aligned */
+					wr_be64(q, hpa[j] | perm);
+				}
+			}
+		}
+		k += n;
+	}
+	return count;
 }
 
 /* pnv_pci_ioda2_table_alloc_pages(): the top levels only; shapes as the kernel computes them. */

@@ -59,10 +59,9 @@ static inline int page_is_contained(struct mm *mm, uint64_t ua, unsigned shift)
 	return backing >= shift;
 }
 
-/* tce_iommu_unuse_page_v2(). */
-static inline void unuse_page_v2(struct mm *mm, struct tce_table *t, uint64_t entry)
+/* tce_iommu_unuse_page_v2() of the entry whose userspace-view slot is `pua` (0: no view). */
+static inline void unuse_page_v2(struct mm *mm, struct tce_table *t, uint64_t pua)
 {
-	uint64_t pua = pnv_tce(t, 1, entry - t->offset, 0);
 	if (!pua)
 		return;
 	uint64_t ua = pmem_rd64(t->mem, pua);
@@ -73,51 +72,92 @@ static inline void unuse_page_v2(struct mm *mm, struct tce_table *t, uint64_t en
 	pmem_wr64(t->mem, pua, 0);
 }
 
-/* tce_iommu_clear(): exchange out every valid TCE, skipping absent levels, then one kill. */
+static uint64_t run_hpa[TCE_RUN_MAX], run_old[TCE_RUN_MAX];
+
+static inline uint64_t min3(uint64_t a, uint64_t b, uint64_t c)
+{
+	return a < b ? (a < c ? a : c) : (b < c ? b : c);
+}
+
+/*
+ * tce_iommu_clear(): exchange out every valid TCE, a run of one leaf at a time, skipping leaves
+ * absent from the userspace view, then one kill.
+ */
 static inline void tce_iommu_clear(struct mm *mm, struct tce_table *t, uint64_t entry, uint64_t pages, int pe)
 {
 	uint64_t first = entry, last = entry + pages;
-	for (; entry < last; entry++) {
-		if (t->levels && t->user && !pnv_tce(t, 1, entry - t->offset, 0)) {
-			entry |= t->level_size - 1;
+	while (entry < last) {
+		uint64_t pua = t->user ? pnv_tce(t, 1, entry - t->offset, 0) : 0;
+		if (!pua && t->levels && t->user) {
+			entry = (entry | (t->level_size - 1)) + 1;
 			continue;
 		}
-		uint64_t old;
-		if (pnv_tce_xchg(t, entry, 0, 3, &old) || !(old & 3))
-			continue;
-		unuse_page_v2(mm, t, entry);
+		int ret;
+		uint64_t n = min3(last - entry, TCE_RUN_MAX, pnv_tce_run_length(t, entry));
+		uint64_t done = pnv_tce_xchg_run(t, entry, n, NULL, 3, run_old, &ret);
+		uint64_t ok = ret ? done - 1 : done;
+		for (uint64_t k = 0; k < ok; k++)
+			if (run_old[k] & 3)
+				unuse_page_v2(mm, t, pua ? pua + k * 8 : 0);
+		entry += done;
 	}
 	tce_kill(t->page_shift, first << t->page_shift, pages, pe);
 }
 
-/* tce_iommu_build_v2(). Returns 0 or -errno. */
+/*
+ * tce_iommu_build_v2(), a run of one leaf at a time: the checks of every page of the run, one
+ * exchange of the pages that passed them, then per entry the mapped count, the old entry's
+ * release and the userspace view. Returns 0 or -errno.
+ */
 static inline int tce_iommu_build_v2(struct mm *mm, struct tce_table *t, uint64_t entry, uint64_t ua, uint64_t pages, int dir,
 				     int pe)
 {
 	int ret = 0;
-	uint64_t i;
-	for (i = 0; i < pages; i++) {
-		uint64_t pua = pnv_tce(t, 1, entry + i - t->offset, 1);
-		uint64_t hpa;
-		struct region *r = mm_iommu_lookup(mm, ua, 1ull << t->page_shift);
-		if (!r || mm_iommu_ua_to_hpa(mm, r, ua, t->page_shift, &hpa)) {
-			ret = -22;
+	uint64_t i = 0, size = 1ull << t->page_shift;
+	while (i < pages) {
+		uint64_t e = entry + i;
+		uint64_t pua = pnv_tce(t, 1, e - t->offset, 1);
+		uint64_t n = pua ? min3(pages - i, TCE_RUN_MAX, pnv_tce_run_length(t, e)) : 1;
+		uint64_t m;
+		for (m = 0; m < n; m++) {
+			uint64_t u = ua + ((i + m) << t->page_shift);
+			struct region *r = mm_iommu_lookup(mm, u, size);
+			if (!r || mm_iommu_ua_to_hpa(mm, r, u, t->page_shift, &run_hpa[m])) {
+				ret = -22;
+				break;
+			}
+			if (!page_is_contained(mm, u, t->page_shift)) {
+				ret = -1;
+				break;
+			}
+			if (r->mapped == 0)
+				break;
+		}
+		int xret = 0;
+		uint64_t done = m ? pnv_tce_xchg_run(t, e, m, run_hpa, dir, run_old, &xret) : 0;
+		uint64_t failed = done && xret ? 1 : 0;
+		for (uint64_t k = 0; k < done; k++) {
+			uint64_t u = ua + ((i + k) << t->page_shift);
+			mm_iommu_lookup(mm, u, size)->mapped++;
+			uint64_t slot = pua ? pua + k * 8 : 0;
+			if (k == done - failed) {
+				unuse_page_v2(mm, t, slot);
+				break;
+			}
+			if (run_old[k] & 3)
+				unuse_page_v2(mm, t, slot);
+			if (!slot)
+				return 0; /* the model's oops: *pua through a table without a view */
+			pmem_wr64(t->mem, slot, u);
+		}
+		if (failed) {
+			ret = xret;
+			i += done - 1;
 			break;
 		}
-		if (!page_is_contained(mm, ua, t->page_shift)) {
-			ret = -1;
+		i += m;
+		if (m < n)
 			break;
-		}
-		if (r->mapped == 0)
-			break;
-		r->mapped++;
-		uint64_t old;
-		pnv_tce_xchg(t, entry + i, hpa, dir, &old);
-		if (old & 3)
-			unuse_page_v2(mm, t, entry + i);
-		if (pua)
-			pmem_wr64(t->mem, pua, ua);
-		ua += 1ull << t->page_shift;
 	}
 	if (ret)
 		tce_iommu_clear(mm, t, entry, i, pe);

@@ -19,6 +19,24 @@ export interface XchgResult {
   dir: DmaDirection;
 }
 
+/**
+ * The entries of one run exchanged by IommuTableOps.xchgRunNoKill, entry `index + k` at k. A
+ * caller that exchanges many runs reuses one.
+ */
+export class TceRun {
+  /** In: the new real address of each entry (not read when clearing). */
+  readonly hpa: Float64Array;
+  /** Out: the old TCE of each entry attempted (real address and permission bits). */
+  readonly old: Float64Array;
+  /** Out: the error of the last entry attempted, 0 when every entry was exchanged. */
+  ret = 0;
+
+  constructor(readonly capacity: number) {
+    this.hpa = new Float64Array(capacity);
+    this.old = new Float64Array(capacity);
+  }
+}
+
 /** iommu_table_ops. `index` is an absolute entry number. */
 export interface IommuTableOps {
   /** Write npages TCEs from physical address `pa` (ops.set, with the platform's kill). */
@@ -28,6 +46,17 @@ export interface IommuTableOps {
    * `out` when given (a caller exchanging many entries reuses one), else a new object.
    */
   xchgNoKill(tbl: IommuTable, index: number, hpa: number, dir: DmaDirection, out?: XchgResult): XchgResult;
+  /**
+   * How many entries from `index` on (at least 1) xchgRunNoKill may take at once: entries whose
+   * slots follow each other in one leaf level, in the hardware table and in its userspace view.
+   */
+  runLength(tbl: IommuTable, index: number): number;
+  /**
+   * xchgNoKill of `count` entries from `index` (count ≤ runLength), in order, each with
+   * `run.hpa[k]` and `dir`: the table is walked once for the run. Stops after the first entry that
+   * fails (its error in `run.ret`); returns the entries attempted.
+   */
+  xchgRunNoKill(tbl: IommuTable, index: number, count: number, dir: DmaDirection, run: TceRun): number;
   tceKill?(tbl: IommuTable, index: number, npages: number): void;
   /** Physical address of the userspace-view slot of an entry, or null (level absent and !alloc). */
   useraddrptr?(tbl: IommuTable, index: number, alloc: boolean): number | null;

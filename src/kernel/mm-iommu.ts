@@ -139,20 +139,45 @@ export class MmIommuRun {
   private at = 0;
   private bytes = 0;
   private readonly kpage: number;
+  /** 1 / kpage: a product instead of a quotient, exact for a power of two. */
+  private readonly kinv: number;
   /** ua0's offset in its kernel page. */
-  private readonly ua0Off: number;
+  private ua0Off = 0;
+  /** The IOMMU page size in bytes: a page must fit the region whole. */
+  private size = 0;
+  /** The user address offsets are taken from (-1 before the first restart). */
+  private ua0 = -1n;
 
   constructor(
     private readonly proc: Process,
     private readonly kernelPageShift: number,
-    /** The IOMMU page size in bytes: a page must fit the region whole. */
-    private readonly size: number,
-    private readonly ua0: bigint,
+    size: number,
+    ua0: bigint,
   ) {
     this.kpage = pow2(kernelPageShift);
+    this.kinv = 1 / this.kpage;
+    this.restart(ua0, size);
+  }
+
+  /**
+   * A new run of the same process from `ua0` (a caller reuses one run for many calls). The region
+   * found last stays while it is registered (mm_iommu_put() zeroes `mapped` as it unlists one).
+   */
+  restart(ua0: bigint, size: number): void {
+    if (ua0 === this.ua0 && size === this.size) {
+      // The same run again (the releases' run from 0): only the region may have gone.
+      if (this.r && this.r.mapped === 0) this.r = null;
+      return;
+    }
+    this.ua0 = ua0;
+    this.size = size;
     const n = Number(ua0);
     // No `%` on numbers past 2^31 (a call to fmod): the quotient times the page gives it back.
-    this.ua0Off = ua0 >= 0n && ua0 <= SAFE ? n - Math.floor(n / this.kpage) * this.kpage : Number(ua0 & BigInt(this.kpage - 1));
+    this.ua0Off = ua0 >= 0n && ua0 <= SAFE ? n - Math.floor(n * this.kinv) * this.kpage : Number(ua0 & BigInt(this.kpage - 1));
+    const r = this.r;
+    // Far from r the difference may round, but stays far outside it: region() looks up again.
+    if (r && r.mapped !== 0) this.at = Number(ua0 - r.ua);
+    else this.r = null;
   }
 
   /** The region holding the page at ua0 + d, or null (mm_iommu_lookup). */
@@ -171,13 +196,22 @@ export class MmIommuRun {
   }
 
   /**
-   * mm_iommu_ua_to_hpa() for the page at ua0 + d of the region region(d) returned: null when the
-   * IOMMU page is larger than the region's pages allow.
+   * mm_iommu_ua_to_hpa() for the page at ua0 + d of the region region(d) returned: -1 when the
+   * IOMMU page is larger than the region's pages allow (a number either way: no boxing).
    */
-  hpa(r: MmIommuRegion, d: number, pageshift: number): number | null {
-    if (pageshift > r.pageshift) return null;
-    const entry = Math.floor((this.at + d) / this.kpage);
+  hpa(r: MmIommuRegion, d: number, pageshift: number): number {
+    if (pageshift > r.pageshift) return -1;
+    const entry = Math.floor((this.at + d) * this.kinv);
     const off = this.ua0Off + d;
-    return r.hpas[entry]! + (off - Math.floor(off / this.kpage) * this.kpage);
+    return r.hpas[entry]! + (off - Math.floor(off * this.kinv) * this.kpage);
+  }
+
+  /**
+   * The count tce_iommu_unuse_page_v2() drops: mm_iommu_mapped_dec() of the region holding the
+   * IOMMU page at ua0 + d, when there is one and its pages allow the IOMMU page size.
+   */
+  mappedDec(d: number, pageshift: number): void {
+    const r = this.region(d);
+    if (r && pageshift <= r.pageshift) mmIommuMappedDec(r);
   }
 }

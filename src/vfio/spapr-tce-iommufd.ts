@@ -191,7 +191,7 @@ export class SpaprTceIommufdDriver extends SpaprTceDriver {
     for (let i = 0; i < pages; i++) {
       const d = i * step;
       const r = run.region(d);
-      if (!r || run.hpa(r, d, shift) === null) return -EINVAL;
+      if (!r || run.hpa(r, d, shift) < 0) return -EINVAL;
       if (!this.pageIsContained(ic, tce + BigInt(d), shift)) return -EPERM;
       const last = out.at(-1);
       if (last?.region === r) last.length += BigInt(step);

@@ -6,20 +6,11 @@
 import { shrToNum } from '../base/bits.js';
 import { errno } from '../base/errno.js';
 import type { EventLog } from '../base/events.js';
-import type { PhysMemory } from '../hw/memory.js';
-import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE, type DmaDirection } from '../hw/tce.js';
+import { type PhysMemory, viewSetU64BE, viewU64BE } from '../hw/memory.js';
+import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_NONE, DMA_TO_DEVICE, type DmaDirection, TCE_PERM_MASK, tceAddr } from '../hw/tce.js';
 import type { IommuGroup } from '../kernel/iommu-group.js';
-import { type IommuTable, iommuTceTablePut, type XchgResult } from '../kernel/iommu-table.js';
-import {
-  type MmIommuContext,
-  type MmIommuRegion,
-  mmIommuGet,
-  mmIommuMappedDec,
-  mmIommuMappedInc,
-  mmIommuNew,
-  mmIommuPut,
-  MmIommuRun,
-} from '../kernel/mm-iommu.js';
+import { type IommuTable, iommuTceTablePut, TceRun } from '../kernel/iommu-table.js';
+import { type MmIommuContext, type MmIommuRegion, mmIommuGet, mmIommuMappedInc, mmIommuNew, mmIommuPut, MmIommuRun } from '../kernel/mm-iommu.js';
 import { accountLockedVm, type Mapping, type Mm, type Process, pinUserPages, unpinUserPage, vpnOfPhys } from '../kernel/process.js';
 import { kernelOops, type OopsSite } from '../kernel/oops.js';
 import type { KernelLog } from '../kernel/printk.js';
@@ -80,21 +71,59 @@ export class TceContainer {
   readonly groupList: IommuGroup[] = [];
   /** Preregistered regions this container references, newest first. */
   readonly preregList: MmIommuRegion[] = [];
+  /**
+   * The region lookups of every map (user addresses from the call's vaddr) and of the releases
+   * (user addresses read back from the userspace view), made at the first use, then restarted.
+   */
+  mapRun: MmIommuRun | null = null;
+  viewRun: MmIommuRun | null = null;
 
   constructor(readonly v2: boolean) {}
 }
 
 const u64 = (n: bigint) => BigInt.asUintN(64, n);
 
-/** Is the address a multiple of `size` (a power of two)? Numbers when it fits one. */
-function aligned(a: bigint, size: number): boolean {
-  if (!(a >= 0n && a <= TWO_POW_53)) return (a & BigInt(size - 1)) === 0n;
+/**
+ * A u64 field as a number when the number is exact (below 2^53, or a larger value whose low bits
+ * are zero, as a page-aligned IOVA of a DDW at 2^59 is), else -1: one conversion per field and
+ * call, then entries and alignment by number arithmetic.
+ */
+function exactNum(x: bigint): number {
+  const n = Number(x);
+  return n <= Number.MAX_SAFE_INTEGER || BigInt(n) === x ? n : -1;
+}
+
+/** x >> shift of a u64 field, from its exactNum `n` when there is one (a division by 2^shift is exact). */
+function shrField(x: bigint, n: number, pageSize: number, shift: number): number {
+  return n >= 0 ? Math.floor(n / pageSize) : shrToNum(x, shift);
+}
+
+/** Is the field a multiple of `size` (a power of two)? From its exactNum `n` when there is one. */
+function alignedField(x: bigint, n: number, size: number): boolean {
   // No `%` on numbers past 2^31 (a call to fmod): the quotient times the size gives it back.
-  const n = Number(a);
-  return Math.floor(n / size) * size === n;
+  return n >= 0 ? Math.floor(n / size) * size === n : (x & BigInt(size - 1)) === 0n;
+}
+
+/** What buildV2 and its passes share during one map. */
+interface BuildV2Pass {
+  /** The regions behind the map's user addresses (offsets from its vaddr). */
+  regions: MmIommuRun | null;
+  /** The backing page shift of the mapping behind offset d, valid while d < mappingUntil. */
+  mappingShift: number;
+  mappingUntil: number;
+  /** The vaddr as a number, and whether every user address of the map is exact as one. */
+  tceNum: number;
+  exact: boolean;
+  /** The error that stopped checkPagesV2. */
+  ret: number;
 }
 
 export class SpaprTceDriver {
+  /** The run of entries buildV2 and clear exchange at a time. */
+  private readonly run = new TceRun(4096);
+  /** The state buildV2 shares with its passes over each run. */
+  private readonly pass: BuildV2Pass = { regions: null, mappingShift: 0, mappingUntil: -1, tceNum: 0, exact: false, ret: 0 };
+
   constructor(protected readonly ctx: SpaprTceContext) {}
 
   private get pageShift(): number {
@@ -222,28 +251,27 @@ export class SpaprTceDriver {
     return 0;
   }
 
-  /** tce_iommu_find_table(). */
-  findTable(c: TceContainer, ioba: bigint): { num: number; tbl: IommuTable } | null {
+  /** tce_iommu_find_table(): the window holding `ioba` (its exactNum `n`), or -1. */
+  findTable(c: TceContainer, ioba: bigint, n = exactNum(ioba)): number {
     for (let i = 0; i < 2; i++) {
       const tbl = c.tables[i];
       if (!tbl) continue;
       // Page shifts are ≥ 12: the entry of a u64 address is below 2^52, exact as a number.
-      const entry = shrToNum(ioba, tbl.itPageShift);
-      if (tbl.itOffset <= entry && entry < tbl.itOffset + tbl.itSize) return { num: i, tbl };
+      const entry = shrField(ioba, n, tbl.pageSize, tbl.itPageShift);
+      if (tbl.itOffset <= entry && entry < tbl.itOffset + tbl.itSize) return i;
     }
-    return null;
+    return -1;
   }
 
   /**
-   * iommu_tce_put/clear_param_check(): iova aligned with its first page inside the window, vaddr
-   * aligned. Only the first page is checked unless the end-of-window quirk is fixed.
+   * iommu_tce_put/clear_param_check() of a call's iova (`first` = its entry, `ok` = aligned, and
+   * the vaddr aligned for a put): the first page inside the window. Only the first page is checked
+   * unless the end-of-window quirk is fixed.
    */
-  protected paramCheck(tbl: IommuTable, ioba: bigint, gpa: bigint | null, npages: bigint): number {
-    const first = shrToNum(ioba, tbl.itPageShift);
+  protected paramCheck(tbl: IommuTable, first: number, ok: boolean, npages: number): number {
     const end = tbl.itOffset + tbl.itSize;
-    const bad = !aligned(ioba, tbl.pageSize) || first < tbl.itOffset || first + 1 > end || (gpa !== null && !aligned(gpa, tbl.pageSize));
-    if (bad) return this.ctx.quirks['unaligned-iova-returns-1'] ? 1 : -EINVAL;
-    if (!this.ctx.quirks['no-end-of-window-check'] && first + Number(npages) > end) return -EINVAL;
+    if (!ok || first < tbl.itOffset || first + 1 > end) return this.ctx.quirks['unaligned-iova-returns-1'] ? 1 : -EINVAL;
+    if (!this.ctx.quirks['no-end-of-window-check'] && first + npages > end) return -EINVAL;
     return 0;
   }
 
@@ -257,19 +285,24 @@ export class SpaprTceDriver {
     if (flags & ~(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)) return -EINVAL;
     let ret = this.createDefaultWindow(c);
     if (ret) return ret;
-    const found = this.findTable(c, p.iova);
-    if (!found) return -ENXIO;
-    const { tbl } = found;
-    const mask = BigInt(tbl.pageSize) - 1n;
-    if (p.size & mask || p.vaddr & mask) return -EINVAL;
+    const iova = exactNum(p.iova);
+    const num = this.findTable(c, p.iova, iova);
+    if (num < 0) return -ENXIO;
+    const tbl = c.tables[num]!;
+    const ps = tbl.pageSize;
+    const size = exactNum(p.size);
+    const vaddr = exactNum(p.vaddr);
+    const vaddrAligned = alignedField(p.vaddr, vaddr, ps);
+    if (!alignedField(p.size, size, ps) || !vaddrAligned) return -EINVAL;
     let dir: DmaDirection;
     if (flags & VFIO_DMA_MAP_FLAG_READ) dir = flags & VFIO_DMA_MAP_FLAG_WRITE ? DMA_BIDIRECTIONAL : DMA_TO_DEVICE;
     else if (flags & VFIO_DMA_MAP_FLAG_WRITE) dir = DMA_FROM_DEVICE;
     else return -EINVAL;
-    const npages = p.size >> BigInt(tbl.itPageShift);
-    ret = this.paramCheck(tbl, p.iova, p.vaddr, npages);
+    const npages = shrField(p.size, size, ps, tbl.itPageShift);
+    const entry = shrField(p.iova, iova, ps, tbl.itPageShift);
+    ret = this.paramCheck(tbl, entry, alignedField(p.iova, iova, ps) && vaddrAligned, npages);
     if (ret) return ret;
-    return this.build(c, tbl, Number(p.iova >> BigInt(tbl.itPageShift)), p.vaddr, Number(npages), dir);
+    return this.build(c, tbl, entry, p.vaddr, npages, dir);
   }
 
   /** Map `pages` IOMMU pages of user memory at `tce` from `entry` on (tce_iommu_build(_v2)). */
@@ -285,14 +318,18 @@ export class SpaprTceDriver {
     if (p.flags) return -EINVAL;
     let ret = this.createDefaultWindow(c);
     if (ret) return ret;
-    const found = this.findTable(c, p.iova);
-    if (!found) return -ENXIO;
-    const { tbl } = found;
-    if (p.size & (BigInt(tbl.pageSize) - 1n)) return -EINVAL;
-    const npages = p.size >> BigInt(tbl.itPageShift);
-    ret = this.paramCheck(tbl, p.iova, null, npages);
+    const iova = exactNum(p.iova);
+    const num = this.findTable(c, p.iova, iova);
+    if (num < 0) return -ENXIO;
+    const tbl = c.tables[num]!;
+    const ps = tbl.pageSize;
+    const size = exactNum(p.size);
+    if (!alignedField(p.size, size, ps)) return -EINVAL;
+    const npages = shrField(p.size, size, ps, tbl.itPageShift);
+    const entry = shrField(p.iova, iova, ps, tbl.itPageShift);
+    ret = this.paramCheck(tbl, entry, alignedField(p.iova, iova, ps), npages);
     if (ret) return ret;
-    return this.clear(c, tbl, Number(p.iova >> BigInt(tbl.itPageShift)), Number(npages));
+    return this.clear(c, tbl, entry, npages);
   }
 
   // ---- map / unmap algorithms ----
@@ -306,87 +343,144 @@ export class SpaprTceDriver {
     return m?.kind === 'hugetlb' && m.hugePageShift ? m.hugePageShift : this.pageShift;
   }
 
-  /**
-   * tce_iommu_unuse_page_v2(). `pua` is the entry's userspace-view slot when the caller already
-   * walked to it (undefined: walk here); `run` finds regions for user addresses taken as offsets
-   * from 0.
-   */
-  private unusePageV2(tbl: IommuTable, entry: number, run: MmIommuRun, pua?: number | null): void {
-    if (pua === undefined) pua = tbl.ops.useraddrptr!(tbl, entry, false);
-    if (pua === null) return;
-    const ua = this.ctx.mem.readU64BE(pua);
-    const r = run.region(ua);
-    if (r && run.hpa(r, ua, tbl.itPageShift) !== null) mmIommuMappedDec(r);
-    this.ctx.mem.writeU64BE(pua, 0);
-  }
-
-  /** A run over user addresses read back from userspace-view slots (numbers, offsets from 0). */
+  /** The container's run over user addresses read back from userspace-view slots (offsets from 0). */
   private storedUaRun(c: TceContainer, tbl: IommuTable): MmIommuRun {
-    return new MmIommuRun(c.owner!, this.pageShift, tbl.pageSize, 0n);
+    if (!c.viewRun) c.viewRun = new MmIommuRun(c.owner!, this.pageShift, tbl.pageSize, 0n);
+    else c.viewRun.restart(0n, tbl.pageSize);
+    return c.viewRun;
+  }
+
+  /** The container's run over the user addresses of a map from `tce` on. */
+  private mapUaRun(c: TceContainer, tbl: IommuTable, tce: bigint): MmIommuRun {
+    if (!c.mapRun) c.mapRun = new MmIommuRun(c.owner!, this.pageShift, tbl.pageSize, tce);
+    else c.mapRun.restart(tce, tbl.pageSize);
+    return c.mapRun;
   }
 
   /**
-   * tce_iommu_build_v2(). User addresses are kept as byte offsets from `tce`: the region and the
-   * mapping behind a page are looked up again only when a page leaves the last ones found.
+   * tce_iommu_build_v2(), a run of entries at a time (TceRun). User addresses are kept as byte
+   * offsets from `tce`: the region and the mapping behind a page are looked up again only when a
+   * page leaves the last ones found. For each run the checks of every page come first (they only
+   * read), then one exchange of the pages that passed them, then, entry by entry in the kernel's
+   * order, the mapped count, the old entry's release and the userspace view. The passes are
+   * methods of their own, called once per run: V8 optimizes them from their own calls.
    */
   private buildV2(c: TceContainer, tbl: IommuTable, entry: number, tce: bigint, pages: number, dir: DmaDirection): number {
     let ret = 0;
     let i = 0;
-    const step = tbl.pageSize;
-    const shift = tbl.itPageShift;
-    const regions = new MmIommuRun(c.owner!, this.pageShift, step, tce);
-    let stored: MmIommuRun | null = null; // only when an entry is replaced or a map fails
-    const mm = c.mm!;
-    // The mapping behind the page at offset d, valid while d < mappingUntil.
-    let mappingShift = 0;
-    let mappingUntil = -1;
-    // The user addresses stored in the userspace view, as numbers without a BigInt per page.
-    const tceNum = Number(tce);
-    const exact = tceNum + pages * step <= 2 ** 53 && tce <= TWO_POW_53;
-    const x: XchgResult = { ret: 0, hpa: 0, dir: DMA_NONE };
-    for (; i < pages; i++) {
-      const d = i * step;
-      const pua = tbl.ops.useraddrptr!(tbl, entry + i, true);
-      const r = regions.region(d);
-      const hpa = r ? regions.hpa(r, d, shift) : null;
-      if (!r || hpa === null) {
-        ret = -EINVAL;
+    const run = this.run;
+    const pass = this.pass;
+    pass.regions = this.mapUaRun(c, tbl, tce);
+    pass.mappingUntil = -1;
+    pass.tceNum = Number(tce);
+    pass.exact = pass.tceNum + pages * tbl.pageSize <= 2 ** 53 && tce <= TWO_POW_53;
+    while (i < pages) {
+      const e = entry + i;
+      const pua = tbl.ops.useraddrptr!(tbl, e, true);
+      const n = pua === null ? 1 : Math.min(pages - i, run.capacity, tbl.ops.runLength(tbl, e));
+      const m = this.checkPagesV2(c, tbl, tce, i, n);
+      const done = m ? tbl.ops.xchgRunNoKill(tbl, e, m, dir, run) : 0;
+      // The last entry attempted failed: it is only released (tce_iommu_unuse_page_v2).
+      const failed = done && run.ret ? 1 : 0;
+      if (done && pua === null) {
+        // One entry (n = 1). *pua = cpu_to_be64(tce) through a table without a userspace view:
+        // the task dies here, inside tce_iommu_ioctl (tce_iommu_build_v2 is inlined), with the
+        // TCE already written.
+        mmIommuMappedInc(pass.regions.region(i * tbl.pageSize)!);
+        if (!failed) {
+          kernelOops(this.ctx.klog, this.ctx.log, this.ctx.current(), OOPS_SITE, this.ctx.mem.pageSize);
+          return 0;
+        }
+      }
+      if (pua !== null && done) this.storeRunV2(c, tbl, tce, pua, i, done, failed);
+      if (failed) {
+        ret = run.ret;
+        i += done - 1;
         break;
       }
-      if (d >= mappingUntil) {
-        const ua = tce + BigInt(d);
-        const f = mm.findMappingUntil(ua);
-        mappingShift = this.backingShift(f.m);
-        mappingUntil = f.until === null ? Number.POSITIVE_INFINITY : d + Number(f.until - ua);
-      }
-      if (mappingShift < shift) {
-        ret = -EPERM;
+      i += m;
+      if (m < n) {
+        ret = pass.ret;
         break;
       }
-      // mm_iommu_ua_to_hpa() keeps the offset of an IOMMU page inside a larger kernel page.
-      if (mmIommuMappedInc(r)) break;
-      tbl.ops.xchgNoKill(tbl, entry + i, hpa, dir, x);
-      if (x.ret) {
-        stored ??= this.storedUaRun(c, tbl);
-        this.unusePageV2(tbl, entry + i, stored);
-        ret = x.ret;
-        break;
-      }
-      if (x.dir !== DMA_NONE) {
-        stored ??= this.storedUaRun(c, tbl);
-        this.unusePageV2(tbl, entry + i, stored);
-      }
-      if (pua === null) {
-        // *pua = cpu_to_be64(tce) through a table without a userspace view: the task dies here,
-        // inside tce_iommu_ioctl (tce_iommu_build_v2 is inlined), with the TCE already written.
-        kernelOops(this.ctx.klog, this.ctx.log, this.ctx.current(), OOPS_SITE, this.ctx.mem.pageSize);
-        return 0;
-      }
-      if (this.ctx.mem.isRam(pua)) this.ctx.mem.writeU64BE(pua, exact ? tceNum + d : Number(tce + BigInt(d)));
     }
     if (ret) this.clear(c, tbl, entry, i);
     else tbl.ops.tceKill?.(tbl, entry, pages);
     return ret;
+  }
+
+  /**
+   * tce_iommu_build_v2()'s checks of the pages [i, i + n) of a map: the region and real address
+   * (into run.hpa), the page backing it, a region being released. Returns how many passed; the
+   * error that stopped them in pass.ret (0 when a released region stops the map without one).
+   */
+  private checkPagesV2(c: TceContainer, tbl: IommuTable, tce: bigint, i: number, n: number): number {
+    const pass = this.pass;
+    const regions = pass.regions!;
+    const hpas = this.run.hpa;
+    const step = tbl.pageSize;
+    const shift = tbl.itPageShift;
+    pass.ret = 0;
+    for (let m = 0; m < n; m++) {
+      const d = (i + m) * step;
+      const r = regions.region(d);
+      // mm_iommu_ua_to_hpa() keeps the offset of an IOMMU page inside a larger kernel page.
+      const hpa = r ? regions.hpa(r, d, shift) : -1;
+      if (!r || hpa < 0) {
+        pass.ret = -EINVAL;
+        return m;
+      }
+      if (d >= pass.mappingUntil) {
+        // From the page number, not BigInt(d): a use of d as a value would box it on every page.
+        const ua = tce + BigInt(i + m) * BigInt(step);
+        const f = c.mm!.findMappingUntil(ua);
+        pass.mappingShift = this.backingShift(f.m);
+        pass.mappingUntil = f.until === null ? Number.POSITIVE_INFINITY : d + Number(f.until - ua);
+      }
+      if (pass.mappingShift < shift) {
+        pass.ret = -EPERM;
+        return m;
+      }
+      // mm_iommu_mapped_inc() fails only on a region being released: the map stops there.
+      if (r.mapped === 0) return m;
+      hpas[m] = hpa;
+    }
+    return n;
+  }
+
+  /**
+   * The exchanged entries [0, done) of the run from page i, entry by entry in the kernel's order:
+   * the mapped count, the old entry's release, the user address into the userspace view from
+   * `pua` on (the view's slots a memory page at a time); the last entry only released when its
+   * exchange failed.
+   */
+  private storeRunV2(c: TceContainer, tbl: IommuTable, tce: bigint, pua: number, i: number, done: number, failed: number): void {
+    const mem = this.ctx.mem;
+    const mask = mem.pageSize - 1;
+    const run = this.run;
+    const pass = this.pass;
+    const regions = pass.regions!;
+    const { tceNum, exact } = pass;
+    const step = tbl.pageSize;
+    const shift = tbl.itPageShift;
+    let stored: MmIommuRun | null = null; // only when an entry is replaced or a map fails
+    for (let k = 0; k < done; ) {
+      const at = pua + k * 8;
+      const b = mem.isRam(at) ? mem.pageView(at, true) : null;
+      let off = at & mask;
+      for (const end = Math.min(done, k + (mem.pageSize - off) / 8); k < end; k++, off += 8) {
+        const d = (i + k) * step;
+        mmIommuMappedInc(regions.region(d)!);
+        const last = k === done - failed;
+        if (last || run.old[k]! & TCE_PERM_MASK) {
+          stored ??= this.storedUaRun(c, tbl);
+          stored.mappedDec(b ? viewU64BE(b, off) : mem.readU64BE(pua + k * 8), shift);
+          if (b) viewSetU64BE(b, off, 0);
+        }
+        if (last) return;
+        if (b) viewSetU64BE(b, off, exact ? tceNum + d : Number(tce + BigInt(i + k) * BigInt(step)));
+      }
+    }
   }
 
   /** tce_iommu_build() (v1): pins each page directly. */
@@ -428,7 +522,10 @@ export class SpaprTceDriver {
     if (vpn !== undefined) unpinUserPage(c.mm!, vpn);
   }
 
-  /** tce_iommu_clear(): exchange out every valid TCE of a range, then one kill. Returns 0. */
+  /**
+   * tce_iommu_clear(): exchange out every valid TCE of a range, then one kill. Returns 0. A run
+   * of entries at a time (TceRun); a leaf absent from the userspace view is skipped whole.
+   */
   clear(c: TceContainer, tbl: IommuTable, entry: number, pages: number): number {
     const first = entry;
     // Without the end-of-window check a range can be far larger than the table. Past one full
@@ -439,23 +536,46 @@ export class SpaprTceDriver {
       : Math.floor((this.ctx.mem.ramBytes - tbl.itBase) / 8) - (entry - tbl.itOffset);
     const last = entry + Math.max(0, Math.min(pages, reach));
     const stored = c.v2 ? this.storedUaRun(c, tbl) : null;
-    const x: XchgResult = { ret: 0, hpa: 0, dir: DMA_NONE };
-    for (; entry < last; entry++) {
-      let pua: number | null | undefined;
-      if (tbl.itIndirectLevels && tbl.itUserspace !== null) {
-        pua = tbl.ops.useraddrptr!(tbl, entry, false);
-        if (pua === null) {
-          entry = alignUpToLast(entry, tbl.itLevelSize);
-          continue;
-        }
+    const skipAbsent = tbl.itIndirectLevels && tbl.itUserspace !== null;
+    const run = this.run;
+    while (entry < last) {
+      // The userspace-view slot of the run's first entry, when there is a view to release from.
+      // Each run's releases are a method of their own, which V8 optimizes from its own calls.
+      const pua = stored || skipAbsent ? (tbl.ops.useraddrptr?.(tbl, entry, false) ?? null) : null;
+      if (pua === null && skipAbsent) {
+        entry = alignUpToLast(entry, tbl.itLevelSize) + 1;
+        continue;
       }
-      tbl.ops.xchgNoKill(tbl, entry, 0, DMA_NONE, x);
-      if (x.ret || x.dir === DMA_NONE) continue;
-      if (stored) this.unusePageV2(tbl, entry, stored, pua);
-      else this.unusePage(c, x.hpa);
+      const n = Math.min(last - entry, run.capacity, tbl.ops.runLength(tbl, entry));
+      const done = tbl.ops.xchgRunNoKill(tbl, entry, n, DMA_NONE, run);
+      const ok = run.ret ? done - 1 : done;
+      if (!stored) {
+        for (let k = 0; k < ok; k++) if (run.old[k]! & TCE_PERM_MASK) this.unusePage(c, tceAddr(run.old[k]!));
+      } else if (pua !== null) this.releaseRunV2(stored, pua, ok, tbl.itPageShift);
+      entry += done;
     }
     if (!this.ctx.quirks['missing-tce-kill']) tbl.ops.tceKill?.(tbl, first, pages);
     return 0;
+  }
+
+  /**
+   * tce_iommu_unuse_page_v2() of each entry k < count of the run just cleared whose old TCE was
+   * valid, its userspace-view slot at pua + 8k (the view's slots a memory page at a time).
+   */
+  private releaseRunV2(stored: MmIommuRun, pua: number, count: number, shift: number): void {
+    const mem = this.ctx.mem;
+    const mask = mem.pageSize - 1;
+    const old = this.run.old;
+    for (let k = 0; k < count; ) {
+      const at = pua + k * 8;
+      const b = mem.isRam(at) ? mem.pageView(at, false) : null;
+      let off = at & mask;
+      for (const end = Math.min(count, k + (mem.pageSize - off) / 8); k < end; k++, off += 8) {
+        if (!(old[k]! & TCE_PERM_MASK)) continue;
+        stored.mappedDec(b ? viewU64BE(b, off) : mem.readU64BE(pua + k * 8), shift);
+        if (b) viewSetU64BE(b, off, 0);
+      }
+    }
   }
 
   // ---- preregistration ----
@@ -629,9 +749,9 @@ export class SpaprTceDriver {
 
   /** tce_iommu_remove_window(). */
   private removeWindow(c: TceContainer, startAddr: bigint): number {
-    const found = this.findTable(c, startAddr);
-    if (!found) return -EINVAL;
-    const { num, tbl } = found;
+    const num = this.findTable(c, startAddr);
+    if (num < 0) return -EINVAL;
+    const tbl = c.tables[num]!;
     if (!this.ctx.quirks['remove-any-address'] && tbl.start !== startAddr) return -EINVAL;
     this.clear(c, tbl, tbl.itOffset, tbl.itSize);
     this.unprogramWindow(c, num);

@@ -34,6 +34,10 @@ export function fakeTable(spec: FakeTableSpec, keepInitCalls = false): FakeTable
     xchgNoKill() {
       throw new Error('xchg_no_kill is not used by the kernel allocator');
     },
+    runLength: () => 1,
+    xchgRunNoKill() {
+      throw new Error('xchg_no_kill is not used by the kernel allocator');
+    },
     clear(_tbl, index, npages) {
       calls.push({ op: 'clear', index, npages });
     },

@@ -4,10 +4,10 @@
  * build/xchg/free/get operations.
  */
 import { ilog2 } from '../../base/bits.js';
-import { getU64BE, type PhysMemory, setU64BE } from '../../hw/memory.js';
+import { getU64BE, type PhysMemory, setU64BE, viewSetU64BE, viewU64BE } from '../../hw/memory.js';
 import { DMA_NONE, type DmaDirection, directionToPerm, TCE_PCI_READ, TCE_PCI_WRITE, tceAddr, tceDirection, tcePerm } from '../../hw/tce.js';
 import type { KernelLog } from '../printk.js';
-import type { IommuTable, XchgResult } from '../iommu-table.js';
+import type { IommuTable, TceRun, XchgResult } from '../iommu-table.js';
 
 export const POWERNV_IOMMU_DEFAULT_LEVELS = 2;
 export const POWERNV_IOMMU_MAX_LEVELS = 5;
@@ -189,7 +189,7 @@ export function pnvTceXchg(
   dir: DmaDirection,
   out: XchgResult = { ret: 0, hpa: 0, dir: DMA_NONE },
 ): XchgResult {
-  if (hpa - Math.floor(hpa / tbl.pageSize) * tbl.pageSize !== 0) throw new Error(`BUG: pnv_tce_xchg hpa 0x${hpa.toString(16)} not IOMMU-page aligned`);
+  if (hpa - Math.floor(hpa / tbl.pageSize) * tbl.pageSize !== 0) unalignedHpa(hpa);
   const idx = index - tbl.itOffset;
   let slot: number | null = null;
   if (dir === DMA_NONE) {
@@ -205,6 +205,76 @@ export function pnvTceXchg(
   const old = ctx.mem.isRam(slot) ? ctx.mem.readU64BE(slot) : 0;
   writeTce(ctx, slot, newTce);
   return xchgResult(out, 0, old);
+}
+
+/**
+ * The entries from `index` on that share one leaf level (consecutive slots, in the table and in
+ * its userspace view, which has the same shape). A flat table past its end gives 1: there the
+ * slots land in whatever memory follows, perhaps the other view, entry by entry.
+ */
+export function pnvTceRunLength(tbl: IommuTable, index: number): number {
+  const idx = index - tbl.itOffset;
+  if (idx < 0) return 1;
+  if (!tbl.itIndirectLevels) return idx < tbl.itSize ? tbl.itSize - idx : 1;
+  const levelSize = tbl.itLevelSize;
+  return levelSize - (idx - Math.floor(idx / levelSize) * levelSize);
+}
+
+/**
+ * pnv_tce_xchg() of `count` entries of one leaf (count ≤ pnvTceRunLength): one walk, then the
+ * leaf's bytes in hand, a memory page at a time. The old TCEs go to `run.old`.
+ */
+export function pnvTceXchgRun(ctx: TceMemory, tbl: IommuTable, index: number, count: number, dir: DmaDirection, run: TceRun): number {
+  const old = run.old;
+  run.ret = 0;
+  const slot = pnvTce(ctx, tbl, false, index - tbl.itOffset, dir !== DMA_NONE);
+  if (slot === null) {
+    // Clearing entries of an absent leaf: nothing was there. Building: a level was not allocated.
+    if (dir === DMA_NONE) old.fill(0, 0, count);
+    else {
+      old[0] = 0;
+      run.ret = -12;
+      return 1;
+    }
+    return count;
+  }
+  const mem = ctx.mem;
+  const mask = mem.pageSize - 1;
+  let perm = directionToPerm(dir);
+  if (perm === TCE_PCI_WRITE) perm += TCE_PCI_READ;
+  for (let k = 0; k < count; ) {
+    const at = slot + k * 8;
+    const n = Math.min(count - k, (mem.pageSize - (at & mask)) / 8);
+    // A slot outside RAM reads as 0 and takes no write; a page never written reads as zeros,
+    // and zeros into it leave it unwritten.
+    const b = mem.isRam(at) ? mem.pageView(at, dir !== DMA_NONE) : null;
+    if (b === null) old.fill(0, k, k + n);
+    else if (dir === DMA_NONE) xchgClear(b, at & mask, old, k, n);
+    else xchgSet(b, at & mask, old, run.hpa, k, n, perm, tbl.pageSize);
+    k += n;
+  }
+  return count;
+}
+
+function xchgClear(dv: DataView, off: number, old: Float64Array, k: number, n: number): void {
+  for (let j = k; j < k + n; j++, off += 8) {
+    old[j] = viewU64BE(dv, off);
+    viewSetU64BE(dv, off, 0);
+  }
+}
+
+function xchgSet(dv: DataView, off: number, old: Float64Array, hpas: Float64Array, k: number, n: number, perm: number, pageSize: number): void {
+  const inv = 1 / pageSize; // exact: a power of two
+  for (let j = k; j < k + n; j++, off += 8) {
+    const hpa = hpas[j]!;
+    if (Math.floor(hpa * inv) * pageSize !== hpa) unalignedHpa(hpa);
+    old[j] = viewU64BE(dv, off);
+    viewSetU64BE(dv, off, hpa + perm);
+  }
+}
+
+function unalignedHpa(hpa: number): never {
+  throw new Error(`BUG: pnv_tce_xchg hpa 0x${hpa.toString(16)} not IOMMU-page aligned`);
 }
 
 function xchgResult(out: XchgResult, ret: number, old: number): XchgResult {

@@ -23,8 +23,10 @@ import {
   pnvTceBuild,
   pnvTceFree,
   pnvTceGet,
+  pnvTceRunLength,
   pnvTceUseraddrptr,
   pnvTceXchg,
+  pnvTceXchgRun,
 } from './pci-ioda-tce.js';
 
 export interface PnvIodaContext {
@@ -61,6 +63,8 @@ export class PnvIoda2 implements TableGroupOps {
         return ret;
       },
       xchgNoKill: (tbl, index, hpa, dir, out) => pnvTceXchg(c, tbl, index, hpa, dir, out),
+      runLength: (tbl, index) => pnvTceRunLength(tbl, index),
+      xchgRunNoKill: (tbl, index, count, dir, run) => pnvTceXchgRun(c, tbl, index, count, dir, run),
       tceKill: (tbl, index, npages) => self.tceInvalidate(tbl, index, npages),
       useraddrptr: (tbl, index, alloc) => pnvTceUseraddrptr(c, tbl, index, alloc),
       clear(tbl, index, npages) {

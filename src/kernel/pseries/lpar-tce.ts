@@ -8,7 +8,7 @@ import { type PaprHypervisor, H_SUCCESS, SPAPR_TCE_LIST_MAX } from '../../firmwa
 import type { PhysMemory } from '../../hw/memory.js';
 import { DMA_NONE, type DmaDirection, directionToPerm, tceAddr, tceDirection } from '../../hw/tce.js';
 import { errno } from '../../base/errno.js';
-import type { IommuTable, IommuTableOps } from '../iommu-table.js';
+import type { IommuTable, IommuTableOps, TceRun } from '../iommu-table.js';
 import type { KernelLog } from '../printk.js';
 import { vzallocFits } from '../vmalloc.js';
 
@@ -41,6 +41,14 @@ export function lparTceOps(ctx: LparTceContext): LparTableOps {
   const ioba = (tbl: IommuTable, index: number) => BigInt(index) << BigInt(tbl.itPageShift);
   const rpnTce = (pa: number, dir: DmaDirection) => BigInt(pa) | BigInt(directionToPerm(dir));
   const putOne = (tbl: IommuTable, index: number, pa: number, dir: DmaDirection) => hv.hPutTce(tbl.itIndex, ioba(tbl, index), rpnTce(pa, dir));
+  /** The H_PUT_TCE return code of the last exchange. */
+  let lastRc = H_SUCCESS;
+  /** H_GET_TCE then H_PUT_TCE of one entry: the old TCE, the put's return code in lastRc. */
+  const exchange = (tbl: IommuTable, index: number, hpa: number, dir: DmaDirection): number => {
+    const old = hv.hGetTce(tbl.itIndex, ioba(tbl, index));
+    lastRc = hv.hPutTce(tbl.itIndex, ioba(tbl, index), dir === DMA_NONE ? 0n : rpnTce(hpa, dir));
+    return Number(old.tce);
+  };
 
   return {
     userspaceViewAlloc(tbl, task) {
@@ -82,13 +90,31 @@ export function lparTceOps(ctx: LparTceContext): LparTableOps {
     },
     /** tce_exchange_pseries(). */
     xchgNoKill(tbl, index, hpa, dir, out = { ret: 0, hpa: 0, dir: DMA_NONE }) {
-      const old = hv.hGetTce(tbl.itIndex, ioba(tbl, index));
-      const rc = hv.hPutTce(tbl.itIndex, ioba(tbl, index), dir === DMA_NONE ? 0n : rpnTce(hpa, dir));
-      const oldTce = Number(old.tce);
-      out.ret = rc === H_SUCCESS ? 0 : rc;
+      const oldTce = exchange(tbl, index, hpa, dir);
+      out.ret = lastRc === H_SUCCESS ? 0 : lastRc;
       out.hpa = tceAddr(oldTce);
       out.dir = tceDirection(oldTce);
       return out;
+    },
+    /** The hardware table is the hypervisor's: runs end only where a page of the userspace view does. */
+    runLength(tbl, index) {
+      const idx = index - tbl.itOffset;
+      if (idx < 0) return 1;
+      if (!views.has(tbl)) return idx < tbl.itSize ? tbl.itSize - idx : 1;
+      const perPage = mem.pageSize / 8;
+      return perPage - (idx % perPage);
+    },
+    /** tce_exchange_pseries() entry by entry: H_GET_TCE and H_PUT_TCE for each. */
+    xchgRunNoKill(tbl, index, count, dir, run: TceRun) {
+      run.ret = 0;
+      for (let k = 0; k < count; k++) {
+        run.old[k] = exchange(tbl, index + k, dir === DMA_NONE ? 0 : run.hpa[k]!, dir);
+        if (lastRc !== H_SUCCESS) {
+          run.ret = lastRc;
+          return k + 1;
+        }
+      }
+      return count;
     },
     /** tce_useraddr_pSeriesLP(): &it_userspace[index - it_offset], or NULL without a view. */
     useraddrptr(tbl, index, alloc) {

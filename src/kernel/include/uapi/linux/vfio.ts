@@ -296,8 +296,11 @@ function u64At(b: Uint8Array, len: number, off: number): bigint {
   if (off + 8 > len) return 0n;
   const lo = le32(b, off);
   const hi = le32(b, off + 4);
-  // Below 2^53 one conversion of the number; above, the two halves.
-  return hi < 0x20_0000 ? BigInt(hi * 0x1_0000_0000 + lo) : (BigInt(hi) << 32n) | BigInt(lo);
+  // One conversion of the number when it is exact: below 2^53, or above with low bits that the
+  // sum keeps (hi * 2^32 is exact and the sum within twice it, so the difference is exact too:
+  // a page-aligned IOVA of a DDW at 2^59); else the two halves.
+  const n = hi * 0x1_0000_0000 + lo;
+  return hi < 0x20_0000 || n - hi * 0x1_0000_0000 === lo ? BigInt(n) : (BigInt(hi) << 32n) | BigInt(lo);
 }
 
 const DMA_MAP = structs.vfio_iommu_type1_dma_map.fields;
