@@ -36,36 +36,47 @@ export async function socketWorkload({ pairs, runs, say, buildDir }) {
   const client = join(buildDir, 'b6_socket_client');
   execFileSync('gcc', ['-O2', '-Wall', '-Werror', '-o', client, here('./c/b6_socket_client.c')], { stdio: 'inherit' });
   const dir = mkdtempSync(join(tmpdir(), 'tcelab-bench-'));
-  const sock = join(dir, 'model.sock');
+  try {
+    const polled = await shimRate({ client, pairs, runs, say, dir, pollUs: 50 });
+    const asleep = await shimRate({ client, pairs, runs, say, dir, pollUs: 0 });
+    const floor = await echoFloor({ pairs, runs, say, buildDir, dir });
+    const notes =
+      `the shim polls 50 us for each answer before it sleeps (the default); sleeping at once (TCELAB_POLL_US=0): ${(asleep.rate / 1e3).toFixed(1)} k/s; ` +
+      `round-trip floor on this machine: ${(floor / 1e3).toFixed(1)} k/s (one 52-byte frame each way to a node echo server, polled for the same way, bench/echo-server.mjs)`;
+    return { ...row, model: polled.rate, peakRssBytes: polled.peakRssBytes, met: polled.rate >= 100000, runs, sleepingRate: asleep.rate, floorRoundTrips: floor, notes };
+  } catch (e) {
+    return notYet(say, `the shim run failed: ${e.message}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Calls per second through the shim polling for `pollUs` (TCELAB_POLL_US) against a fresh `tcelab serve`. */
+async function shimRate({ client, pairs, runs, say, dir, pollUs }) {
+  const sock = join(dir, `model-${pollUs}.sock`);
   const server = spawn(process.execPath, [CLI, 'serve', '--socket', sock], { stdio: ['ignore', 'ignore', 'pipe'] });
   let serverErr = '';
   server.stderr.on('data', (d) => {
     serverErr += d;
   });
   try {
-    if (!(await waitFor(sock, 10000))) return notYet(say, `the server did not listen (${serverErr.trim() || 'no output'})`);
-    const env = { ...process.env, LD_PRELOAD: SHIM, TCELAB_SOCKET: sock };
+    if (!(await waitFor(sock, 10000))) throw new Error(`the server did not listen (${serverErr.trim() || 'no output'})`);
+    const env = { ...process.env, LD_PRELOAD: SHIM, TCELAB_SOCKET: sock, TCELAB_POLL_US: String(pollUs) };
     const p = lineProcess(client, [String(pairs)], { env });
     await p.ready();
     const ts = [];
     let work = 0;
     for (let i = 0; i < runs + 1; i++) {
       const r = await p.run();
-      say(`  B6 socket ${i === 0 ? 'warm-up' : `run ${i}/${runs}`}: ${r.t.toFixed(3)} s`);
+      say(`  B6 socket, poll ${pollUs} us, ${i === 0 ? 'warm-up' : `run ${i}/${runs}`}: ${r.t.toFixed(3)} s`);
       if (i > 0) ts.push(r.t);
       work = r.work;
     }
     await p.quit();
     const hwm = /^VmHWM:\s*(\d+) kB/m.exec(readFileSync(`/proc/${server.pid}/status`, 'utf8'))?.[1];
-    const model = work / median(ts);
-    const floor = await echoFloor({ pairs, runs, say, buildDir, dir });
-    const notes = `round-trip floor on this machine: ${(floor / 1e3).toFixed(1)} k/s (one 52-byte frame each way to a node echo server, bench/echo-server.mjs)`;
-    return { ...row, model, peakRssBytes: hwm ? Number(hwm) * 1024 : null, met: model >= 100000, runs, floorRoundTrips: floor, notes };
-  } catch (e) {
-    return notYet(say, `the shim run failed: ${e.message}`);
+    return { rate: work / median(ts), peakRssBytes: hwm ? Number(hwm) * 1024 : null };
   } finally {
     server.kill('SIGTERM');
-    rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -20,11 +20,10 @@ export const SHIM = join(import.meta.dirname, '../../shim/libtcelab.so');
 async function privateServer(
   opts: Partial<MachineOptions>,
   path: string | undefined,
-  pollUs: number | undefined,
 ): Promise<{ path: string; server: ModelServer; done: () => Promise<void> }> {
   const dir = path ? null : mkdtempSync(join(tmpdir(), 'tcelab-'));
   const sock = path ?? join(dir!, 'model.sock');
-  const server = new ModelServer(machineFor(opts), (l) => process.stderr.write(`tcelab exec: ${l}\n`), pollUs);
+  const server = new ModelServer(machineFor(opts), (l) => process.stderr.write(`tcelab exec: ${l}\n`));
   await server.listen(sock);
   if (dir) chmodSync(dir, 0o711);
   chmodSync(sock, 0o666);
@@ -47,10 +46,9 @@ export interface ExecView {
 /**
  * Runs PROG to its end; resolves to its exit status (128+signal when killed, 127 when it cannot
  * run). With `view`, the page of the machine follows the program and stays up after it exits,
- * until SIGINT or SIGTERM. `pollUs`, when given, is how long the private server and the
- * program's shim poll for each other before they sleep (TCELAB_POLL_US).
+ * until SIGINT or SIGTERM.
  */
-export async function exec(argv: string[], opts: Partial<MachineOptions>, socket: string | undefined, view?: ExecView, pollUs?: number): Promise<number> {
+export async function exec(argv: string[], opts: Partial<MachineOptions>, socket: string | undefined, view?: ExecView): Promise<number> {
   if (!existsSync(SHIM)) {
     process.stderr.write(`tcelab exec: the shim ${SHIM} is not built; install a C compiler (cc) and run \`npm run build\`\n`);
     return 1;
@@ -61,7 +59,7 @@ export async function exec(argv: string[], opts: Partial<MachineOptions>, socket
       // That machine lives in the other process: its page would have to come from there.
       if (view) throw new Error(`--view: a server already runs at ${socket}; --view needs exec's own machine (leave out --socket)`);
       srv = { path: socket, done: async () => {} };
-    } else srv = await privateServer(opts, socket, pollUs);
+    } else srv = await privateServer(opts, socket);
   } catch (e) {
     process.stderr.write(`tcelab exec: ${(e as Error).message}\n`);
     return 1;
@@ -80,9 +78,7 @@ export async function exec(argv: string[], opts: Partial<MachineOptions>, socket
     }
   }
   const preload = [SHIM, process.env.LD_PRELOAD].filter(Boolean).join(' ');
-  const env: NodeJS.ProcessEnv = { ...process.env, LD_PRELOAD: preload, TCELAB_SOCKET: srv.path };
-  if (pollUs !== undefined) env.TCELAB_POLL_US = String(pollUs);
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: 'inherit', env });
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: 'inherit', env: { ...process.env, LD_PRELOAD: preload, TCELAB_SOCKET: srv.path } });
   const forward = (sig: NodeJS.Signals) => child.kill(sig);
   process.on('SIGINT', forward).on('SIGTERM', forward);
   const status = await new Promise<number>((resolve) => {

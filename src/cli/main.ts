@@ -71,19 +71,17 @@ Usage:
       Hold the records a program printed against the model (its J: lines as JSONL) against a
       recording of the real kernel, record by record (seq, scn, op, case), with the same rules.
 
-  tcelab serve --socket PATH [--poll-us N] [machine options]
+  tcelab serve --socket PATH [machine options]
       Keep one modelled machine (every endpoint bound to vfio-pci) and serve it to any number of
-      VFIO programs running under the shim (docs/socket-protocol.md). After each answer the
-      server polls for the next request for N microseconds (default 50, 0 to sleep at once)
-      before it sleeps; the shim polls for its answers the same way (TCELAB_POLL_US).
+      VFIO programs running under the shim (docs/socket-protocol.md). The shim polls for each
+      answer for TCELAB_POLL_US microseconds (default 50, 0 to sleep at once) before it sleeps.
 
-  tcelab exec [machine options] [--socket PATH] [--poll-us N] [--view [--host H] [--port P]] -- PROG [ARGS...]
+  tcelab exec [machine options] [--socket PATH] [--view [--host H] [--port P]] -- PROG [ARGS...]
       Run an unmodified VFIO program against the model through the LD_PRELOAD shim: its
       /dev/vfio, /dev/kmsg, VmLck, page size, fork and exit go to the server at --socket if one
       runs there, else to a private one. Exits with the program's status. --view serves the
       page of the private machine as the program drives it (the URL goes to stderr), one step
       per VFIO ioctl or system call, and keeps it up after the program exits until Ctrl-C.
-      --poll-us N sets the polling of the private server and of the program's shim.
 
 Machine options:
   --machine powernv8|powernv9|powernv10|pseries
@@ -217,14 +215,6 @@ function viewOptions(v: Record<string, unknown>, live: boolean): Parameters<type
   };
 }
 
-/** --poll-us: microseconds, 0 to 1000000. */
-function pollUs(v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!/^\d+$/.test(v) || n > 1_000_000) throw new UsageError(`--poll-us: expected microseconds in 0..1000000, got "${v}"`);
-  return n;
-}
-
 function main(argv: string[]): number | Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -258,7 +248,6 @@ function main(argv: string[]): number | Promise<number> {
       view: { type: 'boolean' },
       events: { type: 'string' },
       delay: { type: 'string' },
-      'poll-us': { type: 'string' },
     },
   });
   const [cmd, ...rest] = positionals;
@@ -294,12 +283,12 @@ function main(argv: string[]): number | Promise<number> {
       return viewCommand(rest[0], viewOptions(values, false));
     case 'serve':
       if (!values.socket) throw new UsageError('serve: give --socket PATH');
-      return serve(values.socket, machineOptions(values), pollUs(values['poll-us']));
+      return serve(values.socket, machineOptions(values));
     case 'exec': {
       if (!rest.length) throw new UsageError('exec: give the program to run after --');
       if (!values.view && (values.host !== undefined || values.port !== undefined)) throw new UsageError('exec: --host and --port go with --view');
       const view = values.view ? viewOptions(values, false) : undefined;
-      return exec(rest, machineOptions(values), values.socket, view && { host: view.host, port: view.port }, pollUs(values['poll-us']));
+      return exec(rest, machineOptions(values), values.socket, view && { host: view.host, port: view.port });
     }
     case 'conformance': {
       if (values.compare) {

@@ -13,12 +13,9 @@ export function describe(server: ModelServer): string {
   return `${v.machine}, ${v.pageSize / 1024}K pages, ${v.mmu} MMU; IOMMU groups ${groups}`;
 }
 
-/**
- * Serves until SIGINT or SIGTERM; resolves to 0 then, or 1 when the socket cannot be served.
- * `pollUs`: how long to poll for the next request after an answer before sleeping.
- */
-export async function serve(path: string, opts: Partial<MachineOptions>, pollUs?: number): Promise<number> {
-  const server = new ModelServer(machineFor(opts), undefined, pollUs);
+/** Serves until SIGINT or SIGTERM; resolves to 0 then, or 1 when the socket cannot be served. */
+export async function serve(path: string, opts: Partial<MachineOptions>): Promise<number> {
+  const server = new ModelServer(machineFor(opts));
   try {
     await server.listen(path);
   } catch (e) {

@@ -3,11 +3,6 @@
  * socket. Each connection is one process (see session.ts). A malformed frame is answered with an
  * error and logged; a frame length over the limit cannot be resynchronised, so that connection is
  * answered, logged and closed, and its process released. Nothing a client sends stops the server.
- *
- * After answering, the server keeps polling its sockets for `pollUs` microseconds before it
- * sleeps: a process asleep on an idle CPU of a virtual machine takes tens of microseconds to
- * wake, longer than most calls take to answer, and a program's next call usually follows within
- * a few. The shim polls for its answer the same way (TCELAB_POLL_US).
  */
 import { existsSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
@@ -19,26 +14,17 @@ import { Session } from './session.js';
 
 export type LogLine = (line: string) => void;
 
-/** How long the server polls after an answer, by default (`--poll-us`). */
-export const DEFAULT_POLL_US = 50;
-
 export class ModelServer {
   readonly host: ModelHost;
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
   private nextConn = 1;
   private path: string | null = null;
-  /** The loop keeps polling until this time (performance.now(), ms), then sleeps. */
-  private pollUntil = 0;
-  private polling = false;
-  private readonly pollMs: number;
 
   constructor(
     opts: MachineOptions,
     private readonly log: LogLine = (l) => process.stderr.write(`tcelab serve: ${l}\n`),
-    pollUs = DEFAULT_POLL_US,
   ) {
-    this.pollMs = pollUs / 1000;
     this.host = new ModelHost(opts);
     this.server = createServer((s) => this.connection(s));
   }
@@ -52,7 +38,6 @@ export class ModelServer {
       // Frames that came together are answered together, in one write.
       const answers = frames.push(chunk).map((f) => session.answer(f));
       if (answers.length) sock.write(answers.length === 1 ? answers[0] : Buffer.concat(answers));
-      this.keepPolling();
       if (frames.broken && !sock.writableEnded) {
         this.log(`connection ${id}: ${frames.broken}; closing it`);
         sock.end(encodeAnswer(-1, EPROTO, Buffer.from(frames.broken)));
@@ -67,20 +52,6 @@ export class ModelServer {
       if (frames.pending) this.log(`connection ${id}: closed in the middle of a frame (${frames.pending} bytes received)`);
       session.release();
     });
-  }
-
-  /** Keep the event loop from sleeping for the poll time: each turn with an immediate pending
-   * polls the sockets without waiting. */
-  private keepPolling(): void {
-    if (!this.pollMs) return;
-    this.pollUntil = performance.now() + this.pollMs;
-    if (this.polling) return;
-    this.polling = true;
-    const turn = () => {
-      if (performance.now() < this.pollUntil && this.sockets.size) setImmediate(turn);
-      else this.polling = false;
-    };
-    setImmediate(turn);
   }
 
   /** Listen on `path`; a stale socket file nobody serves is replaced, a live one is an error. */
