@@ -4,7 +4,7 @@
  * build/xchg/free/get operations.
  */
 import { ilog2 } from '../../base/bits.js';
-import { getU64BE, type PhysMemory, setU64BE, viewSetU64BE, viewU64BE } from '../../hw/memory.js';
+import { getU64BE, type PhysMemory, viewSetU64BE, viewU64BE } from '../../hw/memory.js';
 import { DMA_NONE, type DmaDirection, directionToPerm, TCE_PCI_READ, TCE_PCI_WRITE, tceAddr, tceDirection, tcePerm } from '../../hw/tce.js';
 import type { KernelLog } from '../printk.js';
 import type { IommuTable, TceRun, XchgResult } from '../iommu-table.js';
@@ -142,25 +142,45 @@ function writeTce(ctx: TceMemory, slot: number, value: number): void {
 
 /**
  * Write `count` consecutive slots from `slot`: `first`, `first + step`, ... (writeTce for each,
- * done a memory page at a time). Zeros into a page never written leave it unwritten: it reads
- * as zeros already.
+ * done a memory page at a time, two 32-bit stores per entry through the page's DataView). Zeros
+ * into a page never written leave it unwritten: it reads as zeros already.
  */
 function writeTces(ctx: TceMemory, slot: number, count: number, first: number, step: number): void {
   const mem = ctx.mem;
-  let value = first;
+  const mask = mem.pageSize - 1;
+  const zeros = first === 0 && step === 0;
   for (let j = 0; j < count; ) {
     const at = slot + j * 8;
-    const n = Math.min(count - j, (mem.pageSize - (at & (mem.pageSize - 1))) / 8);
-    if (mem.isRam(at)) {
-      const b = value === 0 && step === 0 ? mem.pageData(at) : mem.pageDataForWrite(at);
-      if (b) {
-        let off = at & (mem.pageSize - 1);
-        for (let k = 0; k < n; k++, off += 8, value += step) setU64BE(b, off, value);
-      }
+    const n = Math.min(count - j, (mem.pageSize - (at & mask)) / 8);
+    const dv = mem.isRam(at) ? mem.pageView(at, !zeros) : null;
+    if (dv !== null) {
+      if (zeros) zeroTces(dv, at & mask, n);
+      else setTces(dv, at & mask, n, first + j * step, step);
     }
     j += n;
-    value = first + j * step;
   }
+}
+
+function zeroTces(dv: DataView, off: number, n: number): void {
+  for (let end = off + n * 8; off < end; off += 8) {
+    dv.setUint32(off, 0);
+    dv.setUint32(off + 4, 0);
+  }
+}
+
+function setTces(dv: DataView, off: number, n: number, value: number, step: number): void {
+  for (let end = off + n * 8; off < end; off += 8, value += step) viewSetU64BE(dv, off, value);
+}
+
+/**
+ * The entries from `idx` (relative to it_offset) to the end of its leaf level, at most `n`: they
+ * are consecutive slots. Levels are powers of two: by mask for an index below 2^32.
+ */
+function leafRun(tbl: IommuTable, idx: number, n: number): number {
+  if (!tbl.itIndirectLevels) return n;
+  const levelSize = tbl.itLevelSize;
+  const inLeaf = idx >= 0 && idx <= 0xffff_ffff && levelSize <= 0x4000_0000 ? idx & (levelSize - 1) : idx % levelSize;
+  return Math.min(n, levelSize - inLeaf);
 }
 
 /** pnv_tce_build(): writes npages TCEs; READ is added whenever WRITE is set. */
@@ -173,7 +193,7 @@ export function pnvTceBuild(ctx: TceMemory, tbl: IommuTable, index: number, npag
   for (let i = 0; i < npages; ) {
     const idx = index - tbl.itOffset + i;
     const slot = pnvTce(ctx, tbl, false, idx, true);
-    const run = tbl.itIndirectLevels ? Math.min(npages - i, tbl.itLevelSize - (idx % tbl.itLevelSize)) : npages - i;
+    const run = leafRun(tbl, idx, npages - i);
     if (slot !== null) writeTces(ctx, slot, run, (rpn + i) * pageSize + perm, pageSize);
     i += run;
   }
@@ -300,7 +320,7 @@ export function pnvTceFree(ctx: TceMemory, tbl: IommuTable, index: number, npage
       continue;
     }
     // The rest of this leaf is consecutive slots.
-    const run = tbl.itIndirectLevels ? Math.min(npages - i, tbl.itLevelSize - (idx % tbl.itLevelSize)) : npages - i;
+    const run = leafRun(tbl, idx, npages - i);
     writeTces(ctx, slot, run, 0, 0);
     i += run - 1;
   }
