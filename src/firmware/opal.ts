@@ -153,7 +153,6 @@ export class Opal {
   }
 }
 
-/** A page kill's address: aligned to the TCE size and below 2^60. */
 /** A TCE size the PHB supports: a power of two of one of its shifts. */
 function tceSizeOk(phb: Phb, tceSize: number): boolean {
   const shifts = phb.gen.tceShifts;
@@ -164,8 +163,13 @@ function tceSizeOk(phb: Phb, tceSize: number): boolean {
   return false;
 }
 
+/** A page kill's address: aligned to the TCE size (a power of two, tceSizeOk) and below 2^60. */
 function killAddrOk(dmaAddr: bigint | number, tceSize: number): boolean {
-  // No `%` on numbers past 2^31 (a call to fmod): the quotient times the size gives it back.
-  if (typeof dmaAddr === 'number') return dmaAddr >= 0 && dmaAddr < 2 ** 60 && Math.floor(dmaAddr / tceSize) * tceSize === dmaAddr;
+  if (typeof dmaAddr === 'number') {
+    // An integer below 2^32 against a size up to 2^30: by mask, as skiboot does.
+    if (dmaAddr >>> 0 === dmaAddr && tceSize <= 0x4000_0000) return (dmaAddr & (tceSize - 1)) === 0;
+    // No `%` on numbers past 2^31 (a call to fmod): the quotient times the size gives it back.
+    return dmaAddr >= 0 && dmaAddr < 2 ** 60 && Math.floor(dmaAddr / tceSize) * tceSize === dmaAddr;
+  }
   return dmaAddr % BigInt(tceSize) === 0n && dmaAddr >> 60n === 0n;
 }
