@@ -94,7 +94,11 @@ export function pnvTce(ctx: TceMemory, tbl: IommuTable, user: boolean, idx: numb
     // Two levels, the leaf present and an index below 2^32 (levels are powers of two): slots by
     // shift and mask, in a function small enough for V8 to inline. The rest is pnvTceWalk.
     const bits = 31 - Math.clz32(levelSize);
-    const tce = ctx.mem.readU64BE((user ? tbl.itUserspace! : tbl.itBase) + ((idx >>> bits) & (levelSize - 1)) * 8);
+    const mem = ctx.mem;
+    const at = (user ? tbl.itUserspace! : tbl.itBase) + ((idx >>> bits) & (levelSize - 1)) * 8;
+    // The top level's page through its DataView (a page never written reads as zeros).
+    const dv = mem.pageView(at, false);
+    const tce = dv === null ? 0 : viewU64BE(dv, at & (mem.pageSize - 1));
     if (tce) return tceAddr(tce) + (idx & (levelSize - 1)) * 8;
   }
   return pnvTceWalk(ctx, tbl, user, idx, alloc);
@@ -147,15 +151,17 @@ function writeTce(ctx: TceMemory, slot: number, value: number): void {
  */
 function writeTces(ctx: TceMemory, slot: number, count: number, first: number, step: number): void {
   const mem = ctx.mem;
-  const mask = mem.pageSize - 1;
+  const pageSize = mem.pageSize;
+  const mask = pageSize - 1;
   const zeros = first === 0 && step === 0;
   for (let j = 0; j < count; ) {
     const at = slot + j * 8;
-    const n = Math.min(count - j, (mem.pageSize - (at & mask)) / 8);
+    const off = at & mask;
+    const n = Math.min(count - j, (pageSize - off) >>> 3);
     const dv = mem.isRam(at) ? mem.pageView(at, !zeros) : null;
     if (dv !== null) {
-      if (zeros) zeroTces(dv, at & mask, n);
-      else setTces(dv, at & mask, n, first + j * step, step);
+      if (zeros) zeroTces(dv, off, n);
+      else setTces(dv, off, n, first + j * step, step);
     }
     j += n;
   }
@@ -188,13 +194,14 @@ export function pnvTceBuild(ctx: TceMemory, tbl: IommuTable, index: number, npag
   let perm = directionToPerm(dir);
   if (perm & TCE_PCI_WRITE) perm |= TCE_PCI_READ;
   const pageSize = tbl.pageSize;
-  const rpn = Math.floor(pa / pageSize);
+  // rpn * pageSize (rpn = pa >> it_page_shift): by mask for an integer below 2^32.
+  const base = pa >>> 0 === pa && pageSize <= 0x4000_0000 ? pa - (pa & (pageSize - 1)) : Math.floor(pa / pageSize) * pageSize;
   // One walk per leaf level: consecutive entries of a leaf are consecutive slots.
   for (let i = 0; i < npages; ) {
     const idx = index - tbl.itOffset + i;
     const slot = pnvTce(ctx, tbl, false, idx, true);
     const run = leafRun(tbl, idx, npages - i);
-    if (slot !== null) writeTces(ctx, slot, run, (rpn + i) * pageSize + perm, pageSize);
+    if (slot !== null) writeTces(ctx, slot, run, base + i * pageSize + perm, pageSize);
     i += run;
   }
   return 0;
