@@ -189,6 +189,34 @@ function leafRun(tbl: IommuTable, idx: number, n: number): number {
   return Math.min(n, levelSize - inLeaf);
 }
 
+/**
+ * pnvTce() and writeTces() in one for the common case of pnv_tce_build/free: two levels, an
+ * index below 2^32, the leaf present and the `n` entries in one leaf and one memory page (the DMA
+ * API's maps of a few pages). Anything else returns false having changed nothing, and the
+ * caller walks entry range by entry range.
+ */
+function leafHit(ctx: TceMemory, tbl: IommuTable, idx: number, n: number, first: number, step: number): boolean {
+  const levelSize = tbl.itLevelSize;
+  if (tbl.itIndirectLevels !== 1 || n <= 0 || idx < 0 || idx > 0xffff_ffff || levelSize > 0x4000_0000) return false;
+  const inLeaf = idx & (levelSize - 1);
+  if (inLeaf + n > levelSize) return false;
+  const mem = ctx.mem;
+  const mask = mem.pageSize - 1;
+  const at = tbl.itBase + ((idx >>> (31 - Math.clz32(levelSize))) & (levelSize - 1)) * 8;
+  const top = mem.pageView(at, false);
+  const tce = top === null ? 0 : viewU64BE(top, at & mask);
+  if (!tce) return false;
+  const slot = tceAddr(tce) + inLeaf * 8;
+  const off = slot & mask;
+  if (off + n * 8 > mask + 1 || !mem.isRam(slot)) return false;
+  const zeros = first === 0 && step === 0;
+  const dv = mem.pageView(slot, !zeros);
+  if (dv === null) return true;
+  if (zeros) zeroTces(dv, off, n);
+  else setTces(dv, off, n, first, step);
+  return true;
+}
+
 /** pnv_tce_build(): writes npages TCEs; READ is added whenever WRITE is set. */
 export function pnvTceBuild(ctx: TceMemory, tbl: IommuTable, index: number, npages: number, pa: number, dir: DmaDirection): number {
   let perm = directionToPerm(dir);
@@ -196,6 +224,7 @@ export function pnvTceBuild(ctx: TceMemory, tbl: IommuTable, index: number, npag
   const pageSize = tbl.pageSize;
   // rpn * pageSize (rpn = pa >> it_page_shift): by mask for an integer below 2^32.
   const base = pa >>> 0 === pa && pageSize <= 0x4000_0000 ? pa - (pa & (pageSize - 1)) : Math.floor(pa / pageSize) * pageSize;
+  if (leafHit(ctx, tbl, index - tbl.itOffset, npages, base + perm, pageSize)) return 0;
   // One walk per leaf level: consecutive entries of a leaf are consecutive slots.
   for (let i = 0; i < npages; ) {
     const idx = index - tbl.itOffset + i;
@@ -319,6 +348,7 @@ export function pnvTceUseraddrptr(ctx: TceMemory, tbl: IommuTable, index: number
 
 /** pnv_tce_free(): zero TCEs, skipping the rest of an absent leaf level. */
 export function pnvTceFree(ctx: TceMemory, tbl: IommuTable, index: number, npages: number): void {
+  if (leafHit(ctx, tbl, index - tbl.itOffset, npages, 0, 0)) return;
   for (let i = 0; i < npages; i++) {
     const idx = index - tbl.itOffset + i;
     const slot = pnvTce(ctx, tbl, false, idx, false);
