@@ -156,9 +156,12 @@ export class Opal {
 /** A TCE size the PHB supports: a power of two of one of its shifts. */
 function tceSizeOk(phb: Phb, tceSize: number): boolean {
   const shifts = phb.gen.tceShifts;
+  // A power of two up to 2^30 is 1 << its shift (by clz); a larger size can only be 2 ** shift.
+  const small = tceSize > 0 && tceSize <= 0x4000_0000 && (tceSize & (tceSize - 1)) === 0;
+  const shift = small ? 31 - Math.clz32(tceSize) : -1;
   for (let i = 0; i < shifts.length; i++) {
     const s = shifts[i]!;
-    if (tceSize === (s < 31 ? 1 << s : 2 ** s)) return true;
+    if (small ? s === shift : s >= 31 && tceSize === 2 ** s) return true;
   }
   return false;
 }

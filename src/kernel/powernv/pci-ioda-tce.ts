@@ -168,10 +168,8 @@ function writeTces(ctx: TceMemory, slot: number, count: number, first: number, s
 }
 
 function zeroTces(dv: DataView, off: number, n: number): void {
-  for (let end = off + n * 8; off < end; off += 8) {
-    dv.setUint32(off, 0);
-    dv.setUint32(off + 4, 0);
-  }
+  // +0.0 is eight zero bytes: one store per entry.
+  for (let end = off + n * 8; off < end; off += 8) dv.setFloat64(off, 0);
 }
 
 function setTces(dv: DataView, off: number, n: number, value: number, step: number): void {
