@@ -153,19 +153,26 @@ export class Opal {
   }
 }
 
-/** A page kill's address: aligned to the TCE size and below 2^60. */
 /** A TCE size the PHB supports: a power of two of one of its shifts. */
 function tceSizeOk(phb: Phb, tceSize: number): boolean {
   const shifts = phb.gen.tceShifts;
+  // A power of two up to 2^30 is 1 << its shift (by clz); a larger size can only be 2 ** shift.
+  const small = tceSize > 0 && tceSize <= 0x4000_0000 && (tceSize & (tceSize - 1)) === 0;
+  const shift = small ? 31 - Math.clz32(tceSize) : -1;
   for (let i = 0; i < shifts.length; i++) {
     const s = shifts[i]!;
-    if (tceSize === (s < 31 ? 1 << s : 2 ** s)) return true;
+    if (small ? s === shift : s >= 31 && tceSize === 2 ** s) return true;
   }
   return false;
 }
 
+/** A page kill's address: aligned to the TCE size (a power of two, tceSizeOk) and below 2^60. */
 function killAddrOk(dmaAddr: bigint | number, tceSize: number): boolean {
-  // No `%` on numbers past 2^31 (a call to fmod): the quotient times the size gives it back.
-  if (typeof dmaAddr === 'number') return dmaAddr >= 0 && dmaAddr < 2 ** 60 && Math.floor(dmaAddr / tceSize) * tceSize === dmaAddr;
+  if (typeof dmaAddr === 'number') {
+    // An integer below 2^32 against a size up to 2^30: by mask, as skiboot does.
+    if (dmaAddr >>> 0 === dmaAddr && tceSize <= 0x4000_0000) return (dmaAddr & (tceSize - 1)) === 0;
+    // No `%` on numbers past 2^31 (a call to fmod): the quotient times the size gives it back.
+    return dmaAddr >= 0 && dmaAddr < 2 ** 60 && Math.floor(dmaAddr / tceSize) * tceSize === dmaAddr;
+  }
   return dmaAddr % BigInt(tceSize) === 0n && dmaAddr >> 60n === 0n;
 }

@@ -164,6 +164,11 @@ function itMapOf(tbl: IommuTable): Uint8Array {
   return tbl.itMap;
 }
 
+/** ALIGN(x, a): by mask for a power of two below 2^30 and x below 2^30, else by division. */
+function alignUp(x: number, a: number): number {
+  return a > 0 && a <= 0x4000_0000 && (a & (a - 1)) === 0 && x >= 0 && x <= 0x3fff_ffff ? (x + a - 1) & -a : Math.ceil(x / a) * a;
+}
+
 /** `a & b` on unsigned longs, for non-negative integers below 2^53. */
 function and53(a: number, b: number): number {
   if (a <= 0x7fffffff && b <= 0x7fffffff) return a & b;
@@ -290,7 +295,7 @@ export function iommuRangeAlloc(
     if (n !== -1) {
       const end = n + npages;
       // Large allocations do not bump to a new block (fragmentation); small ones do.
-      pool.hint = largealloc ? end : Math.ceil(end / tbl.itBlocksize) * tbl.itBlocksize;
+      pool.hint = largealloc ? end : alignUp(end, tbl.itBlocksize);
       if (handle) handle.value = end;
       return n;
     }

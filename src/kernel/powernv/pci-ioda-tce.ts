@@ -4,7 +4,7 @@
  * build/xchg/free/get operations.
  */
 import { ilog2 } from '../../base/bits.js';
-import { getU64BE, type PhysMemory, setU64BE, viewSetU64BE, viewU64BE } from '../../hw/memory.js';
+import { getU64BE, type PhysMemory, viewSetU64BE, viewU64BE } from '../../hw/memory.js';
 import { DMA_NONE, type DmaDirection, directionToPerm, TCE_PCI_READ, TCE_PCI_WRITE, tceAddr, tceDirection, tcePerm } from '../../hw/tce.js';
 import type { KernelLog } from '../printk.js';
 import type { IommuTable, TceRun, XchgResult } from '../iommu-table.js';
@@ -94,7 +94,11 @@ export function pnvTce(ctx: TceMemory, tbl: IommuTable, user: boolean, idx: numb
     // Two levels, the leaf present and an index below 2^32 (levels are powers of two): slots by
     // shift and mask, in a function small enough for V8 to inline. The rest is pnvTceWalk.
     const bits = 31 - Math.clz32(levelSize);
-    const tce = ctx.mem.readU64BE((user ? tbl.itUserspace! : tbl.itBase) + ((idx >>> bits) & (levelSize - 1)) * 8);
+    const mem = ctx.mem;
+    const at = (user ? tbl.itUserspace! : tbl.itBase) + ((idx >>> bits) & (levelSize - 1)) * 8;
+    // The top level's page through its DataView (a page never written reads as zeros).
+    const dv = mem.pageView(at, false);
+    const tce = dv === null ? 0 : viewU64BE(dv, at & (mem.pageSize - 1));
     if (tce) return tceAddr(tce) + (idx & (levelSize - 1)) * 8;
   }
   return pnvTceWalk(ctx, tbl, user, idx, alloc);
@@ -142,25 +146,73 @@ function writeTce(ctx: TceMemory, slot: number, value: number): void {
 
 /**
  * Write `count` consecutive slots from `slot`: `first`, `first + step`, ... (writeTce for each,
- * done a memory page at a time). Zeros into a page never written leave it unwritten: it reads
- * as zeros already.
+ * done a memory page at a time, two 32-bit stores per entry through the page's DataView). Zeros
+ * into a page never written leave it unwritten: it reads as zeros already.
  */
 function writeTces(ctx: TceMemory, slot: number, count: number, first: number, step: number): void {
   const mem = ctx.mem;
-  let value = first;
+  const pageSize = mem.pageSize;
+  const mask = pageSize - 1;
+  const zeros = first === 0 && step === 0;
   for (let j = 0; j < count; ) {
     const at = slot + j * 8;
-    const n = Math.min(count - j, (mem.pageSize - (at & (mem.pageSize - 1))) / 8);
-    if (mem.isRam(at)) {
-      const b = value === 0 && step === 0 ? mem.pageData(at) : mem.pageDataForWrite(at);
-      if (b) {
-        let off = at & (mem.pageSize - 1);
-        for (let k = 0; k < n; k++, off += 8, value += step) setU64BE(b, off, value);
-      }
+    const off = at & mask;
+    const n = Math.min(count - j, (pageSize - off) >>> 3);
+    const dv = mem.isRam(at) ? mem.pageView(at, !zeros) : null;
+    if (dv !== null) {
+      if (zeros) zeroTces(dv, off, n);
+      else setTces(dv, off, n, first + j * step, step);
     }
     j += n;
-    value = first + j * step;
   }
+}
+
+function zeroTces(dv: DataView, off: number, n: number): void {
+  // +0.0 is eight zero bytes: one store per entry.
+  for (let end = off + n * 8; off < end; off += 8) dv.setFloat64(off, 0);
+}
+
+function setTces(dv: DataView, off: number, n: number, value: number, step: number): void {
+  for (let end = off + n * 8; off < end; off += 8, value += step) viewSetU64BE(dv, off, value);
+}
+
+/**
+ * The entries from `idx` (relative to it_offset) to the end of its leaf level, at most `n`: they
+ * are consecutive slots. Levels are powers of two: by mask for an index below 2^32.
+ */
+function leafRun(tbl: IommuTable, idx: number, n: number): number {
+  if (!tbl.itIndirectLevels) return n;
+  const levelSize = tbl.itLevelSize;
+  const inLeaf = idx >= 0 && idx <= 0xffff_ffff && levelSize <= 0x4000_0000 ? idx & (levelSize - 1) : idx % levelSize;
+  return Math.min(n, levelSize - inLeaf);
+}
+
+/**
+ * pnvTce() and writeTces() in one for the common case of pnv_tce_build/free: two levels, an
+ * index below 2^32, the leaf present and the `n` entries in one leaf and one memory page (the DMA
+ * API's maps of a few pages). Anything else returns false having changed nothing, and the
+ * caller walks entry range by entry range.
+ */
+function leafHit(ctx: TceMemory, tbl: IommuTable, idx: number, n: number, first: number, step: number): boolean {
+  const levelSize = tbl.itLevelSize;
+  if (tbl.itIndirectLevels !== 1 || n <= 0 || idx < 0 || idx > 0xffff_ffff || levelSize > 0x4000_0000) return false;
+  const inLeaf = idx & (levelSize - 1);
+  if (inLeaf + n > levelSize) return false;
+  const mem = ctx.mem;
+  const mask = mem.pageSize - 1;
+  const at = tbl.itBase + ((idx >>> (31 - Math.clz32(levelSize))) & (levelSize - 1)) * 8;
+  const top = mem.pageView(at, false);
+  const tce = top === null ? 0 : viewU64BE(top, at & mask);
+  if (!tce) return false;
+  const slot = tceAddr(tce) + inLeaf * 8;
+  const off = slot & mask;
+  if (off + n * 8 > mask + 1 || !mem.isRam(slot)) return false;
+  const zeros = first === 0 && step === 0;
+  const dv = mem.pageView(slot, !zeros);
+  if (dv === null) return true;
+  if (zeros) zeroTces(dv, off, n);
+  else setTces(dv, off, n, first, step);
+  return true;
 }
 
 /** pnv_tce_build(): writes npages TCEs; READ is added whenever WRITE is set. */
@@ -168,13 +220,15 @@ export function pnvTceBuild(ctx: TceMemory, tbl: IommuTable, index: number, npag
   let perm = directionToPerm(dir);
   if (perm & TCE_PCI_WRITE) perm |= TCE_PCI_READ;
   const pageSize = tbl.pageSize;
-  const rpn = Math.floor(pa / pageSize);
+  // rpn * pageSize (rpn = pa >> it_page_shift): by mask for an integer below 2^32.
+  const base = pa >>> 0 === pa && pageSize <= 0x4000_0000 ? pa - (pa & (pageSize - 1)) : Math.floor(pa / pageSize) * pageSize;
+  if (leafHit(ctx, tbl, index - tbl.itOffset, npages, base + perm, pageSize)) return 0;
   // One walk per leaf level: consecutive entries of a leaf are consecutive slots.
   for (let i = 0; i < npages; ) {
     const idx = index - tbl.itOffset + i;
     const slot = pnvTce(ctx, tbl, false, idx, true);
-    const run = tbl.itIndirectLevels ? Math.min(npages - i, tbl.itLevelSize - (idx % tbl.itLevelSize)) : npages - i;
-    if (slot !== null) writeTces(ctx, slot, run, (rpn + i) * pageSize + perm, pageSize);
+    const run = leafRun(tbl, idx, npages - i);
+    if (slot !== null) writeTces(ctx, slot, run, base + i * pageSize + perm, pageSize);
     i += run;
   }
   return 0;
@@ -292,6 +346,7 @@ export function pnvTceUseraddrptr(ctx: TceMemory, tbl: IommuTable, index: number
 
 /** pnv_tce_free(): zero TCEs, skipping the rest of an absent leaf level. */
 export function pnvTceFree(ctx: TceMemory, tbl: IommuTable, index: number, npages: number): void {
+  if (leafHit(ctx, tbl, index - tbl.itOffset, npages, 0, 0)) return;
   for (let i = 0; i < npages; i++) {
     const idx = index - tbl.itOffset + i;
     const slot = pnvTce(ctx, tbl, false, idx, false);
@@ -300,7 +355,7 @@ export function pnvTceFree(ctx: TceMemory, tbl: IommuTable, index: number, npage
       continue;
     }
     // The rest of this leaf is consecutive slots.
-    const run = tbl.itIndirectLevels ? Math.min(npages - i, tbl.itLevelSize - (idx % tbl.itLevelSize)) : npages - i;
+    const run = leafRun(tbl, idx, npages - i);
     writeTces(ctx, slot, run, 0, 0);
     i += run - 1;
   }

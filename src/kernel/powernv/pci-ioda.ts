@@ -83,22 +83,23 @@ export class PnvIoda2 implements TableGroupOps {
   /** pnv_pci_ioda2_tce_invalidate(): a page kill in every PE the table is programmed into. */
   tceInvalidate(tbl: IommuTable, index: number, npages: number): void {
     const groups = tbl.groups;
+    const shift = tbl.itPageShift;
+    const pageSize = tbl.pageSize;
+    // The bus address as a number when exact: OPAL makes it a bigint only for a listener.
+    const bus = index * pageSize;
     for (let i = 0; i < groups.length; i++) {
       const pe = groups[i] as Pe;
-      const shift = tbl.itPageShift;
-      if (!pe.phb.hw.gen.killViaOpal) pe.phb.hw.killPages(pe.peNumber, shift, shlToBig(index, shift), npages);
-      else {
-        // The bus address as a number when exact: OPAL makes it a bigint only for a listener.
-        const bus = index * tbl.pageSize;
+      const hw = pe.phb.hw;
+      if (!hw.gen.killViaOpal) hw.killPages(pe.peNumber, shift, shlToBig(index, shift), npages);
+      else
         this.ctx.opal.pciTceKill(
           pe.phb.opalId,
           OPAL_PCI_TCE_KILL_PAGES,
           pe.peNumber,
-          tbl.pageSize,
+          pageSize,
           bus <= Number.MAX_SAFE_INTEGER ? bus : shlToBig(index, shift),
           npages,
         );
-      }
     }
   }
 
