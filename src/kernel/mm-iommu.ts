@@ -207,6 +207,36 @@ export class MmIommuRun {
   }
 
   /**
+   * How many IOMMU pages `step` bytes apart from ua0 + d on the region region(d) just returned
+   * holds whole (at least 1: the page at d).
+   */
+  span(d: number, step: number): number {
+    return Math.floor((this.bytes - this.size - (this.at + d)) / step) + 1;
+  }
+
+  /**
+   * hpa() of `count` pages `step` bytes apart from ua0 + d on, all inside `r` (span()) and of a
+   * page size its pages allow, into out[from…]. A step of whole kernel pages keeps the offset in
+   * the kernel page and moves the entry by step / kpage.
+   */
+  hpas(r: MmIommuRegion, d: number, step: number, count: number, out: Float64Array, from: number): void {
+    const h = r.hpas;
+    const kpage = this.kpage;
+    const kinv = this.kinv;
+    if (step >= kpage) {
+      const off = this.ua0Off;
+      const e0 = Math.floor((this.at + d) * kinv);
+      const stride = step * kinv;
+      for (let j = 0; j < count; j++) out[from + j] = h[e0 + j * stride]! + off;
+      return;
+    }
+    for (let j = 0, dj = d; j < count; j++, dj += step) {
+      const off = this.ua0Off + dj;
+      out[from + j] = h[Math.floor((this.at + dj) * kinv)]! + (off - Math.floor(off * kinv) * kpage);
+    }
+  }
+
+  /**
    * The count tce_iommu_unuse_page_v2() drops: mm_iommu_mapped_dec() of the region holding the
    * IOMMU page at ua0 + d, when there is one and its pages allow the IOMMU page size.
    */
