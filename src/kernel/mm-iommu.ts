@@ -145,6 +145,8 @@ export class MmIommuRun {
   private ua0Off = 0;
   /** The IOMMU page size in bytes: a page must fit the region whole. */
   private size = 0;
+  /** r's user address as a number when below 2^53, else -1. */
+  private rUa = -1;
   /** The user address offsets are taken from (-1 before the first restart). */
   private ua0 = -1n;
 
@@ -176,7 +178,8 @@ export class MmIommuRun {
     this.ua0Off = ua0 >= 0n && ua0 <= SAFE ? n - Math.floor(n * this.kinv) * this.kpage : Number(ua0 & BigInt(this.kpage - 1));
     const r = this.r;
     // Far from r the difference may round, but stays far outside it: region() looks up again.
-    if (r && r.mapped !== 0) this.at = Number(ua0 - r.ua);
+    // Both below 2^53, the difference of the numbers is exact (no bigint made).
+    if (r && r.mapped !== 0) this.at = this.rUa >= 0 && ua0 >= 0n && ua0 <= SAFE ? n - this.rUa : Number(ua0 - r.ua);
     else this.r = null;
   }
 
@@ -190,6 +193,7 @@ export class MmIommuRun {
     if (r) {
       // ua0 - r.ua lies within 2^53 of the page's offset d, so it is exact as a number.
       this.at = Number(this.ua0 - r.ua);
+      this.rUa = r.ua <= SAFE ? Number(r.ua) : -1;
       this.bytes = r.entries * this.kpage;
     }
     return r;
