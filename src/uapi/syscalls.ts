@@ -271,8 +271,10 @@ export class Syscalls {
     if (p.oops) r = this.die(p, f);
     const log = this.k.log;
     // The event (and the request's name) only for a listener; counted either way.
-    if (!log.listening) (this.ioctlEvents ??= log.counter('vfio', 'ioctl')).n++;
-    else log.emit({ layer: 'vfio', kind: 'ioctl', pid, file: f.path, request: ioctlName(f.f.kind, request), ret: r.ret, errno: r.errno });
+    if (!log.listening) {
+      this.ioctlEvents ??= log.counter('vfio', 'ioctl');
+      this.ioctlEvents.n++;
+    } else log.emit({ layer: 'vfio', kind: 'ioctl', pid, file: f.path, request: ioctlName(f.f.kind, request), ret: r.ret, errno: r.errno });
     return r;
   }
 
