@@ -241,6 +241,27 @@ export class MmIommuRun {
   }
 
   /**
+   * mappedDec() of the user addresses (offsets from ua0) in the big-endian 8-byte slots of `view`
+   * at off, off + 8, … for the j < count whose old[from + j] has a bit of `valid`, each slot
+   * zeroed after its count: tce_iommu_unuse_page_v2() of the cleared entries that held a TCE,
+   * their userspace-view slots in one memory page.
+   */
+  mappedDecSlots(view: DataView, off: number, old: Float64Array, from: number, count: number, valid: number, pageshift: number): void {
+    for (let j = 0; j < count; j++, off += 8) {
+      if (!(old[from + j]! & valid)) continue;
+      const d = view.getUint32(off) * 0x1_0000_0000 + view.getUint32(off + 4);
+      // region(d) and mmIommuMappedDec() for the region found last, written out.
+      const r = this.r;
+      const o = this.at + d;
+      if (r !== null && o >= 0 && o + this.size <= this.bytes) {
+        if (pageshift <= r.pageshift && r.mapped > 1) r.mapped--;
+      } else this.mappedDec(d, pageshift);
+      view.setUint32(off, 0);
+      view.setUint32(off + 4, 0);
+    }
+  }
+
+  /**
    * The count tce_iommu_unuse_page_v2() drops: mm_iommu_mapped_dec() of the region holding the
    * IOMMU page at ua0 + d, when there is one and its pages allow the IOMMU page size.
    */

@@ -602,11 +602,13 @@ export class SpaprTceDriver {
       const at = pua + k * 8;
       const b = mem.isRam(at) ? mem.pageView(at, false) : null;
       let off = at & mask;
-      for (const end = Math.min(count, k + (mem.pageSize - off) / 8); k < end; k++, off += 8) {
-        if (!(old[k]! & TCE_PERM_MASK)) continue;
-        stored.mappedDec(b ? viewU64BE(b, off) : mem.readU64BE(pua + k * 8), shift);
-        if (b) viewSetU64BE(b, off, 0);
+      const end = Math.min(count, k + (mem.pageSize - off) / 8);
+      if (b) {
+        stored.mappedDecSlots(b, off, old, k, end - k, TCE_PERM_MASK, shift);
+        k = end;
+        continue;
       }
+      for (; k < end; k++, off += 8) if (old[k]! & TCE_PERM_MASK) stored.mappedDec(mem.readU64BE(pua + k * 8), shift);
     }
   }
 

@@ -100,3 +100,36 @@ test('restart() keeps the region it found, with the same offsets as a fresh run'
     { numRuns: 400 },
   );
 });
+
+test('mappedDecSlots() counts down and zeroes the slots of valid entries as mappedDec() one by one', () => {
+  fc.assert(
+    fc.property(shape, fc.array(fc.tuple(fc.nat(700), fc.boolean()), { minLength: 1, maxLength: 64 }), (s, slots) => {
+      const step = 2 ** s.stepShift;
+      const kpage = 2 ** s.kernelShift;
+      const a = build(s);
+      const b = build(s);
+      for (const [i, r] of a.regions.entries()) r.mapped = b.regions[i]!.mapped = 1 + (i % 2) * 40;
+      const view = new DataView(new ArrayBuffer(8 * slots.length + 16));
+      const old = new Float64Array(slots.length + 2);
+      slots.forEach(([page, valid], j) => {
+        // A user address (offset from 0) within or near the regions, and a valid or empty TCE.
+        view.setBigUint64(8 + 8 * j, BigInt(s.base) + BigInt(page * kpage));
+        old[j + 1] = valid ? 2 ** 40 + 3 : 2 ** 40;
+      });
+      const want = new DataView(view.buffer.slice(0));
+      const one = new MmIommuRun(b.proc, s.kernelShift, step, 0n);
+      slots.forEach(([, valid], j) => {
+        if (!valid) return;
+        one.mappedDec(Number(want.getBigUint64(8 + 8 * j)), s.stepShift);
+        want.setBigUint64(8 + 8 * j, 0n);
+      });
+      new MmIommuRun(a.proc, s.kernelShift, step, 0n).mappedDecSlots(view, 8, old, 1, slots.length, 3, s.stepShift);
+      assert.deepEqual(
+        a.regions.map((r) => r.mapped),
+        b.regions.map((r) => r.mapped),
+      );
+      assert.deepEqual(new Uint8Array(view.buffer), new Uint8Array(want.buffer));
+    }),
+    { numRuns: 400 },
+  );
+});
