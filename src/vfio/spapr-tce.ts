@@ -563,8 +563,11 @@ export class SpaprTceDriver {
     // Without the end-of-window check a range can be far larger than the table. Past one full
     // cover of a multi-level table the walk wraps onto slots already cleared, and a flat table
     // ends where RAM ends; the kernel would spin through the rest (for minutes) to no effect.
+    // A multi-level table's levels cover its window: a range no longer than it is within reach.
     const reach = tbl.itIndirectLevels
-      ? tbl.itLevelSize ** (tbl.itIndirectLevels + 1)
+      ? pages <= tbl.itSize
+        ? pages
+        : tbl.itLevelSize ** (tbl.itIndirectLevels + 1)
       : Math.floor((this.ctx.mem.ramBytes - tbl.itBase) / 8) - (entry - tbl.itOffset);
     const last = entry + Math.max(0, Math.min(pages, reach));
     const stored = c.v2 ? this.storedUaRun(c, tbl) : null;
