@@ -47,16 +47,31 @@ static inline int mm_iommu_ua_to_hpa(struct mm *mm, struct region *r, uint64_t u
 	return 0;
 }
 
-static inline int page_is_contained(struct mm *mm, uint64_t ua, unsigned shift)
+/*
+ * tce_page_is_contained() of the page at ua; *until = where the mapping holding ua ends (or the
+ * next mapping starts), so that the answer holds for every page below it.
+ */
+static inline int page_is_contained(struct mm *mm, uint64_t ua, unsigned shift, uint64_t *until)
 {
 	unsigned backing = mm->kernel_page_shift;
-	for (struct mapping *m = mm->mappings; m; m = m->next)
+	*until = UINT64_MAX;
+	for (struct mapping *m = mm->mappings; m; m = m->next) {
 		if (ua >= m->start && ua < m->end) {
 			if (m->hugetlb && m->huge_shift)
 				backing = m->huge_shift;
+			*until = m->end;
 			break;
 		}
+		if (m->start > ua && m->start < *until)
+			*until = m->start;
+	}
 	return backing >= shift;
+}
+
+/* How many pages of `size` bytes from ua on region r holds whole (ua inside it). */
+static inline uint64_t region_span(struct mm *mm, struct region *r, uint64_t ua, uint64_t size)
+{
+	return (r->ua + (r->entries << mm->kernel_page_shift) - size - ua) / size + 1;
 }
 
 /* tce_iommu_unuse_page_v2() of the entry whose userspace-view slot is `pua` (0: no view). */
@@ -119,26 +134,38 @@ static inline int tce_iommu_build_v2(struct mm *mm, struct tce_table *t, uint64_
 		uint64_t pua = pnv_tce(t, 1, e - t->offset, 1);
 		uint64_t n = pua ? min3(pages - i, TCE_RUN_MAX, pnv_tce_run_length(t, e)) : 1;
 		uint64_t m;
-		for (m = 0; m < n; m++) {
-			uint64_t u = ua + ((i + m) << t->page_shift);
+		for (m = 0; m < n;) {
+			uint64_t u = ua + ((i + m) << t->page_shift), until;
 			struct region *r = mm_iommu_lookup(mm, u, size);
 			if (!r || mm_iommu_ua_to_hpa(mm, r, u, t->page_shift, &run_hpa[m])) {
 				ret = -22;
 				break;
 			}
-			if (!page_is_contained(mm, u, t->page_shift)) {
+			if (!page_is_contained(mm, u, t->page_shift, &until)) {
 				ret = -1;
 				break;
 			}
 			if (r->mapped == 0)
 				break;
+			/* The pages from m on inside r and the same mapping get page m's answers. */
+			uint64_t k = min3(n - m, region_span(mm, r, u, size), (until - u - 1) / size + 1);
+			for (uint64_t j = 1; j < k; j++)
+				mm_iommu_ua_to_hpa(mm, r, u + j * size, t->page_shift, &run_hpa[m + j]);
+			m += k;
 		}
 		int xret = 0;
 		uint64_t done = m ? pnv_tce_xchg_run(t, e, m, run_hpa, dir, run_old, &xret) : 0;
 		uint64_t failed = done && xret ? 1 : 0;
+		struct region *r = NULL;
+		uint64_t left = 0;
 		for (uint64_t k = 0; k < done; k++) {
 			uint64_t u = ua + ((i + k) << t->page_shift);
-			mm_iommu_lookup(mm, u, size)->mapped++;
+			if (!left) {
+				r = mm_iommu_lookup(mm, u, size);
+				left = region_span(mm, r, u, size);
+			}
+			left--;
+			r->mapped++;
 			uint64_t slot = pua ? pua + k * 8 : 0;
 			if (k == done - failed) {
 				unuse_page_v2(mm, t, slot);

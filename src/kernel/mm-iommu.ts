@@ -145,6 +145,8 @@ export class MmIommuRun {
   private ua0Off = 0;
   /** The IOMMU page size in bytes: a page must fit the region whole. */
   private size = 0;
+  /** r's user address as a number when below 2^53, else -1. */
+  private rUa = -1;
   /** The user address offsets are taken from (-1 before the first restart). */
   private ua0 = -1n;
 
@@ -176,7 +178,8 @@ export class MmIommuRun {
     this.ua0Off = ua0 >= 0n && ua0 <= SAFE ? n - Math.floor(n * this.kinv) * this.kpage : Number(ua0 & BigInt(this.kpage - 1));
     const r = this.r;
     // Far from r the difference may round, but stays far outside it: region() looks up again.
-    if (r && r.mapped !== 0) this.at = Number(ua0 - r.ua);
+    // Both below 2^53, the difference of the numbers is exact (no bigint made).
+    if (r && r.mapped !== 0) this.at = this.rUa >= 0 && ua0 >= 0n && ua0 <= SAFE ? n - this.rUa : Number(ua0 - r.ua);
     else this.r = null;
   }
 
@@ -190,6 +193,7 @@ export class MmIommuRun {
     if (r) {
       // ua0 - r.ua lies within 2^53 of the page's offset d, so it is exact as a number.
       this.at = Number(this.ua0 - r.ua);
+      this.rUa = r.ua <= SAFE ? Number(r.ua) : -1;
       this.bytes = r.entries * this.kpage;
     }
     return r;
@@ -204,6 +208,57 @@ export class MmIommuRun {
     const entry = Math.floor((this.at + d) * this.kinv);
     const off = this.ua0Off + d;
     return r.hpas[entry]! + (off - Math.floor(off * this.kinv) * this.kpage);
+  }
+
+  /**
+   * How many IOMMU pages `step` bytes apart from ua0 + d on the region region(d) just returned
+   * holds whole (at least 1: the page at d).
+   */
+  span(d: number, step: number): number {
+    return Math.floor((this.bytes - this.size - (this.at + d)) / step) + 1;
+  }
+
+  /**
+   * hpa() of `count` pages `step` bytes apart from ua0 + d on, all inside `r` (span()) and of a
+   * page size its pages allow, into out[from…]. A step of whole kernel pages keeps the offset in
+   * the kernel page and moves the entry by step / kpage.
+   */
+  hpas(r: MmIommuRegion, d: number, step: number, count: number, out: Float64Array, from: number): void {
+    const h = r.hpas;
+    const kpage = this.kpage;
+    const kinv = this.kinv;
+    if (step >= kpage) {
+      const off = this.ua0Off;
+      const e0 = Math.floor((this.at + d) * kinv);
+      const stride = step * kinv;
+      for (let j = 0; j < count; j++) out[from + j] = h[e0 + j * stride]! + off;
+      return;
+    }
+    for (let j = 0, dj = d; j < count; j++, dj += step) {
+      const off = this.ua0Off + dj;
+      out[from + j] = h[Math.floor((this.at + dj) * kinv)]! + (off - Math.floor(off * kinv) * kpage);
+    }
+  }
+
+  /**
+   * mappedDec() of the user addresses (offsets from ua0) in the big-endian 8-byte slots of `view`
+   * at off, off + 8, … for the j < count whose old[from + j] has a bit of `valid`, each slot
+   * zeroed after its count: tce_iommu_unuse_page_v2() of the cleared entries that held a TCE,
+   * their userspace-view slots in one memory page.
+   */
+  mappedDecSlots(view: DataView, off: number, old: Float64Array, from: number, count: number, valid: number, pageshift: number): void {
+    for (let j = 0; j < count; j++, off += 8) {
+      if (!(old[from + j]! & valid)) continue;
+      const d = view.getUint32(off) * 0x1_0000_0000 + view.getUint32(off + 4);
+      // region(d) and mmIommuMappedDec() for the region found last, written out.
+      const r = this.r;
+      const o = this.at + d;
+      if (r !== null && o >= 0 && o + this.size <= this.bytes) {
+        if (pageshift <= r.pageshift && r.mapped > 1) r.mapped--;
+      } else this.mappedDec(d, pageshift);
+      view.setUint32(off, 0);
+      view.setUint32(off + 4, 0);
+    }
   }
 
   /**

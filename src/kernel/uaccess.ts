@@ -3,7 +3,7 @@
  * (or a pointer with nothing readable behind it) or the bytes of a user buffer; a copy beyond
  * the buffer faults with -EFAULT as it would on an unmapped page.
  */
-import { decode, offsetofend, type StructName, type structs } from './include/uapi/linux/vfio.js';
+import { decode, offsetofend, type StructName, type structs, u32Num } from './include/uapi/linux/vfio.js';
 
 export type IoctlArg = bigint | Uint8Array;
 
@@ -41,6 +41,17 @@ export function readStructFromUser<S extends StructName>(
   const v = decode(s, arg, minsz);
   if ((v as Record<string, bigint>).argsz! < BigInt(minsz)) return -22;
   return { v, minsz };
+}
+
+/**
+ * readStructFromUser()'s checks for a caller that reads the fields itself, as numbers: the
+ * argument's bytes when they hold `minsz` (else -EFAULT) and argsz, the u32 at 0, is at least
+ * `minsz` (else -EINVAL). No copy, no record.
+ */
+export function structBytesFromUser(arg: IoctlArg, minsz: number): Uint8Array | number {
+  if (typeof arg === 'bigint' || minsz > arg.length) return -14;
+  if (u32Num(arg, 0) < minsz) return -22;
+  return arg;
 }
 
 /**

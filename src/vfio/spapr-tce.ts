@@ -15,9 +15,11 @@ import { accountLockedVm, type Mapping, type Mm, type Process, pinUserPages, unp
 import { kernelOops, type OopsSite } from '../kernel/oops.js';
 import type { KernelLog } from '../kernel/printk.js';
 import type { Quirks } from '../kernel/quirks.js';
-import { argValue, copyStructFromUser, copyToUser, type IoctlArg, readStructFromUser } from '../kernel/uaccess.js';
+import { argValue, copyStructFromUser, copyToUser, type IoctlArg, structBytesFromUser } from '../kernel/uaccess.js';
 import type { TableGroup } from '../kernel/table-group.js';
 import {
+  type Field,
+  getField,
   offsetofend,
   setField,
   structs,
@@ -38,6 +40,8 @@ import {
   VFIO_IOMMU_UNMAP_DMA,
   VFIO_SPAPR_TCE_IOMMU,
   VFIO_SPAPR_TCE_v2_IOMMU,
+  u32Num,
+  u64Num,
 } from '../kernel/include/uapi/linux/vfio.js';
 import type { EehOps } from './eeh.js';
 
@@ -91,6 +95,19 @@ const u64 = (n: bigint) => BigInt.asUintN(64, n);
 function exactNum(x: bigint): number {
   const n = Number(x);
   return n <= Number.MAX_SAFE_INTEGER || BigInt(n) === x ? n : -1;
+}
+
+const MAP = structs.vfio_iommu_type1_dma_map.fields;
+const MAP_MINSZ = offsetofend('vfio_iommu_type1_dma_map', 'size');
+const UNMAP = structs.vfio_iommu_type1_dma_unmap.fields;
+const UNMAP_MINSZ = offsetofend('vfio_iommu_type1_dma_unmap', 'size');
+
+/**
+ * A u64 field of a MAP/UNMAP_DMA image as the bigint shrField() and alignedField() fall back to
+ * when its number `n` (u64Num) is not exact; 0n, never read, when it is (no allocation).
+ */
+function bigField(b: Uint8Array, f: Field, n: number): bigint {
+  return n >= 0 ? 0n : getField(b, f);
 }
 
 /** x >> shift of a u64 field, from its exactNum `n` when there is one (a division by 2^shift is exact). */
@@ -277,32 +294,34 @@ export class SpaprTceDriver {
 
   private mapDma(c: TceContainer, arg: IoctlArg): number {
     if (!c.enabled) return -EPERM;
-    const cs = readStructFromUser(arg, 'vfio_iommu_type1_dma_map', 'size');
-    if (typeof cs === 'number') return cs;
-    const p = cs.v;
-    // A u32 field: exact as a number.
-    const flags = Number(p.flags);
+    const b = structBytesFromUser(arg, MAP_MINSZ);
+    if (typeof b === 'number') return b;
+    const flags = u32Num(b, MAP.flags.off);
     if (flags & ~(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)) return -EINVAL;
     let ret = this.createDefaultWindow(c);
     if (ret) return ret;
-    const iova = exactNum(p.iova);
-    const num = this.findTable(c, p.iova, iova);
+    const iova = u64Num(b, MAP.iova.off);
+    const iovaBig = bigField(b, MAP.iova, iova);
+    const num = this.findTable(c, iovaBig, iova);
     if (num < 0) return -ENXIO;
     const tbl = c.tables[num]!;
     const ps = tbl.pageSize;
-    const size = exactNum(p.size);
-    const vaddr = exactNum(p.vaddr);
-    const vaddrAligned = alignedField(p.vaddr, vaddr, ps);
-    if (!alignedField(p.size, size, ps) || !vaddrAligned) return -EINVAL;
+    const size = u64Num(b, MAP.size.off);
+    const sizeBig = bigField(b, MAP.size, size);
+    const vaddr = u64Num(b, MAP.vaddr.off);
+    const vaddrBig = bigField(b, MAP.vaddr, vaddr);
+    const vaddrAligned = alignedField(vaddrBig, vaddr, ps);
+    if (!alignedField(sizeBig, size, ps) || !vaddrAligned) return -EINVAL;
     let dir: DmaDirection;
     if (flags & VFIO_DMA_MAP_FLAG_READ) dir = flags & VFIO_DMA_MAP_FLAG_WRITE ? DMA_BIDIRECTIONAL : DMA_TO_DEVICE;
     else if (flags & VFIO_DMA_MAP_FLAG_WRITE) dir = DMA_FROM_DEVICE;
     else return -EINVAL;
-    const npages = shrField(p.size, size, ps, tbl.itPageShift);
-    const entry = shrField(p.iova, iova, ps, tbl.itPageShift);
-    ret = this.paramCheck(tbl, entry, alignedField(p.iova, iova, ps) && vaddrAligned, npages);
+    const npages = shrField(sizeBig, size, ps, tbl.itPageShift);
+    const entry = shrField(iovaBig, iova, ps, tbl.itPageShift);
+    ret = this.paramCheck(tbl, entry, alignedField(iovaBig, iova, ps) && vaddrAligned, npages);
     if (ret) return ret;
-    return this.build(c, tbl, entry, p.vaddr, npages, dir);
+    // The one bigint of a call: the user address the map's lookups start from.
+    return this.build(c, tbl, entry, vaddr >= 0 ? BigInt(vaddr) : vaddrBig, npages, dir);
   }
 
   /** Map `pages` IOMMU pages of user memory at `tce` from `entry` on (tce_iommu_build(_v2)). */
@@ -312,22 +331,23 @@ export class SpaprTceDriver {
 
   private unmapDma(c: TceContainer, arg: IoctlArg): number {
     if (!c.enabled) return -EPERM;
-    const cs = readStructFromUser(arg, 'vfio_iommu_type1_dma_unmap', 'size');
-    if (typeof cs === 'number') return cs;
-    const p = cs.v;
-    if (p.flags) return -EINVAL;
+    const b = structBytesFromUser(arg, UNMAP_MINSZ);
+    if (typeof b === 'number') return b;
+    if (u32Num(b, UNMAP.flags.off)) return -EINVAL;
     let ret = this.createDefaultWindow(c);
     if (ret) return ret;
-    const iova = exactNum(p.iova);
-    const num = this.findTable(c, p.iova, iova);
+    const iova = u64Num(b, UNMAP.iova.off);
+    const iovaBig = bigField(b, UNMAP.iova, iova);
+    const num = this.findTable(c, iovaBig, iova);
     if (num < 0) return -ENXIO;
     const tbl = c.tables[num]!;
     const ps = tbl.pageSize;
-    const size = exactNum(p.size);
-    if (!alignedField(p.size, size, ps)) return -EINVAL;
-    const npages = shrField(p.size, size, ps, tbl.itPageShift);
-    const entry = shrField(p.iova, iova, ps, tbl.itPageShift);
-    ret = this.paramCheck(tbl, entry, alignedField(p.iova, iova, ps), npages);
+    const size = u64Num(b, UNMAP.size.off);
+    const sizeBig = bigField(b, UNMAP.size, size);
+    if (!alignedField(sizeBig, size, ps)) return -EINVAL;
+    const npages = shrField(sizeBig, size, ps, tbl.itPageShift);
+    const entry = shrField(iovaBig, iova, ps, tbl.itPageShift);
+    ret = this.paramCheck(tbl, entry, alignedField(iovaBig, iova, ps), npages);
     if (ret) return ret;
     return this.clear(c, tbl, entry, npages);
   }
@@ -421,7 +441,7 @@ export class SpaprTceDriver {
     const step = tbl.pageSize;
     const shift = tbl.itPageShift;
     pass.ret = 0;
-    for (let m = 0; m < n; m++) {
+    for (let m = 0; m < n; ) {
       const d = (i + m) * step;
       const r = regions.region(d);
       // mm_iommu_ua_to_hpa() keeps the offset of an IOMMU page inside a larger kernel page.
@@ -443,7 +463,11 @@ export class SpaprTceDriver {
       }
       // mm_iommu_mapped_inc() fails only on a region being released: the map stops there.
       if (r.mapped === 0) return m;
-      hpas[m] = hpa;
+      // The pages from m on inside r and the same mapping get the answers page m got: their
+      // real addresses at once.
+      const k = Math.min(n - m, regions.span(d, step), Math.ceil((pass.mappingUntil - d) / step));
+      regions.hpas(r, d, step, k, hpas, m);
+      m += k;
     }
     return n;
   }
@@ -464,13 +488,21 @@ export class SpaprTceDriver {
     const step = tbl.pageSize;
     const shift = tbl.itPageShift;
     let stored: MmIommuRun | null = null; // only when an entry is replaced or a map fails
+    // The region of entry k, looked up again when `left` entries after the last lookup ran out.
+    let r: MmIommuRegion | null = null;
+    let left = 0;
     for (let k = 0; k < done; ) {
       const at = pua + k * 8;
       const b = mem.isRam(at) ? mem.pageView(at, true) : null;
       let off = at & mask;
       for (const end = Math.min(done, k + (mem.pageSize - off) / 8); k < end; k++, off += 8) {
         const d = (i + k) * step;
-        mmIommuMappedInc(regions.region(d)!);
+        if (left === 0) {
+          r = regions.region(d)!;
+          left = regions.span(d, step);
+        }
+        left--;
+        mmIommuMappedInc(r!);
         const last = k === done - failed;
         if (last || run.old[k]! & TCE_PERM_MASK) {
           stored ??= this.storedUaRun(c, tbl);
@@ -531,8 +563,11 @@ export class SpaprTceDriver {
     // Without the end-of-window check a range can be far larger than the table. Past one full
     // cover of a multi-level table the walk wraps onto slots already cleared, and a flat table
     // ends where RAM ends; the kernel would spin through the rest (for minutes) to no effect.
+    // A multi-level table's levels cover its window: a range no longer than it is within reach.
     const reach = tbl.itIndirectLevels
-      ? tbl.itLevelSize ** (tbl.itIndirectLevels + 1)
+      ? pages <= tbl.itSize
+        ? pages
+        : tbl.itLevelSize ** (tbl.itIndirectLevels + 1)
       : Math.floor((this.ctx.mem.ramBytes - tbl.itBase) / 8) - (entry - tbl.itOffset);
     const last = entry + Math.max(0, Math.min(pages, reach));
     const stored = c.v2 ? this.storedUaRun(c, tbl) : null;
@@ -570,11 +605,13 @@ export class SpaprTceDriver {
       const at = pua + k * 8;
       const b = mem.isRam(at) ? mem.pageView(at, false) : null;
       let off = at & mask;
-      for (const end = Math.min(count, k + (mem.pageSize - off) / 8); k < end; k++, off += 8) {
-        if (!(old[k]! & TCE_PERM_MASK)) continue;
-        stored.mappedDec(b ? viewU64BE(b, off) : mem.readU64BE(pua + k * 8), shift);
-        if (b) viewSetU64BE(b, off, 0);
+      const end = Math.min(count, k + (mem.pageSize - off) / 8);
+      if (b) {
+        stored.mappedDecSlots(b, off, old, k, end - k, TCE_PERM_MASK, shift);
+        k = end;
+        continue;
       }
+      for (; k < end; k++, off += 8) if (old[k]! & TCE_PERM_MASK) stored.mappedDec(mem.readU64BE(pua + k * 8), shift);
     }
   }
 

@@ -294,13 +294,27 @@ function u32At(b: Uint8Array, len: number, off: number): bigint {
 
 function u64At(b: Uint8Array, len: number, off: number): bigint {
   if (off + 8 > len) return 0n;
-  const lo = le32(b, off);
-  const hi = le32(b, off + 4);
-  // One conversion of the number when it is exact: below 2^53, or above with low bits that the
-  // sum keeps (hi * 2^32 is exact and the sum within twice it, so the difference is exact too:
-  // a page-aligned IOVA of a DDW at 2^59); else the two halves.
+  const n = u64Num(b, off);
+  return n >= 0 ? BigInt(n) : (BigInt(le32(b, off + 4)) << 32n) | BigInt(le32(b, off));
+}
+
+/** The little-endian u32 field at `off` of an image that holds it, as a number. */
+export function u32Num(b: Uint8Array, off: number): number {
+  return (b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16) | (b[off + 3]! << 24)) >>> 0;
+}
+
+/**
+ * The little-endian u64 field at `off` of an image that holds it, as a number when the number is
+ * exact, else -1 (the caller reads the bigint then): below 2^53, or above with low bits that the
+ * sum keeps (hi * 2^32 is exact and the sum within twice it, so the difference is exact too: a
+ * page-aligned IOVA of a DDW at 2^59).
+ */
+export function u64Num(b: Uint8Array, off: number): number {
+  // The bytes read here, not through le32(): V8 inlines this whole into MAP/UNMAP_DMA.
+  const lo = (b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16) | (b[off + 3]! << 24)) >>> 0;
+  const hi = (b[off + 4]! | (b[off + 5]! << 8) | (b[off + 6]! << 16) | (b[off + 7]! << 24)) >>> 0;
   const n = hi * 0x1_0000_0000 + lo;
-  return hi < 0x20_0000 || n - hi * 0x1_0000_0000 === lo ? BigInt(n) : (BigInt(hi) << 32n) | BigInt(lo);
+  return hi < 0x20_0000 || n - hi * 0x1_0000_0000 === lo ? n : -1;
 }
 
 const DMA_MAP = structs.vfio_iommu_type1_dma_map.fields;
