@@ -3,12 +3,15 @@
  * socket. Each connection is one process (see session.ts). A malformed frame is answered with an
  * error and logged; a frame length over the limit cannot be resynchronised, so that connection is
  * answered, logged and closed, and its process released. Nothing a client sends stops the server.
+ * After an answer the server polls for the next request for a while before it sleeps
+ * (poll-window.ts).
  */
 import { existsSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { MachineOptions } from '../machine/machine.js';
 import { FrameReader } from './framing.js';
 import { ModelHost } from './host.js';
+import { PollWindow } from './poll-window.js';
 import { encodeAnswer, EPROTO } from './protocol.js';
 import { Session } from './session.js';
 
@@ -20,6 +23,11 @@ export class ModelServer {
   private readonly sockets = new Set<Socket>();
   private nextConn = 1;
   private path: string | null = null;
+  private readonly poll = new PollWindow();
+  /** performance.now() of the last answer, and until when the loop polls after it. */
+  private answeredAt = 0;
+  private pollUntil = 0;
+  private polling = false;
 
   constructor(
     opts: MachineOptions,
@@ -35,9 +43,13 @@ export class ModelServer {
     const frames = new FrameReader();
     this.sockets.add(sock);
     sock.on('data', (chunk) => {
+      this.arrived();
       // Frames that came together are answered together, in one write.
       const answers = frames.push(chunk).map((f) => session.answer(f));
-      if (answers.length) sock.write(answers.length === 1 ? answers[0] : Buffer.concat(answers));
+      if (answers.length) {
+        sock.write(answers.length === 1 ? answers[0] : Buffer.concat(answers));
+        this.answered();
+      }
       if (frames.broken && !sock.writableEnded) {
         this.log(`connection ${id}: ${frames.broken}; closing it`);
         sock.end(encodeAnswer(-1, EPROTO, Buffer.from(frames.broken)));
@@ -52,6 +64,32 @@ export class ModelServer {
       if (frames.pending) this.log(`connection ${id}: closed in the middle of a frame (${frames.pending} bytes received)`);
       session.release();
     });
+  }
+
+  /** Bytes came: caught by the poll after the last answer, or after a sleep. */
+  private arrived(): void {
+    if (this.polling) this.poll.caught();
+    else this.poll.slept((performance.now() - this.answeredAt) * 1000);
+    this.pollUntil = 0;
+  }
+
+  /** Keep the event loop turning (each turn polls the sockets without waiting) for the window. */
+  private answered(): void {
+    this.answeredAt = performance.now();
+    if (!this.poll.us) return;
+    this.pollUntil = this.answeredAt + this.poll.us / 1000;
+    if (this.polling) return;
+    this.polling = true;
+    const turn = () => {
+      if (!this.pollUntil) this.polling = false;
+      else if (performance.now() < this.pollUntil) setImmediate(turn);
+      else {
+        this.pollUntil = 0;
+        this.polling = false;
+        this.poll.ranOut();
+      }
+    };
+    setImmediate(turn);
   }
 
   /** Listen on `path`; a stale socket file nobody serves is replaced, a live one is an error. */
