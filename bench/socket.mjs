@@ -41,8 +41,8 @@ export async function socketWorkload({ pairs, runs, say, buildDir }) {
     const asleep = await shimRate({ client, pairs, runs, say, dir, pollUs: 0 });
     const floor = await echoFloor({ pairs, runs, say, buildDir, dir });
     const notes =
-      `the shim polls 50 us for each answer before it sleeps (the default); sleeping at once (TCELAB_POLL_US=0): ${(asleep.rate / 1e3).toFixed(1)} k/s; ` +
-      `round-trip floor on this machine: ${(floor / 1e3).toFixed(1)} k/s (one 52-byte frame each way to a node echo server, polled for the same way, bench/echo-server.mjs)`;
+      `the shim polls 50 us for each answer before it sleeps (the default) and the server for its adaptive window; the shim sleeping at once (TCELAB_POLL_US=0): ${(asleep.rate / 1e3).toFixed(1)} k/s; ` +
+      `round-trip floor on this machine: ${(floor / 1e3).toFixed(1)} k/s (one 52-byte frame each way to a node echo server, both sides polling as the shim and the server do, bench/echo-server.mjs)`;
     return { ...row, model: polled.rate, peakRssBytes: polled.peakRssBytes, met: polled.rate >= 100000, runs, sleepingRate: asleep.rate, floorRoundTrips: floor, notes };
   } catch (e) {
     return notYet(say, `the shim run failed: ${e.message}`);
