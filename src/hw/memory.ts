@@ -27,6 +27,8 @@ export interface MemoryConfig {
 
 /** Entries of PhysMemory's cache of recently touched pages (a power of two). */
 const RECENT_PAGES = 16;
+/** How many dropped pages' storage PhysMemory keeps for reuse (4 MiB of 64 KiB pages). */
+const SPARE_PAGES = 64;
 /** Page frames per chunk of PhysMemory's page store (pfn >> CHUNK_SHIFT picks the chunk). */
 const CHUNK_SHIFT = 12;
 const CHUNK_MASK = (1 << CHUNK_SHIFT) - 1;
@@ -159,7 +161,7 @@ export class PhysMemory {
     if (pfn < 0 || pfn >= this.totalPages) throw new RangeError(`physical address 0x${pa.toString(16)} beyond RAM`);
     let p = this.stored(pfn);
     if (!p && forWrite) {
-      p = new Uint8Array(this.pageSize);
+      p = this.spare.pop()?.fill(0) ?? new Uint8Array(this.pageSize);
       this.store(pfn, p);
     }
     if (p) {
@@ -216,8 +218,18 @@ export class PhysMemory {
     c[pfn & CHUNK_MASK] = bytes;
   }
 
-  /** Forget the last-page cache when a page's storage goes away. */
+  /**
+   * Storage of pages whose contents went away (allocated again, so zeroed), kept for the next
+   * page written: a table's levels come and go with its windows, and a fresh 64 KiB array each
+   * time costs an allocation and, in numbers, a garbage collection.
+   */
+  private readonly spare: Uint8Array[] = [];
+
+  /** Forget a page's storage (it reads as zeros again) and the last-page cache of it. */
   private dropPage(pfn: number): void {
+    const p = this.stored(pfn);
+    if (!p) return;
+    if (this.spare.length < SPARE_PAGES) this.spare.push(p);
     this.store(pfn, undefined);
     const slot = pfn & (RECENT_PAGES - 1);
     if (this.recentPfn[slot] === pfn) {

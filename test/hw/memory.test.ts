@@ -83,3 +83,44 @@ test('a page never written reads as zeros', () => {
   assert.equal(mem.readU64BE(0x5000), 0);
   assert.deepEqual([...mem.read(0x5ffc, 8)], [0, 0, 0, 0, 0, 0, 0, 0]);
 });
+
+test('pages allocated again read as zeros, whatever storage they reuse', () => {
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 4 }), fc.integer({ min: 1, max: 2 ** 40 })), { minLength: 1, maxLength: 40 }), (ops) => {
+      const mem = smallRam();
+      // What RAM should hold: each written page's one nonzero word (offset, value).
+      const want = new Map<number, [number, number]>();
+      const live: { pfn: number; order: number }[] = [];
+      const check = (pfn: number) => {
+        const w = want.get(pfn);
+        for (let off = 0; off < 4096; off += 8) {
+          const v = mem.readU64BE(pfn * 4096 + off);
+          assert.equal(v, w && w[0] === off ? w[1] : 0, `page ${pfn} word at ${off}`);
+        }
+      };
+      for (const [order, value] of ops) {
+        const pfn = mem.allocPages(order, owner);
+        if (pfn === null) {
+          const b = live.shift();
+          if (b) mem.freePages(b.pfn, b.order);
+          continue;
+        }
+        for (let i = 0; i < 1 << order; i++) want.delete(pfn + i);
+        // Write one word of each page at an offset of its own: their storage may be pages
+        // dropped by earlier allocations, whose old words must not show.
+        for (let i = 0; i < 1 << order; i++) {
+          const off = ((value + i) % 512) * 8;
+          mem.writeU64BE((pfn + i) * 4096 + off, value + i);
+          want.set(pfn + i, [off, value + i]);
+          check(pfn + i);
+        }
+        live.push({ pfn, order });
+        if (live.length > 3) {
+          const b = live.shift()!;
+          mem.freePages(b.pfn, b.order); // freed pages keep their contents until allocated again
+        }
+      }
+      for (const p of want.keys()) check(p);
+    }),
+  );
+});
