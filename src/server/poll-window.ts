@@ -41,3 +41,42 @@ export class PollWindow {
     this.shortSleeps = 0;
   }
 }
+
+/**
+ * The polling itself: after an answer the event loop keeps turning (each turn with an immediate
+ * pending polls the sockets without waiting) for the window, and what happens to each poll
+ * adapts the window. Call `arrived()` when bytes come and `answered()` after writing an answer.
+ */
+export class AnswerPoller {
+  readonly window = new PollWindow();
+  /** performance.now() of the last answer, and until when the loop polls after it (0: not). */
+  private answeredAt = 0;
+  private pollUntil = 0;
+  private polling = false;
+
+  /** Bytes came: caught by the poll after the last answer, or after a sleep. */
+  arrived(): void {
+    if (this.polling) this.window.caught();
+    else this.window.slept((performance.now() - this.answeredAt) * 1000);
+    this.pollUntil = 0;
+  }
+
+  answered(): void {
+    this.answeredAt = performance.now();
+    if (!this.window.us) return;
+    this.pollUntil = this.answeredAt + this.window.us / 1000;
+    if (this.polling) return;
+    this.polling = true;
+    setImmediate(this.turn);
+  }
+
+  private readonly turn = (): void => {
+    if (!this.pollUntil) this.polling = false;
+    else if (performance.now() < this.pollUntil) setImmediate(this.turn);
+    else {
+      this.pollUntil = 0;
+      this.polling = false;
+      this.window.ranOut();
+    }
+  };
+}

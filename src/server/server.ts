@@ -11,7 +11,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import type { MachineOptions } from '../machine/machine.js';
 import { FrameReader } from './framing.js';
 import { ModelHost } from './host.js';
-import { PollWindow } from './poll-window.js';
+import { AnswerPoller } from './poll-window.js';
 import { encodeAnswer, EPROTO } from './protocol.js';
 import { Session } from './session.js';
 
@@ -23,11 +23,7 @@ export class ModelServer {
   private readonly sockets = new Set<Socket>();
   private nextConn = 1;
   private path: string | null = null;
-  private readonly poll = new PollWindow();
-  /** performance.now() of the last answer, and until when the loop polls after it. */
-  private answeredAt = 0;
-  private pollUntil = 0;
-  private polling = false;
+  private readonly poll = new AnswerPoller();
 
   constructor(
     opts: MachineOptions,
@@ -43,12 +39,12 @@ export class ModelServer {
     const frames = new FrameReader();
     this.sockets.add(sock);
     sock.on('data', (chunk) => {
-      this.arrived();
+      this.poll.arrived();
       // Frames that came together are answered together, in one write.
       const answers = frames.push(chunk).map((f) => session.answer(f));
       if (answers.length) {
         sock.write(answers.length === 1 ? answers[0] : Buffer.concat(answers));
-        this.answered();
+        this.poll.answered();
       }
       if (frames.broken && !sock.writableEnded) {
         this.log(`connection ${id}: ${frames.broken}; closing it`);
@@ -64,32 +60,6 @@ export class ModelServer {
       if (frames.pending) this.log(`connection ${id}: closed in the middle of a frame (${frames.pending} bytes received)`);
       session.release();
     });
-  }
-
-  /** Bytes came: caught by the poll after the last answer, or after a sleep. */
-  private arrived(): void {
-    if (this.polling) this.poll.caught();
-    else this.poll.slept((performance.now() - this.answeredAt) * 1000);
-    this.pollUntil = 0;
-  }
-
-  /** Keep the event loop turning (each turn polls the sockets without waiting) for the window. */
-  private answered(): void {
-    this.answeredAt = performance.now();
-    if (!this.poll.us) return;
-    this.pollUntil = this.answeredAt + this.poll.us / 1000;
-    if (this.polling) return;
-    this.polling = true;
-    const turn = () => {
-      if (!this.pollUntil) this.polling = false;
-      else if (performance.now() < this.pollUntil) setImmediate(turn);
-      else {
-        this.pollUntil = 0;
-        this.polling = false;
-        this.poll.ranOut();
-      }
-    };
-    setImmediate(turn);
   }
 
   /** Listen on `path`; a stale socket file nobody serves is replaced, a live one is an error. */
