@@ -1,6 +1,6 @@
 /** The conformance diff of a recording: record by record, the kernel's answer beside the model's, mismatches first. */
 import type { DiffResponse, DiffRow } from '../protocol.js';
-import { h, replace } from './dom.js';
+import { grid, h, replace } from './dom.js';
 
 const MAX_ROWS = 500;
 
@@ -22,7 +22,7 @@ function answer(
   );
 }
 
-function row(r: DiffRow, go: (step: number) => void): HTMLElement {
+function diffRow(r: DiffRow, go: (step: number) => void): HTMLTableRowElement {
   const bad = new Set(r.mismatches.map((m) => m.field));
   const link = h('button', { class: 'link' }, `#${r.seq}`);
   link.addEventListener('click', () => go(r.step));
@@ -49,11 +49,10 @@ export function renderDiff(el: HTMLElement, d: DiffResponse, go: (step: number) 
     el,
     h('h2', { id: 'diff-summary' }, `Conformance: ${d.records - d.mismatched} matched, ${d.mismatched} mismatched`),
     d.rows.length > MAX_ROWS ? h('p', { class: 'muted' }, `The first ${MAX_ROWS} of ${d.rows.length} records (mismatches first).`) : null,
-    h(
-      'table',
-      { class: 'grid diff' },
-      h('tr', {}, h('th', {}, 'record'), h('th', {}, 'kernel (recorded)'), h('th', {}, 'model')),
-      ...rows.map((r) => row(r, go)),
+    grid(
+      { class: 'diff' },
+      ['record', 'kernel (recorded)', 'model'],
+      rows.map((r) => diffRow(r, go)),
     ),
   );
 }

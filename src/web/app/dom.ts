@@ -1,12 +1,9 @@
 /** A few DOM helpers: element building and number formatting. */
 
 type Child = Node | string | null | undefined | false;
+type Attrs = Record<string, string | number | boolean | undefined>;
 
-export function h<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  attrs: Record<string, string | number | boolean | undefined> = {},
-  ...children: Child[]
-): HTMLElementTagNameMap[K] {
+export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (v === undefined || v === false) continue;
@@ -46,4 +43,15 @@ export async function getJson<T>(path: string): Promise<T> {
   const body = (await r.json()) as T & { error?: string };
   if (!r.ok) throw new Error(body.error ?? `${path}: HTTP ${r.status}`);
   return body;
+}
+
+/** A table of class `grid` (plus `attrs.class`): one header row of `heads`, then `rows`. */
+export function grid(attrs: Attrs, heads: string[], rows: HTMLTableRowElement[]): HTMLTableElement {
+  const cls = attrs.class ? `grid ${attrs.class}` : 'grid';
+  return h('table', { ...attrs, class: cls }, h('tr', {}, ...heads.map((t) => h('th', {}, t))), ...rows);
+}
+
+/** A table row of one cell per item. */
+export function row(attrs: Attrs, ...cells: Child[]): HTMLTableRowElement {
+  return h('tr', attrs, ...cells.map((c) => h('td', {}, c)));
 }

@@ -1,6 +1,6 @@
 /** IOMMUFD in the topology: each context's IOAS, HWPTs (with their domain's windows) and bound devices. */
 import type { HwptReport, IoasReport, IommufdContextReport, IommufdDeviceReport, MachineReport } from '../protocol.js';
-import { h, size } from './dom.js';
+import { grid, h, row, size } from './dom.js';
 
 /** IOMMU_READ 1, IOMMU_WRITE 2, IOMMU_CACHE 4 as letters. */
 function protText(prot: number): string {
@@ -16,18 +16,16 @@ function list(items: (string | Node)[]): HTMLElement | string {
 }
 
 function ioasTable(c: IommufdContextReport): HTMLElement {
-  return h(
-    'table',
-    { class: 'grid ioas-list' },
-    h('tr', {}, h('th', {}, 'IOAS'), h('th', {}, 'areas (IOVA, prot)'), h('th', {}, 'IOVA alignment'), h('th', {}, 'usable IOVA ranges')),
-    ...c.ioas.map((a: IoasReport) =>
-      h(
-        'tr',
+  return grid(
+    { class: 'ioas-list' },
+    ['IOAS', 'areas (IOVA, prot)', 'IOVA alignment', 'usable IOVA ranges'],
+    c.ioas.map((a: IoasReport) =>
+      row(
         { class: 'ioas', 'data-id': a.id },
-        h('td', {}, `IOAS #${a.id}${c.vfioIoas === a.id ? ' (VFIO compat)' : ''}`),
-        h('td', {}, list(a.areas.map((x) => `${rangeText(x.iova, x.last)} ${protText(x.prot)}${x.pinned ? ' pinned' : ''}`))),
-        h('td', {}, a.iovaAlignment),
-        h('td', {}, list(a.usable.map((u) => rangeText(u.start, u.last)))),
+        `IOAS #${a.id}${c.vfioIoas === a.id ? ' (VFIO compat)' : ''}`,
+        list(a.areas.map((x) => `${rangeText(x.iova, x.last)} ${protText(x.prot)}${x.pinned ? ' pinned' : ''}`)),
+        a.iovaAlignment,
+        list(a.usable.map((u) => rangeText(u.start, u.last))),
       ),
     ),
   );
@@ -42,54 +40,37 @@ function hwptTable(c: IommufdContextReport, openTable: (id: number) => void): HT
         return h('span', { class: 'hwpt-window', 'data-start': w.start }, `#${w.num} ${rangeText(w.start, w.last)} · IOMMU page ${size(w.pageSize)} · `, b);
       }),
     );
-  return h(
-    'table',
-    { class: 'grid hwpt-list' },
-    h(
-      'tr',
-      {},
-      h('th', {}, 'HWPT'),
-      h('th', {}, 'IOAS'),
-      h('th', {}, 'made by'),
-      h('th', {}, 'domain'),
-      h('th', {}, 'windows'),
-      h('th', {}, 'devices attached'),
-    ),
-    ...c.hwpts.map((hw) =>
-      h(
-        'tr',
+  return grid(
+    { class: 'hwpt-list' },
+    ['HWPT', 'IOAS', 'made by', 'domain', 'windows', 'devices attached'],
+    c.hwpts.map((hw) =>
+      row(
         { class: 'hwpt', 'data-id': hw.id },
-        h('td', {}, `HWPT #${hw.id}`),
-        h('td', {}, `#${hw.ioas}`),
-        h('td', {}, hw.auto ? 'IOAS attach (automatic, shared)' : 'HWPT_ALLOC'),
-        h('td', {}, hw.domain ? `${hw.domain.label} · aperture ${hw.domain.aperture.start}–${hw.domain.aperture.last}` : '–'),
-        h('td', {}, windows(hw)),
-        h(
-          'td',
-          {},
-          c.devices
-            .filter((d) => d.hwpt === hw.id)
-            .map((d) => d.name)
-            .join(', ') || 'none',
-        ),
+        `HWPT #${hw.id}`,
+        `#${hw.ioas}`,
+        hw.auto ? 'IOAS attach (automatic, shared)' : 'HWPT_ALLOC',
+        hw.domain ? `${hw.domain.label} · aperture ${hw.domain.aperture.start}–${hw.domain.aperture.last}` : '–',
+        windows(hw),
+        c.devices
+          .filter((d) => d.hwpt === hw.id)
+          .map((d) => d.name)
+          .join(', ') || 'none',
       ),
     ),
   );
 }
 
 function deviceTable(c: IommufdContextReport): HTMLElement {
-  return h(
-    'table',
-    { class: 'grid idev-list' },
-    h('tr', {}, h('th', {}, 'device'), h('th', {}, 'function'), h('th', {}, 'IOMMU group'), h('th', {}, 'attached to')),
-    ...c.devices.map((d: IommufdDeviceReport) =>
-      h(
-        'tr',
+  return grid(
+    { class: 'idev-list' },
+    ['device', 'function', 'IOMMU group', 'attached to'],
+    c.devices.map((d: IommufdDeviceReport) =>
+      row(
         { class: 'idev', 'data-id': d.id, 'data-name': d.name },
-        h('td', {}, `#${d.id}`),
-        h('td', {}, d.name),
-        h('td', {}, String(d.group)),
-        h('td', {}, d.hwpt === null ? 'nothing (group blocked)' : `HWPT #${d.hwpt}`),
+        `#${d.id}`,
+        d.name,
+        String(d.group),
+        d.hwpt === null ? 'nothing (group blocked)' : `HWPT #${d.hwpt}`,
       ),
     ),
   );

@@ -4,7 +4,7 @@
  * on a click in the strip, the individual TCEs with real address, R/W bits and TCE-cache state.
  */
 import type { MachineReport, TableReport, TceReport, TcesResponse } from '../protocol.js';
-import { getJson, h, replace, size } from './dom.js';
+import { getJson, grid, h, replace, row, size } from './dom.js';
 
 const PAGE = 64;
 
@@ -27,31 +27,19 @@ function heatStrip(t: TableReport, onPick: (entry: number) => void): HTMLCanvasE
 }
 
 function tceRows(entries: TceReport[]): HTMLTableElement {
-  return h(
-    'table',
-    { class: 'grid', id: 'tces' },
-    h(
-      'tr',
-      {},
-      h('th', {}, 'entry'),
-      h('th', {}, 'bus address'),
-      h('th', {}, 'TCE'),
-      h('th', {}, 'real address'),
-      h('th', {}, 'R'),
-      h('th', {}, 'W'),
-      h('th', {}, 'TCE cache'),
-    ),
-    ...entries.map((e) =>
-      h(
-        'tr',
+  return grid(
+    { id: 'tces' },
+    ['entry', 'bus address', 'TCE', 'real address', 'R', 'W', 'TCE cache'],
+    entries.map((e) =>
+      row(
         { class: `tce${e.read || e.write ? ' valid' : ''}${e.stale ? ' stale' : ''}` },
-        h('td', {}, `0x${e.index.toString(16)}`),
-        h('td', {}, e.bus),
-        h('td', {}, e.tce),
-        h('td', {}, e.read || e.write ? e.pa : '–'),
-        h('td', {}, e.read ? 'R' : ''),
-        h('td', {}, e.write ? 'W' : ''),
-        h('td', {}, e.cached === null ? '' : e.stale ? `STALE copy ${e.cached}` : 'cached'),
+        `0x${e.index.toString(16)}`,
+        e.bus,
+        e.tce,
+        e.read || e.write ? e.pa : '–',
+        e.read ? 'R' : '',
+        e.write ? 'W' : '',
+        e.cached === null ? '' : e.stale ? `STALE copy ${e.cached}` : 'cached',
       ),
     ),
   );
@@ -93,22 +81,19 @@ export async function renderTables(
   });
   replace(el, h('h2', {}, 'TCE table'), select, h('p', { class: 'muted' }, 'loading…'));
   const t = await getJson<TableReport>(`/api/table?step=${step}&id=${st.table}`);
-  const levels = h(
-    'table',
-    { class: 'grid', id: 'levels' },
-    h('tr', {}, h('th', {}, 'level'), h('th', {}, 'blocks'), h('th', {}, 'valid entries'), h('th', {}, 'occupancy')),
-  );
-  const rows = t.occupancy.map((l) =>
-    h(
-      'tr',
-      { class: 'level' },
-      h('td', {}, l.level === 0 ? '0 (leaf TCEs)' : String(l.level)),
-      h('td', {}, `${l.blocks} / ${l.maxBlocks}`),
-      h('td', {}, String(l.valid)),
-      h('td', {}, h('div', { class: 'meter' }, h('div', { style: `width:${(100 * l.valid) / Math.max(1, l.blocks * t.levelSize)}%` }))),
+  const levels = grid(
+    { id: 'levels' },
+    ['level', 'blocks', 'valid entries', 'occupancy'],
+    t.occupancy.map((l) =>
+      row(
+        { class: 'level' },
+        l.level === 0 ? '0 (leaf TCEs)' : String(l.level),
+        `${l.blocks} / ${l.maxBlocks}`,
+        String(l.valid),
+        h('div', { class: 'meter' }, h('div', { style: `width:${(100 * l.valid) / Math.max(1, l.blocks * t.levelSize)}%` })),
+      ),
     ),
   );
-  levels.append(...rows);
   const zoom = h('div', { id: 'zoom' });
   const showTces = async () => {
     const z = await getJson<TcesResponse>(`/api/tces?step=${step}&id=${t.id}&from=${st.from}&count=${PAGE}`);

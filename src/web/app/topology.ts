@@ -3,7 +3,7 @@
  * VFIO containers and IOMMUFD contexts.
  */
 import type { FunctionReport, MachineReport, PeReport } from '../protocol.js';
-import { h, replace } from './dom.js';
+import { grid, h, replace, row } from './dom.js';
 import { renderIommufd } from './iommufd.js';
 
 export function ownerText(pe: PeReport): string {
@@ -66,45 +66,32 @@ export function renderTopology(el: HTMLElement, r: MachineReport | null, openTab
     ),
   );
   const hwptOf = (group: number) => r.pes.find((pe) => pe.group === group)?.hwpt;
-  const groups = h(
-    'table',
-    { class: 'grid', id: 'groups' },
-    h('tr', {}, h('th', {}, 'IOMMU group'), h('th', {}, 'domain'), h('th', {}, 'container'), h('th', {}, 'functions')),
-    ...t.groups.map((g) =>
-      h(
-        'tr',
+  const groups = grid(
+    { id: 'groups' },
+    ['IOMMU group', 'domain', 'container', 'functions'],
+    t.groups.map((g) =>
+      row(
         {},
-        h('td', {}, String(g.id)),
-        h('td', {}, g.domain === 'paging' && hwptOf(g.id) ? `paging (HWPT #${hwptOf(g.id)!.id}, iommufd #${hwptOf(g.id)!.context})` : g.domain),
-        h('td', {}, g.container === null ? '–' : `#${g.container}`),
-        h('td', {}, g.devices.join(', ')),
+        String(g.id),
+        g.domain === 'paging' && hwptOf(g.id) ? `paging (HWPT #${hwptOf(g.id)!.id}, iommufd #${hwptOf(g.id)!.context})` : g.domain,
+        g.container === null ? '–' : `#${g.container}`,
+        g.devices.join(', '),
       ),
     ),
   );
   const containers = t.containers.length
-    ? h(
-        'table',
-        { class: 'grid', id: 'containers' },
-        h(
-          'tr',
-          {},
-          h('th', {}, 'VFIO container'),
-          h('th', {}, 'IOMMU'),
-          h('th', {}, 'owner'),
-          h('th', {}, 'groups'),
-          h('th', {}, 'tables'),
-          h('th', {}, 'locked pages'),
-        ),
-        ...t.containers.map((c) =>
-          h(
-            'tr',
+    ? grid(
+        { id: 'containers' },
+        ['VFIO container', 'IOMMU', 'owner', 'groups', 'tables', 'locked pages'],
+        t.containers.map((c) =>
+          row(
             {},
-            h('td', {}, `#${c.id}`),
-            h('td', {}, c.iommu ?? 'not set'),
-            h('td', {}, c.owner ? `${c.owner.comm} (pid ${c.owner.pid})` : '–'),
-            h('td', {}, c.groups.join(', ')),
-            h('td', {}, c.tables.map((x) => `#${x}`).join(', ') || '–'),
-            h('td', {}, String(c.lockedPages)),
+            `#${c.id}`,
+            c.iommu ?? 'not set',
+            c.owner ? `${c.owner.comm} (pid ${c.owner.pid})` : '–',
+            c.groups.join(', '),
+            c.tables.map((x) => `#${x}`).join(', ') || '–',
+            String(c.lockedPages),
           ),
         ),
       )
