@@ -37,3 +37,15 @@ for (const pageSize of ['64k', '4k']) {
     );
   });
 }
+
+for (const pageSize of ['64k', '4k']) {
+  test(`a v2 MAP_DMA maps the pages pinned at registration; a v1 MAP_DMA sees a munmap (${pageSize} pages)`, { skip }, async () => {
+    const bin = join(dir, 'map_after_munmap');
+    const cc = await run(process.env.CC || 'cc', ['-O2', '-Wall', '-I', join(ROOT, 'examples/c'), '-o', bin, join(ROOT, 'test/shim/c/map_after_munmap.c')]);
+    assert.equal(cc.status, 0, cc.stderr);
+    const r = await tcelab(['exec', '--machine', 'powernv9', '--page-size', pageSize, '--', bin]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr, '');
+    assert.equal(r.stdout, ['v2, registered: mapped', 'v2, registered then munmapped: mapped', 'v1, mapped: mapped', 'v1, munmapped: EFAULT', ''].join('\n'));
+  });
+}
