@@ -5,6 +5,7 @@
 import { pow2 } from '../base/bits.js';
 import type { EventLog } from '../base/events.js';
 import type { PhysMemory } from '../hw/memory.js';
+import type { Quirks } from './quirks.js';
 import { accountLockedVm, type Mapping, type Process, pinUserPagesUpTo, unpinUserPage } from './process.js';
 
 export interface MmIommuRegion {
@@ -31,6 +32,7 @@ export interface MmIommuContext {
   log: EventLog;
   /** The page shift of a transparent huge page (PMD size); 0 when the MMU has none. */
   thpShift: number;
+  quirks: Quirks;
 }
 
 const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
@@ -45,7 +47,8 @@ function ffs(n: bigint): number {
 /**
  * mm_iommu_new(): pin and account a new region; -EINVAL on overlap, -ENOMEM over the limit. A
  * pin that stops part way returns what pin_user_pages() returned for its chunk: the number of
- * pages it pinned (a positive ioctl return), or -errno when it pinned none.
+ * pages it pinned (a positive ioctl return; quirk `register-partial-pin-count`), or -errno when
+ * it pinned none (or when fixed).
  */
 export function mmIommuNew(ctx: MmIommuContext, proc: Process, ua: bigint, entries: number): MmIommuRegion | number {
   const { mem } = ctx;
@@ -94,7 +97,7 @@ function pinChunks(ctx: MmIommuContext, proc: Process, ua: bigint, entries: numb
     const n = Math.min(entries - entry, chunk);
     const before = hpas.length;
     const err = pinUserPagesUpTo(proc.mm, mem, ua + (BigInt(entry) << BigInt(mem.pageShift)), n, { write: true, thpShift: ctx.thpShift }, hpas);
-    if (err) return hpas.length > before ? hpas.length - before : err;
+    if (err) return hpas.length > before && ctx.quirks['register-partial-pin-count'] ? hpas.length - before : err;
   }
   return 0;
 }
@@ -105,7 +108,7 @@ function pinChunks(ctx: MmIommuContext, proc: Process, ua: bigint, entries: numb
  * `pageshift`, a variable set to a page's huge size only when the page is hugetlb (PageHuge)
  * and mem->pageshift is still above PAGE_SHIFT, and never set back: once a hugetlb page was seen,
  * the small pages after it keep its size in the result (its check at map time then falls to
- * tce_page_is_contained()).
+ * tce_page_is_contained()). Quirk `prereg-pageshift-sticky`; fixed, each page counts for itself.
  */
 function setPageShifts(ctx: MmIommuContext, proc: Process, region: MmIommuRegion): void {
   const shift = ctx.mem.pageShift;
@@ -121,6 +124,7 @@ function setPageShifts(ctx: MmIommuContext, proc: Process, region: MmIommuRegion
       region.pageShifts[i] = compound;
     }
     if (memShift > shift && m?.kind === 'hugetlb') pageshift = compound;
+    else if (!ctx.quirks['prereg-pageshift-sticky']) pageshift = shift;
     memShift = Math.min(memShift, pageshift);
   }
   region.pageshift = memShift;

@@ -171,7 +171,7 @@ export class Machine {
       klog: this.klog,
       log: this.log,
       quirks: this.quirks,
-      mmIommu: { mem: this.mem, log: this.log, thpShift: this.hugePageShift },
+      mmIommu: { mem: this.mem, log: this.log, thpShift: this.hugePageShift, quirks: this.quirks },
       eeh: this.eeh.enabled ? vfioEehOps(this.eeh) : noEehOps,
       current: () => this.current!,
     });

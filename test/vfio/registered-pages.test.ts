@@ -120,3 +120,24 @@ test('hugetlb pages a fork left shared copy-on-write cannot be pinned; the child
   p.mm.mapFixed({ start: BASE + SEG, end: BASE + 2n * SEG, kind: 'hugetlb', hugePageShift: 24 });
   assert.equal(io(V.VFIO_IOMMU_SPAPR_REGISTER_MEMORY, reg(BASE + SEG, SEG)).ret, 0);
 });
+
+test('register-partial-pin-count and prereg-pageshift-sticky fixed: -EFAULT, and the small pages limit the region', () => {
+  const fixed = new Machine({ preset: 'powernv9', pageSize: '64k', mmu: 'hash', quirks: { 'register-partial-pin-count': false, 'prereg-pageshift-sticky': false } });
+  fixed.bindVfioPci('0000:01:00.0');
+  const p = fixed.sys.spawn('t');
+  const c = fixed.sys.open(p.pid, '/dev/vfio/vfio').ret;
+  const g = fixed.sys.open(p.pid, '/dev/vfio/0').ret;
+  const fd = new Uint8Array(4);
+  new DataView(fd.buffer).setInt32(0, c, true);
+  fixed.sys.ioctl(p.pid, g, V.VFIO_GROUP_SET_CONTAINER, fd);
+  const io = (req: number, arg: bigint | Uint8Array) => fixed.sys.ioctl(p.pid, c, req, arg);
+  assert.equal(io(V.VFIO_SET_IOMMU, BigInt(V.VFIO_SPAPR_TCE_v2_IOMMU)).ret, 0);
+  p.mm.mapFixed({ start: BASE, end: BASE + SEG, kind: 'hugetlb', hugePageShift: 24 });
+  p.mm.mapFixed({ start: BASE + SEG, end: BASE + 2n * SEG, kind: 'anon' });
+  p.mm.mapFixed({ start: BASE + 4n * SEG, end: BASE + 4n * SEG + MiB, kind: 'anon' });
+  assert.deepEqual(io(V.VFIO_IOMMU_SPAPR_REGISTER_MEMORY, reg(BASE + 4n * SEG, 2n * MiB)), { ret: -1, errno: 14 });
+  assert.equal(io(V.VFIO_IOMMU_SPAPR_REGISTER_MEMORY, reg(BASE, 2n * SEG)).ret, 0);
+  const st = ddw2M(io);
+  assert.deepEqual(io(V.VFIO_IOMMU_MAP_DMA, map(st, BASE, 2n * MiB)), { ret: -1, errno: 22 });
+  assert.deepEqual(io(V.VFIO_IOMMU_MAP_DMA, map(st + 2n * MiB, BASE + SEG, 2n * MiB)), { ret: -1, errno: 22 });
+});
