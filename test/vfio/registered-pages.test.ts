@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import type { MappingKind, Process } from '../../src/kernel/process.js';
+import type { QuirkName } from '../../src/kernel/quirks.js';
 import { Machine } from '../../src/machine/machine.js';
 import * as V from '../../src/kernel/include/uapi/linux/vfio.js';
 
@@ -20,9 +21,12 @@ const reg = (vaddr: bigint, size: bigint) => V.encode('vfio_iommu_spapr_register
 const map = (iova: bigint, vaddr: bigint, size: bigint) => V.encode('vfio_iommu_type1_dma_map', { argsz: 32, flags: 3, vaddr, iova, size });
 const unmap = (iova: bigint, size: bigint) => V.encode('vfio_iommu_type1_dma_unmap', { argsz: 24, iova, size });
 
-/** A hash-MMU 64K machine (16M hugetlb and THP), a process `p` with a v2 container on group 0. */
-function v2Container(setup: (p: Process) => void = () => {}) {
-  const m = new Machine({ preset: 'powernv9', pageSize: '64k', mmu: 'hash' });
+/**
+ * A hash-MMU 64K machine (16M hugetlb and THP) with these quirks set, and a process `p` forked
+ * from one `setup` prepared, with a v2 container on group 0.
+ */
+function v2Container(setup: (p: Process) => void = () => {}, quirks: Partial<Record<QuirkName, boolean>> = {}) {
+  const m = new Machine({ preset: 'powernv9', pageSize: '64k', mmu: 'hash', quirks });
   m.bindVfioPci('0000:01:00.0');
   const parent = m.sys.spawn('t');
   setup(parent);
@@ -122,16 +126,7 @@ test('hugetlb pages a fork left shared copy-on-write cannot be pinned; the child
 });
 
 test('register-partial-pin-count and prereg-pageshift-sticky fixed: -EFAULT, and the small pages limit the region', () => {
-  const fixed = new Machine({ preset: 'powernv9', pageSize: '64k', mmu: 'hash', quirks: { 'register-partial-pin-count': false, 'prereg-pageshift-sticky': false } });
-  fixed.bindVfioPci('0000:01:00.0');
-  const p = fixed.sys.spawn('t');
-  const c = fixed.sys.open(p.pid, '/dev/vfio/vfio').ret;
-  const g = fixed.sys.open(p.pid, '/dev/vfio/0').ret;
-  const fd = new Uint8Array(4);
-  new DataView(fd.buffer).setInt32(0, c, true);
-  fixed.sys.ioctl(p.pid, g, V.VFIO_GROUP_SET_CONTAINER, fd);
-  const io = (req: number, arg: bigint | Uint8Array) => fixed.sys.ioctl(p.pid, c, req, arg);
-  assert.equal(io(V.VFIO_SET_IOMMU, BigInt(V.VFIO_SPAPR_TCE_v2_IOMMU)).ret, 0);
+  const { p, io } = v2Container(() => {}, { 'register-partial-pin-count': false, 'prereg-pageshift-sticky': false });
   p.mm.mapFixed({ start: BASE, end: BASE + SEG, kind: 'hugetlb', hugePageShift: 24 });
   p.mm.mapFixed({ start: BASE + SEG, end: BASE + 2n * SEG, kind: 'anon' });
   p.mm.mapFixed({ start: BASE + 4n * SEG, end: BASE + 4n * SEG + MiB, kind: 'anon' });
