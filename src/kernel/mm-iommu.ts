@@ -118,7 +118,8 @@ function setPageShifts(ctx: MmIommuContext, proc: Process, region: MmIommuRegion
   for (let i = 0; i < region.entries; i++) {
     const va = region.ua + (BigInt(i) << BigInt(shift));
     if (!m || va < m.start || va >= m.end) m = proc.mm.findMapping(va);
-    const compound = compoundShift(ctx.mem, region.hpas[i]!);
+    // Only a huge mapping faults pages in as compound blocks.
+    const compound = m?.kind === 'hugetlb' || m?.kind === 'thp' ? compoundShift(ctx.mem, region.hpas[i]!) : shift;
     if (compound > shift) {
       region.pageShifts ??= new Uint8Array(region.entries).fill(shift);
       region.pageShifts[i] = compound;

@@ -376,7 +376,7 @@ export class SpaprTceDriver {
 
   /**
    * tce_iommu_build_v2(), a run of entries at a time (TceRun). User addresses are kept as byte
-   * offsets from `tce`: the region and the mapping behind a page are looked up again only when a
+   * offsets from `tce`: the region behind a page is looked up again only when a
    * page leaves the last ones found. For each run the checks of every page come first (they only
    * read), then one exchange of the pages that passed them, then, entry by entry in the kernel's
    * order, the mapped count, the old entry's release and the userspace view. The passes are
