@@ -11,7 +11,10 @@ static struct {
 	int kind;
 	int model;
 	off_t pos;
+	unsigned file; /* the open file (a dup shares it), numbered as opened */
+	int v2;        /* the file is a container whose IOMMU type is sPAPR TCE v2 */
 } fds[TCE_MAX_FDS];
+static unsigned files_opened;
 
 int fd_kind(int realfd)
 {
@@ -33,6 +36,27 @@ void fd_bind(int realfd, int mfd, int kind)
 	fds[realfd].kind = kind;
 	fds[realfd].model = mfd;
 	fds[realfd].pos = 0;
+	fds[realfd].file = ++files_opened;
+	fds[realfd].v2 = 0;
+}
+
+void fd_share(int realfd, int oldfd)
+{
+	fds[realfd].file = fds[oldfd].file;
+	fds[realfd].v2 = fds[oldfd].v2;
+}
+
+void fd_set_v2(int realfd, int v2)
+{
+	unsigned file = fds[realfd].file;
+	for (int i = 0; i < TCE_MAX_FDS; i++)
+		if (fds[i].kind != FD_NONE && fds[i].file == file)
+			fds[i].v2 = v2;
+}
+
+int fd_v2(int realfd)
+{
+	return fd_kind(realfd) == FD_MODEL && fds[realfd].v2;
 }
 
 void fd_forget(int realfd)

@@ -151,6 +151,7 @@ static int bind_dup(int oldfd, int realfd)
 		return -1;
 	}
 	fd_bind(realfd, (int)m2, fd_kind(oldfd));
+	fd_share(realfd, oldfd);
 	return realfd;
 }
 

@@ -3,8 +3,9 @@
  * by value for the integer-argument requests, as the struct's bytes otherwise (read from the
  * program's memory without faulting: an unreadable pointer goes as its integer value, so the
  * model answers EFAULT as copy_from_user would), and what the model writes back is copied into
- * the program's struct. Before REGISTER_MEMORY and MAP_DMA the real mappings behind the user
- * range are reported, so the model pins exactly what the kernel could.
+ * the program's struct. Before REGISTER_MEMORY, a MAP_DMA on a v1 container and IOMMU_IOAS_MAP
+ * the real mappings behind the user range are reported, so the model pins exactly what the
+ * kernel could. A v2 MAP_DMA pins nothing: it maps pages pinned at REGISTER_MEMORY.
  */
 #include "tcelab.h"
 #include <errno.h>
@@ -145,8 +146,8 @@ static int32_t container_fd_for_model(int32_t cfd)
 	return fcntl(cfd, F_GETFD) >= 0 ? -1 : INT32_MAX;
 }
 
-/* The user range REGISTER_MEMORY, MAP_DMA or IOMMU_IOAS_MAP is about to pin. */
-static void report_user_range(unsigned long req, const uint8_t *arg, size_t n)
+/* The user range REGISTER_MEMORY, a v1 MAP_DMA or IOMMU_IOAS_MAP is about to pin. */
+static void report_user_range(int fd, unsigned long req, const uint8_t *arg, size_t n)
 {
 	uint64_t vaddr, size;
 	if (IOMMUFD_CMD(req) && (req & 0xff) == IOMMU_IOAS_MAP_NR && n >= 32) {
@@ -155,7 +156,7 @@ static void report_user_range(unsigned long req, const uint8_t *arg, size_t n)
 	} else if (req == VFIO_IOMMU_SPAPR_REGISTER_MEMORY && n >= sizeof(struct vfio_iommu_spapr_register_memory)) {
 		memcpy(&vaddr, arg + offsetof(struct vfio_iommu_spapr_register_memory, vaddr), 8);
 		memcpy(&size, arg + offsetof(struct vfio_iommu_spapr_register_memory, size), 8);
-	} else if (req == VFIO_IOMMU_MAP_DMA && n >= sizeof(struct vfio_iommu_type1_dma_map)) {
+	} else if (req == VFIO_IOMMU_MAP_DMA && n >= sizeof(struct vfio_iommu_type1_dma_map) && !fd_v2(fd)) {
 		memcpy(&vaddr, arg + offsetof(struct vfio_iommu_type1_dma_map, vaddr), 8);
 		memcpy(&size, arg + offsetof(struct vfio_iommu_type1_dma_map, size), 8);
 	} else {
@@ -245,7 +246,7 @@ static long model_ioctl(int fd, unsigned long req, uint64_t argp)
 		n = copy_user(bytes, argp, (size_t)size, 0);
 	}
 	if (n)
-		report_user_range(req, bytes, n);
+		report_user_range(fd, req, bytes, n);
 	struct user_region ur = { 0 };
 	int nur = n ? user_regions(req, bytes, n, &ur) : 0;
 	struct tce_msg m = { 0 };
@@ -281,6 +282,8 @@ static long model_ioctl(int fd, unsigned long req, uint64_t argp)
 		errno = r.err;
 		return -1;
 	}
+	if (req == VFIO_SET_IOMMU)
+		fd_set_v2(fd, argp == VFIO_SPAPR_TCE_v2_IOMMU);
 	if (req == VFIO_GROUP_GET_DEVICE_FD) { /* a new model descriptor */
 		int dfd = fd_install(r.ret, FD_MODEL, 0);
 		if (dfd < 0) {

@@ -256,6 +256,14 @@ int tce_report_memory(uint64_t addr, uint64_t size)
 	return report_range(lo, hi);
 }
 
+int tce_report_hugetlb(void)
+{
+	for (int i = 0; i < n_emulated; i++)
+		if (tce_report_memory(emulated[i].s, emulated[i].e - emulated[i].s))
+			return -1;
+	return 0;
+}
+
 int tce_report_all_memory(void)
 {
 	if (tce_connect())
@@ -291,7 +299,8 @@ static void *aligned_map(void *hint, size_t len, size_t align, int prot, int fla
 
 static void *model_mmap(void *addr, size_t len, int prot, int flags, int *ours)
 {
-	*ours = tce_active() && (flags & MAP_ANONYMOUS) && !(flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) && len && !tce_connect();
+	int fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE);
+	*ours = tce_active() && (flags & MAP_ANONYMOUS) && (!fixed || (flags & MAP_HUGETLB)) && len && !tce_connect();
 	if (!*ours)
 		return NULL;
 	size_t real_ps = (size_t)REAL(sysconf)(_SC_PAGESIZE);
@@ -305,7 +314,17 @@ static void *model_mmap(void *addr, size_t len, int prot, int flags, int *ours)
 			return MAP_FAILED;
 		}
 		size_t hs = (size_t)1 << tce_model.huge_shift;
-		void *p = aligned_map(addr, len, hs, prot, (flags & ~HUGE_FLAGS_MASK) | MAP_NORESERVE);
+		void *p;
+		if (fixed) { /* at addr, which must be huge-page aligned (EINVAL otherwise, as hugetlbfs) */
+			size_t len_r = (len + hs - 1) & ~(hs - 1);
+			if (((uintptr_t)addr & (hs - 1)) || len_r < len) {
+				errno = EINVAL;
+				return MAP_FAILED;
+			}
+			p = REAL(mmap)(addr, len_r, prot, (flags & ~HUGE_FLAGS_MASK) | MAP_NORESERVE, -1, 0);
+		} else {
+			p = aligned_map(addr, len, hs, prot, (flags & ~HUGE_FLAGS_MASK) | MAP_NORESERVE);
+		}
 		if (p != MAP_FAILED)
 			emulated[n_emulated++] = (struct range){ (uintptr_t)p, (uintptr_t)p + ((len + hs - 1) & ~(hs - 1)) };
 		return p;

@@ -33,6 +33,9 @@ pid_t fork(void)
 {
 	if (!tce_model.pid)
 		return REAL(fork)(); /* nothing of this process is in the model yet */
+	/* The model must know the hugetlb mappings the child inherits: their pages are shared
+	 * copy-on-write, and a pin in the child needs a huge page of its own. */
+	tce_report_hugetlb();
 	struct tce_msg m = { 0 };
 	msg_u8(&m, OP_FORK);
 	long child = tce_simple(&m);

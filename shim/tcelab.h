@@ -93,11 +93,19 @@ off_t *fd_pos(int realfd);  /* read position of a /proc/self/status fd */
 int fd_install(int mfd, int kind, int cloexec);
 void fd_forget(int realfd);
 void fd_bind(int realfd, int mfd, int kind);
+/* `realfd` is a dup of `oldfd`: the same open file. */
+void fd_share(int realfd, int oldfd);
+/* VFIO_SET_IOMMU succeeded on the file of `realfd` (every descriptor of it): v2 or not. */
+void fd_set_v2(int realfd, int v2);
+/* Is `realfd` a container of type sPAPR TCE v2 (as far as this process set it)? */
+int fd_v2(int realfd);
 
 /* ---- memmap.c: the program's address space as the model must see it ---- */
 /* Report the real mappings over [addr, addr+size) (rounded out to model pages), unless that range
  * was reported from the same view of /proc/self/smaps already. Queued: it goes with the next call. */
 int tce_report_memory(uint64_t addr, uint64_t size);
+/* Report the hugetlb mappings (before a fork: the child's copies are shared copy-on-write). */
+int tce_report_hugetlb(void);
 /* Report the whole address space. */
 int tce_report_all_memory(void);
 /* The mappings may have changed (an interposed call changed them, or this is a new process):

@@ -2,8 +2,9 @@
  * Replays a recording of the oracle program (vfio_spapr_oracle.c) against a modelled machine,
  * call by call through the binary ABI, and produces the model's answer for every record. The
  * program's memory layout (its 16 MiB buffer, read-only page, THP and hugetlb buffers and the
- * unmapped hole) is rebuilt in a modelled process; descriptors are tracked by the names the
- * program gives them ("container 1", "group B", "second device fd").
+ * unmapped hole) is rebuilt in a modelled process, and the mmap/munmap records of a scenario that
+ * remaps memory change it as the program did; descriptors are tracked by the names the program
+ * gives them ("container 1", "group B", "second device fd").
  */
 import { errnoName } from '../base/errno.js';
 import { Machine } from '../machine/machine.js';
@@ -21,6 +22,8 @@ const THP = 0x7ffe_0000_0000n;
 const HUGE = 0x7ffd_0000_0000n;
 const HOLE = 0x7ffc_0000_0000n;
 const READONLY = 0x7ffb_0000_0000n;
+/** The v2_remap_registered scenario's 16 TiB of address space (the program's REMAP_BASE). */
+const REMAP = 0x2000_0000_0000n;
 /** The part of the program's 48 MiB buffer mapping that always lies above its aligned start. */
 const BUF_SPAN = 32n * MiB;
 /** The hugetlb buffer's size. */
@@ -126,6 +129,13 @@ export class OracleReplay {
         if (this.child) sys.exit(this.child.pid);
         this.child = null;
         return { ret: 0, errno: null, out: { exited: 1, exit_status: 0, signaled: 0, signal: 0 } };
+      }
+      case 'mmap':
+        return { ...this.mmap(p, r), out: {} };
+      case 'munmap': {
+        const at = this.addr(a.addr);
+        p.mm.unmapRange(at, at + big(a.size));
+        return { ret: 0, errno: null, out: {} };
       }
       case 'drop_privileges': {
         const limit = BigInt(Number(r.out.memlock_limit ?? 1048576));
@@ -263,6 +273,26 @@ export class OracleReplay {
     }
   }
 
+  /**
+   * The program's mmap(MAP_FIXED_NOREPLACE) of touched small pages ("anon"), THP-advised pages
+   * ("thp"), hugetlb pages, or PROT_NONE ("none": as a hole to a pin): EEXIST over a mapping,
+   * ENOENT for hugetlb when the MMU has no huge page size.
+   */
+  private mmap(p: Process, r: OracleRecord): { ret: number; errno: string | null } {
+    const start = this.addr(r.args.addr);
+    const end = start + big(r.args.size);
+    const kind = String(r.args.kind);
+    if (p.mm.mappings.some((m) => m.start < end && start < m.end)) return { ret: -1, errno: 'EEXIST' };
+    const huge = this.machine.hugePageShift;
+    if (kind === 'none') return { ret: 0, errno: null };
+    if (kind === 'hugetlb') {
+      if (!huge) return { ret: -1, errno: 'ENOENT' };
+      p.mm.mapFixed({ start, end, kind, hugePageShift: huge });
+    } else if (kind === 'anon' || kind === 'thp') p.mm.mapFixed({ start, end, kind });
+    else throw new ReplayError(`mmap of kind "${kind}": tcelab replays anon, thp, hugetlb and none`);
+    return { ret: 0, errno: null };
+  }
+
   private ioctl(p: Process, fd: number, req: number, arg: IoctlArg): SysResult {
     return this.machine.sys.ioctl(p.pid, fd, req, arg);
   }
@@ -301,7 +331,7 @@ export class OracleReplay {
     const m = /^([a-z]+)\+0x([0-9a-f]+)$/.exec(s);
     if (!m) return BigInt(s);
     const off = BigInt(`0x${m[2]}`);
-    const base = { buf: BUF, thpbuf: this.thpBase, hugebuf: HUGE, unmapped: HOLE, readonly: this.readonlyBase }[m[1]!];
+    const base = { buf: BUF, thpbuf: this.thpBase, hugebuf: HUGE, unmapped: HOLE, readonly: this.readonlyBase, remapbuf: REMAP }[m[1]!];
     if (base === undefined) throw new ReplayError(`unknown buffer "${m[1]}" in address ${s}`);
     return base + off;
   }

@@ -27,7 +27,6 @@ export interface IommufdPlatform {
   contexts: Set<IommufdCtx>;
   /** The interrupt controller isolates MSIs (false on PowerPC). */
   isolatedMsi: boolean;
-  hugetlbPinnable: boolean;
 }
 
 export type ObjectType = 'ioas' | 'hwpt_paging' | 'device' | 'fault';

@@ -95,13 +95,7 @@ export function mapUserPages(ictx: IommufdCtx, proc: Process, ioas: Ioas, uptr: 
   if (uptr + length > U64_MAX) return -75;
   const base = uptr - (uptr % ps);
   const npages = Number((length + (uptr - base) + ps - 1n) / ps);
-  const pages = new IoptPages(
-    { mem: ictx.platform.mem, log: ictx.platform.log, users: ictx.platform.users, hugetlbPinnable: ictx.platform.hugetlbPinnable },
-    proc,
-    base,
-    npages,
-    (prot & IOMMU_WRITE) !== 0,
-  );
+  const pages = new IoptPages({ mem: ictx.platform.mem, log: ictx.platform.log, users: ictx.platform.users }, proc, base, npages, (prot & IOMMU_WRITE) !== 0);
   if (ictx.accountMode === 'mm' && pages.accountMode === 'user') pages.accountMode = 'mm';
   return ioas.iopt.mapPages([{ pages, startByte: uptr - base, length }], length, iova, prot);
 }

@@ -26,8 +26,6 @@ export interface PagesContext {
   mem: PhysMemory;
   log: EventLog;
   users: UserStructs;
-  /** Huge pages this MMU cannot pin. */
-  hugetlbPinnable: boolean;
 }
 
 /** The pinned user pages behind one or more areas (COPY shares them); freed with the last area. */
@@ -74,7 +72,7 @@ export class IoptPages {
     const ps = BigInt(this.ctx.mem.pageSize);
     const got: number[] = [];
     for (const i of fresh) {
-      const r = pinUserPages(this.mm, this.ctx.mem, this.uptr + BigInt(i) * ps, 1, { write: this.writable, hugetlbPinnable: this.ctx.hugetlbPinnable });
+      const r = pinUserPages(this.mm, this.ctx.mem, this.uptr + BigInt(i) * ps, 1, { write: this.writable });
       if (typeof r === 'number') {
         this.unpin(got);
         return r;

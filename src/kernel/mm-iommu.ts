@@ -5,16 +5,22 @@
 import { pow2 } from '../base/bits.js';
 import type { EventLog } from '../base/events.js';
 import type { PhysMemory } from '../hw/memory.js';
-import { accountLockedVm, type Process, pinUserPages, unpinUserPage } from './process.js';
+import type { Quirks } from './quirks.js';
+import { accountLockedVm, type Mapping, type Process, pinUserPagesUpTo, unpinUserPage } from './process.js';
 
 export interface MmIommuRegion {
   ua: bigint;
   /** Number of kernel pages. */
   entries: number;
-  /** Largest IOMMU page shift every page of the region supports. */
+  /** Largest IOMMU page shift mm_iommu_ua_to_hpa() allows (mem->pageshift). */
   pageshift: number;
   /** Physical address of each kernel page. */
   hpas: number[];
+  /**
+   * page_shift(compound_head(page)) of each pinned page, as pinned at registration (a hugetlb or
+   * THP page stays compound while pinned); null when every page is a small page.
+   */
+  pageShifts: Uint8Array | null;
   /** References (mm_iommu_get / new). */
   used: number;
   /** 1 = live with no mappings; each TCE adds one; 0 = being released. */
@@ -24,8 +30,9 @@ export interface MmIommuRegion {
 export interface MmIommuContext {
   mem: PhysMemory;
   log: EventLog;
-  /** Huge pages of this MMU cannot be pinned (the hash MMU's 16M hugepd pages under QEMU). */
-  hugetlbUnpinnable: boolean;
+  /** The page shift of a transparent huge page (PMD size); 0 when the MMU has none. */
+  thpShift: number;
+  quirks: Quirks;
 }
 
 const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
@@ -37,7 +44,12 @@ function ffs(n: bigint): number {
   return i;
 }
 
-/** mm_iommu_new(): pin and account a new region; -EINVAL on overlap, -ENOMEM over the limit. */
+/**
+ * mm_iommu_new(): pin and account a new region; -EINVAL on overlap, -ENOMEM over the limit. A
+ * pin that stops part way returns what pin_user_pages() returned for its chunk: the number of
+ * pages it pinned (a positive ioctl return; quirk `register-partial-pin-count`), or -errno when
+ * it pinned none (or when fixed).
+ */
 export function mmIommuNew(ctx: MmIommuContext, proc: Process, ua: bigint, entries: number): MmIommuRegion | number {
   const { mem } = ctx;
   const mm = proc.mm;
@@ -49,34 +61,80 @@ export function mmIommuNew(ctx: MmIommuContext, proc: Process, ua: bigint, entri
     accountLockedVm(proc, mm, entries, false, shift, ctx.log);
     return -12;
   }
-  let pageshift = ffs(ua | (BigInt(entries) << BigInt(shift)));
-  const hpas = pinUserPages(mm, mem, ua, entries, { write: true, hugetlbPinnable: !ctx.hugetlbUnpinnable });
-  if (typeof hpas === 'number') {
-    accountLockedVm(proc, mm, entries, false, shift, ctx.log);
-    return hpas;
-  }
+  const hpas: number[] = [];
+  ret = pinChunks(ctx, proc, ua, entries, hpas);
   const end = ua + (BigInt(entries) << BigInt(shift));
-  for (const r of mm.iommuGroupMemList) {
-    const rEnd = r.ua + (BigInt(r.entries) << BigInt(shift));
-    if (r.ua < end && ua < rEnd) {
-      ret = -22;
-      break;
+  if (!ret) {
+    for (const r of mm.iommuGroupMemList) {
+      const rEnd = r.ua + (BigInt(r.entries) << BigInt(shift));
+      if (r.ua < end && ua < rEnd) {
+        ret = -22;
+        break;
+      }
     }
   }
   if (ret) {
     const vpn0 = Number(ua >> BigInt(shift));
-    for (let i = 0; i < entries; i++) unpinUserPage(mm, vpn0 + i);
+    for (let i = 0; i < hpas.length; i++) unpinUserPage(mm, vpn0 + i);
     accountLockedVm(proc, mm, entries, false, shift, ctx.log);
     return ret;
   }
-  for (let i = 0; i < entries; i++) {
-    const m = mm.findMapping(ua + BigInt(i) * BigInt(mem.pageSize));
-    const ps = m?.kind === 'hugetlb' && m.hugePageShift ? m.hugePageShift : shift;
-    pageshift = Math.min(pageshift, ps);
-  }
-  const region: MmIommuRegion = { ua, entries, pageshift, hpas, used: 1, mapped: 1 };
+  const region: MmIommuRegion = { ua, entries, pageshift: 0, hpas, pageShifts: null, used: 1, mapped: 1 };
+  setPageShifts(ctx, proc, region);
   mm.iommuGroupMemList.unshift(region);
   return region;
+}
+
+/**
+ * mm_iommu_do_alloc()'s pinning: pin_user_pages() a chunk of entries at a time (as many as a
+ * MAX_PAGE_ORDER block of vma pointers holds). 0 when every page is pinned, else what the short
+ * chunk returned.
+ */
+function pinChunks(ctx: MmIommuContext, proc: Process, ua: bigint, entries: number, hpas: number[]): number {
+  const { mem } = ctx;
+  const chunk = Math.min(2 ** (mem.pageShift + mem.maxPageOrder) / 8, entries);
+  for (let entry = 0; entry < entries; entry += chunk) {
+    const n = Math.min(entries - entry, chunk);
+    const before = hpas.length;
+    const err = pinUserPagesUpTo(proc.mm, mem, ua + (BigInt(entry) << BigInt(mem.pageShift)), n, { write: true, thpShift: ctx.thpShift }, hpas);
+    if (err) return hpas.length > before && ctx.quirks['register-partial-pin-count'] ? hpas.length - before : err;
+  }
+  return 0;
+}
+
+/**
+ * The region's mem->pageshift and its pages' compound shifts. The kernel starts from the natural
+ * alignment of ua and size, then walks the pinned pages keeping the smaller of that and
+ * `pageshift`, a variable set to a page's huge size only when the page is hugetlb (PageHuge)
+ * and mem->pageshift is still above PAGE_SHIFT, and never set back: once a hugetlb page was seen,
+ * the small pages after it keep its size in the result (its check at map time then falls to
+ * tce_page_is_contained()). Quirk `prereg-pageshift-sticky`; fixed, each page counts for itself.
+ */
+function setPageShifts(ctx: MmIommuContext, proc: Process, region: MmIommuRegion): void {
+  const shift = ctx.mem.pageShift;
+  let memShift = ffs(region.ua | (BigInt(region.entries) << BigInt(shift)));
+  let pageshift = shift;
+  let m: Mapping | undefined;
+  for (let i = 0; i < region.entries; i++) {
+    const va = region.ua + (BigInt(i) << BigInt(shift));
+    if (!m || va < m.start || va >= m.end) m = proc.mm.findMapping(va);
+    // Only a huge mapping faults pages in as compound blocks.
+    const compound = m?.kind === 'hugetlb' || m?.kind === 'thp' ? compoundShift(ctx.mem, region.hpas[i]!) : shift;
+    if (compound > shift) {
+      region.pageShifts ??= new Uint8Array(region.entries).fill(shift);
+      region.pageShifts[i] = compound;
+    }
+    if (memShift > shift && m?.kind === 'hugetlb') pageshift = compound;
+    else if (!ctx.quirks['prereg-pageshift-sticky']) pageshift = shift;
+    memShift = Math.min(memShift, pageshift);
+  }
+  region.pageshift = memShift;
+}
+
+/** page_shift(compound_head(page)) of the user page at physical address `hpa`: its block's size. */
+function compoundShift(mem: PhysMemory, hpa: number): number {
+  const b = mem.blockOf(Math.floor(hpa / mem.pageSize));
+  return b && b.owner.kind === 'user' ? mem.pageShift + b.order : mem.pageShift;
 }
 
 /** mm_iommu_get(): an exact (ua, entries) match, with a new reference. */
@@ -208,6 +266,11 @@ export class MmIommuRun {
     const entry = Math.floor((this.at + d) * this.kinv);
     const off = this.ua0Off + d;
     return r.hpas[entry]! + (off - Math.floor(off * this.kinv) * this.kpage);
+  }
+
+  /** The compound page shift of the pinned kernel page at ua0 + d of `r` (tce_page_is_contained()). */
+  pageShiftAt(r: MmIommuRegion, d: number): number {
+    return r.pageShifts ? r.pageShifts[Math.floor((this.at + d) * this.kinv)]! : this.kernelPageShift;
   }
 
   /**

@@ -16,6 +16,11 @@ export interface Mapping {
   kind: MappingKind;
   /** Page size of a hugetlb mapping. */
   hugePageShift?: number;
+  /**
+   * A private hugetlb mapping inherited through fork(): its huge pages are shared copy-on-write
+   * with the parent, and a pin must first copy each into a huge page of its own.
+   */
+  cowShared?: boolean;
 }
 
 export class Mm {
@@ -42,6 +47,30 @@ export class Mm {
   destroyed = false;
 
   constructor(readonly owner: number) {}
+
+  /**
+   * munmap() of [start, end) as far as the mappings go: the parts of mappings outside it stay.
+   * Pages pinned there stay pinned (and keep their physical pages) until they are unpinned.
+   */
+  unmapRange(start: bigint, end: bigint): void {
+    const kept: Mapping[] = [];
+    for (const m of this.mappings) {
+      if (m.end <= start || m.start >= end) {
+        kept.push(m);
+        continue;
+      }
+      if (m.start < start) kept.push({ ...m, end: start });
+      if (m.end > end) kept.push({ ...m, start: end });
+    }
+    this.mappings.splice(0, this.mappings.length, ...kept);
+  }
+
+  /** mmap() with MAP_FIXED: `m` replaces whatever was mapped over its range. */
+  mapFixed(m: Mapping): void {
+    this.unmapRange(m.start, m.end);
+    this.mappings.push(m);
+    this.mappings.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  }
 
   findMapping(addr: bigint): Mapping | undefined {
     return this.mappings.find((m) => addr >= m.start && addr < m.end);
@@ -104,48 +133,94 @@ export function accountLockedVm(proc: Process, mm: Mm, pages: number, inc: boole
   return 0;
 }
 
-/**
- * pin_user_pages(): pins `npages` kernel pages from `addr`, allocating physical pages for
- * untouched anonymous memory. Returns the physical addresses or -errno (-EFAULT for a hole or a
- * read-only mapping when writing; hugetlb pages the MMU cannot pin also fail).
- */
+/** pin_user_pages() gup flags, and what the MMU gives a page fault. */
 export interface PinFlags {
   /** FOLL_WRITE. */
   write: boolean;
-  /** Huge pages of this MMU can be pinned (not the hash MMU's 16M hugepd pages under QEMU). */
-  hugetlbPinnable: boolean;
+  /**
+   * The transparent huge page shift (PMD size; 0 or absent: no THP). A THP-advised mapping that
+   * holds the whole aligned huge page around an untouched address faults it in as one.
+   */
+  thpShift?: number;
 }
 
+/**
+ * pin_user_pages(): pins `npages` kernel pages from `addr`, allocating physical pages for
+ * untouched anonymous memory. Returns the physical addresses or -errno (-EFAULT for a hole or a
+ * read-only mapping when writing; hugetlb pages that cannot be pinned also fail). Nothing stays
+ * pinned on failure.
+ */
 export function pinUserPages(mm: Mm, mem: PhysMemory, addr: bigint, npages: number, flags: PinFlags): number[] | number {
-  const pageSize = BigInt(mem.pageSize);
   const out: number[] = [];
+  const err = pinUserPagesUpTo(mm, mem, addr, npages, flags, out);
+  if (err) return unpinAll(mm, out, addr, BigInt(mem.pageSize), err);
+  return out;
+}
+
+/**
+ * pin_user_pages() as the kernel's loop runs it: pins pages from `addr` into `out` until one
+ * fails, and returns that page's -errno (0 when all `npages` were pinned). The pages pinned
+ * before it stay pinned: the caller decides (the kernel call returns their number if any).
+ * A hugetlb page shared copy-on-write since a fork() (Mapping.cowShared) cannot be pinned: the
+ * copy needs a free huge page, and the oracle program's pool holds exactly its own buffer.
+ */
+export function pinUserPagesUpTo(mm: Mm, mem: PhysMemory, addr: bigint, npages: number, flags: PinFlags, out: number[]): number {
+  const pageSize = BigInt(mem.pageSize);
   for (let i = 0; i < npages; i++) {
     const va = addr + BigInt(i) * pageSize;
     const m = mm.findMapping(va);
-    if (!m) return unpinAll(mm, out, addr, pageSize, -14);
-    if (m.kind === 'readonly' && flags.write) return unpinAll(mm, out, addr, pageSize, -14);
-    if (m.kind === 'hugetlb' && !flags.hugetlbPinnable) return unpinAll(mm, out, addr, pageSize, -14);
+    if (!m) return -14;
+    if (m.kind === 'readonly' && flags.write) return -14;
+    if (m.kind === 'hugetlb' && m.cowShared) return -14;
     const vpn = Number(va / pageSize);
     let pfn = mm.pages.get(vpn);
     if (pfn !== undefined && mm.cowShared.has(vpn)) {
       // gup_must_unshare(): a pinned anonymous page must be exclusive to this mm.
       const to = mem.allocPages(0, { kind: 'user', label: `pid ${mm.owner} page 0x${(va - (va % pageSize)).toString(16)}` });
-      if (to === null) return unpinAll(mm, out, addr, pageSize, -12);
+      if (to === null) return -12;
       mem.copyPage(pfn, to);
       mm.cowShared.delete(vpn);
       mm.pages.set(vpn, to);
       pfn = to;
     }
     if (pfn === undefined) {
-      const p = mem.allocPages(0, { kind: 'user', label: `pid ${mm.owner} page 0x${(va - (va % pageSize)).toString(16)}` });
-      if (p === null) return unpinAll(mm, out, addr, pageSize, -12);
+      const huge = hugeShiftAt(m, va, flags.thpShift ?? 0);
+      const p = huge
+        ? faultHugePage(mm, mem, huge, va)
+        : mem.allocPages(0, { kind: 'user', label: `pid ${mm.owner} page 0x${(va - (va % pageSize)).toString(16)}` });
+      if (p === null) return -12;
       pfn = p;
       mm.pages.set(vpn, pfn);
     }
     mm.pins.set(vpn, (mm.pins.get(vpn) ?? 0) + 1);
     out.push(pfn * mem.pageSize);
   }
-  return out;
+  return 0;
+}
+
+/** The huge page size a fault at `va` of `m` gets: hugetlb, or a whole aligned THP; 0 for a small page. */
+function hugeShiftAt(m: Mapping, va: bigint, thpShift: number): number {
+  if (m.kind === 'hugetlb') return m.hugePageShift ?? 0;
+  if (m.kind !== 'thp' || !thpShift) return 0;
+  const size = 1n << BigInt(thpShift);
+  const head = va - (va % size);
+  return head >= m.start && head + size <= m.end ? thpShift : 0;
+}
+
+/**
+ * A huge page faulted in: one physically contiguous block (a compound page) for the whole huge
+ * page around `va`, its kernel pages mapped at once. Returns the frame behind `va`, null when no
+ * block is free.
+ */
+function faultHugePage(mm: Mm, mem: PhysMemory, shift: number, va: bigint): number | null {
+  const order = Math.max(0, shift - mem.pageShift);
+  const hsize = BigInt(mem.pageSize) << BigInt(order);
+  const head = va - (va % hsize);
+  const block = mem.allocPages(order, { kind: 'user', label: `pid ${mm.owner} huge page 0x${head.toString(16)}` });
+  if (block === null) return null;
+  const vpn0 = Number(head / BigInt(mem.pageSize));
+  for (let k = 0; k < 2 ** order; k++) if (!mm.pages.has(vpn0 + k)) mm.pages.set(vpn0 + k, block + k);
+  return mm.pages.get(Number(va / BigInt(mem.pageSize)))!;
 }
 
 function unpinAll(mm: Mm, pinned: number[], addr: bigint, pageSize: bigint, err: number): number {

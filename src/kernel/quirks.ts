@@ -23,6 +23,16 @@ export const QUIRKS = {
     source: 'tce_iommu_unregister_pages() ignores the -EBUSY of the final mm_iommu_put()',
     what: 'UNREGISTER_MEMORY of a region that still has TCEs returns 0 and leaves it pinned (fixed: -EBUSY)',
   },
+  'register-partial-pin-count': {
+    default: true,
+    source: 'mm_iommu_do_alloc() returns the positive count pin_user_pages() gave for a chunk it could not pin whole',
+    what: 'REGISTER_MEMORY over memory that can be pinned only in part (a PROT_NONE or unmapped tail) returns the number of pages pinned, nothing registered (fixed: -EFAULT)',
+  },
+  'prereg-pageshift-sticky': {
+    default: true,
+    source: 'mm_iommu_do_alloc() sets its pageshift variable only at a hugetlb page and never back to PAGE_SHIFT',
+    what: 'a region of hugetlb pages then small pages allows large IOMMU pages over the small ones too; their MAP_DMA fails later, -EPERM from tce_page_is_contained() (fixed: the small pages limit the region, -EINVAL)',
+  },
   'remove-any-address': {
     default: true,
     source: 'tce_iommu_remove_window() looks the window up with tce_iommu_find_table()',

@@ -171,7 +171,7 @@ export class Machine {
       klog: this.klog,
       log: this.log,
       quirks: this.quirks,
-      mmIommu: { mem: this.mem, log: this.log, hugetlbUnpinnable: this.mmu === 'hash' || this.pseries !== null },
+      mmIommu: { mem: this.mem, log: this.log, thpShift: this.hugePageShift, quirks: this.quirks },
       eeh: this.eeh.enabled ? vfioEehOps(this.eeh) : noEehOps,
       current: () => this.current!,
     });
@@ -201,7 +201,6 @@ export class Machine {
         // sent it (the PE's MSI validation), so the PE's interrupts are isolated. The RFC's
         // driver claims no isolation, as the recorded kernel shows.
         isolatedMsi: opts.iommufd === 'ppc64',
-        hugetlbPinnable: this.mmu !== 'hash' && !this.pseries,
       };
     }
     this.sys = new Syscalls(

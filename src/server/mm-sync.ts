@@ -6,16 +6,13 @@ import type { Mapping, Mm } from '../kernel/process.js';
 import type { Segment } from './protocol.js';
 
 export function syncMappings(mm: Mm, start: bigint, end: bigint, segments: Segment[]): void {
-  const kept: Mapping[] = [];
-  for (const m of mm.mappings) {
-    if (m.end <= start || m.start >= end) {
-      kept.push(m);
-      continue;
-    }
-    if (m.start < start) kept.push({ ...m, end: start });
-    if (m.end > end) kept.push({ ...m, start: end });
+  const shared = mm.mappings.filter((m) => m.cowShared && m.start < end && start < m.end);
+  mm.unmapRange(start, end);
+  for (const s of segments) {
+    const m: Mapping = { ...s };
+    // A report is no new mapping: hugetlb pages inherited through fork() stay shared copy-on-write.
+    if (s.kind === 'hugetlb' && shared.some((o) => o.kind === 'hugetlb' && s.start >= o.start && s.end <= o.end)) m.cowShared = true;
+    mm.mappings.push(m);
   }
-  for (const s of segments) kept.push({ ...s });
-  kept.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
-  mm.mappings.splice(0, mm.mappings.length, ...kept);
+  mm.mappings.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
 }

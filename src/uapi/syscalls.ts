@@ -451,7 +451,8 @@ export class Syscalls {
     child.uid = parent.uid;
     child.capIpcLock = parent.capIpcLock;
     child.rlimitMemlock = parent.rlimitMemlock;
-    for (const m of parent.mm.mappings) child.mm.mappings.push({ ...m });
+    // A private hugetlb mapping's pages are shared copy-on-write too (hugetlb_cow), a huge page each.
+    for (const m of parent.mm.mappings) child.mm.mappings.push(m.kind === 'hugetlb' ? { ...m, cowShared: true } : { ...m });
     // Anonymous pages the parent has are shared copy-on-write, unless the parent pinned them.
     for (const [vpn, pfn] of parent.mm.pages) {
       if (parent.mm.pins.has(vpn)) continue;

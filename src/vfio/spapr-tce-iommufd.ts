@@ -184,7 +184,10 @@ export class SpaprTceIommufdDriver extends SpaprTceDriver {
     return 0;
   }
 
-  /** v2: every IOMMU page inside a preregistered region, backed by a large enough page. */
+  /**
+   * v2: every IOMMU page inside a preregistered region, on a page pinned there at registration
+   * that is large enough (the VFIO driver's checks: the mappings now play no part).
+   */
   private preregPieces(ic: IommufdTceContainer, tce: bigint, pages: number, step: number, shift: number): MapPiece[] | number {
     const run = new MmIommuRun(ic.owner!, this.ctx.mem.pageShift, step, tce);
     const out: MapPiece[] = [];
@@ -192,7 +195,7 @@ export class SpaprTceIommufdDriver extends SpaprTceDriver {
       const d = i * step;
       const r = run.region(d);
       if (!r || run.hpa(r, d, shift) < 0) return -EINVAL;
-      if (!this.pageIsContained(ic, tce + BigInt(d), shift)) return -EPERM;
+      if (shift > this.ctx.mem.pageShift && run.pageShiftAt(r, d) < shift) return -EPERM;
       const last = out.at(-1);
       if (last?.region === r) last.length += BigInt(step);
       else out.push({ pages: this.preregPagesOf(ic, r), startByte: tce + BigInt(d) - r.ua, length: BigInt(step), region: r });

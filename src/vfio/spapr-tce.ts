@@ -125,9 +125,6 @@ function alignedField(x: bigint, n: number, size: number): boolean {
 interface BuildV2Pass {
   /** The regions behind the map's user addresses (offsets from its vaddr). */
   regions: MmIommuRun | null;
-  /** The backing page shift of the mapping behind offset d, valid while d < mappingUntil. */
-  mappingShift: number;
-  mappingUntil: number;
   /** The vaddr as a number, and whether every user address of the map is exact as one. */
   tceNum: number;
   exact: boolean;
@@ -139,7 +136,7 @@ export class SpaprTceDriver {
   /** The run of entries buildV2 and clear exchange at a time. */
   private readonly run = new TceRun(4096);
   /** The state buildV2 shares with its passes over each run. */
-  private readonly pass: BuildV2Pass = { regions: null, mappingShift: 0, mappingUntil: -1, tceNum: 0, exact: false, ret: 0 };
+  private readonly pass: BuildV2Pass = { regions: null, tceNum: 0, exact: false, ret: 0 };
 
   constructor(protected readonly ctx: SpaprTceContext) {}
 
@@ -379,7 +376,7 @@ export class SpaprTceDriver {
 
   /**
    * tce_iommu_build_v2(), a run of entries at a time (TceRun). User addresses are kept as byte
-   * offsets from `tce`: the region and the mapping behind a page are looked up again only when a
+   * offsets from `tce`: the region behind a page is looked up again only when a
    * page leaves the last ones found. For each run the checks of every page come first (they only
    * read), then one exchange of the pages that passed them, then, entry by entry in the kernel's
    * order, the mapped count, the old entry's release and the userspace view. The passes are
@@ -391,14 +388,13 @@ export class SpaprTceDriver {
     const run = this.run;
     const pass = this.pass;
     pass.regions = this.mapUaRun(c, tbl, tce);
-    pass.mappingUntil = -1;
     pass.tceNum = Number(tce);
     pass.exact = pass.tceNum + pages * tbl.pageSize <= 2 ** 53 && tce <= TWO_POW_53;
     while (i < pages) {
       const e = entry + i;
       const pua = tbl.ops.useraddrptr!(tbl, e, true);
       const n = pua === null ? 1 : Math.min(pages - i, run.capacity, tbl.ops.runLength(tbl, e));
-      const m = this.checkPagesV2(c, tbl, tce, i, n);
+      const m = this.checkPagesV2(tbl, i, n);
       const done = m ? tbl.ops.xchgRunNoKill(tbl, e, m, dir, run) : 0;
       // The last entry attempted failed: it is only released (tce_iommu_unuse_page_v2).
       const failed = done && run.ret ? 1 : 0;
@@ -431,15 +427,19 @@ export class SpaprTceDriver {
 
   /**
    * tce_iommu_build_v2()'s checks of the pages [i, i + n) of a map: the region and real address
-   * (into run.hpa), the page backing it, a region being released. Returns how many passed; the
-   * error that stopped them in pass.ret (0 when a released region stops the map without one).
+   * (into run.hpa), the pinned page being large enough, a region being released. Returns how
+   * many passed; the error that stopped them in pass.ret (0 when a released region stops the map
+   * without one). Everything comes from the region as registered: the process's mappings now
+   * play no part (the pages pinned at registration are what gets mapped).
    */
-  private checkPagesV2(c: TceContainer, tbl: IommuTable, tce: bigint, i: number, n: number): number {
+  private checkPagesV2(tbl: IommuTable, i: number, n: number): number {
     const pass = this.pass;
     const regions = pass.regions!;
     const hpas = this.run.hpa;
     const step = tbl.pageSize;
     const shift = tbl.itPageShift;
+    // A pinned page is at least PAGE_SIZE: only a larger IOMMU page can fail the containment check.
+    const contained = shift <= this.pageShift;
     pass.ret = 0;
     for (let m = 0; m < n; ) {
       const d = (i + m) * step;
@@ -450,22 +450,16 @@ export class SpaprTceDriver {
         pass.ret = -EINVAL;
         return m;
       }
-      if (d >= pass.mappingUntil) {
-        // From the page number, not BigInt(d): a use of d as a value would box it on every page.
-        const ua = tce + BigInt(i + m) * BigInt(step);
-        const f = c.mm!.findMappingUntil(ua);
-        pass.mappingShift = this.backingShift(f.m);
-        pass.mappingUntil = f.until === null ? Number.POSITIVE_INFINITY : d + Number(f.until - ua);
-      }
-      if (pass.mappingShift < shift) {
+      // tce_page_is_contained(): the compound page pinned at registration.
+      if (!contained && regions.pageShiftAt(r, d) < shift) {
         pass.ret = -EPERM;
         return m;
       }
       // mm_iommu_mapped_inc() fails only on a region being released: the map stops there.
       if (r.mapped === 0) return m;
-      // The pages from m on inside r and the same mapping get the answers page m got: their
-      // real addresses at once.
-      const k = Math.min(n - m, regions.span(d, step), Math.ceil((pass.mappingUntil - d) / step));
+      // The pages from m on inside r get the answers page m got (each larger IOMMU page is
+      // checked on its own): their real addresses at once.
+      const k = contained ? Math.min(n - m, regions.span(d, step)) : 1;
       regions.hpas(r, d, step, k, hpas, m);
       m += k;
     }
@@ -524,7 +518,7 @@ export class SpaprTceDriver {
     const write = this.ctx.quirks['v1-pin-write'] || dir !== DMA_TO_DEVICE;
     for (; i < pages; i++) {
       const offset = Number(tce & ~(BigInt(tbl.pageSize) - 1n) & (ksize - 1n));
-      const pinned = pinUserPages(c.mm!, mem, tce - (tce % ksize), 1, { write, hugetlbPinnable: !this.ctx.mmIommu.hugetlbUnpinnable });
+      const pinned = pinUserPages(c.mm!, mem, tce - (tce % ksize), 1, { write, thpShift: this.ctx.mmIommu.thpShift });
       if (typeof pinned === 'number') {
         ret = -EFAULT;
         break;

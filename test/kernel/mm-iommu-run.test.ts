@@ -38,7 +38,7 @@ function build(s: Shape): { proc: Process; regions: MmIommuRegion[] } {
   for (const [gap, entries] of s.regions) {
     at += gap;
     const hpas = Array.from({ length: entries }, () => (pfn++ * 3 + 1) * kpage);
-    regions.push({ ua: BigInt(s.base) + BigInt(at * kpage), entries, pageshift: at % 3 ? s.kernelShift : 24, hpas, used: 1, mapped: 1 });
+    regions.push({ ua: BigInt(s.base) + BigInt(at * kpage), entries, pageshift: at % 3 ? s.kernelShift : 24, hpas, pageShifts: null, used: 1, mapped: 1 });
     at += entries;
   }
   const proc = { mm: { iommuGroupMemList: [...regions].reverse() } } as unknown as Process;
