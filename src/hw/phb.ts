@@ -59,6 +59,8 @@ interface TveGeometry {
   levelDiv: number[];
   /** log2(entries^level) per level when entries is a power of two up to 2^30 (slots by shift), else empty. */
   levelShift: number[];
+  /** log2(entries) when levelShift has the shifts, else -1. */
+  levelBits: number;
 }
 
 /** walk() results that are no TCE (a TCE is ≥ 0). */
@@ -145,7 +147,8 @@ export class Phb {
       // Slots by shift and mask need a power of two that `&` can mask (below 2^31).
       const levelShift = Number.isInteger(bits) && bits <= 30 ? levelDiv.map((_, lev) => lev * bits) : [];
       const pageSize = 2 ** tve.pageShift;
-      const hitPath = Number.isInteger(Math.log2(span)) && tve.pageShift >= 12 && tve.pageShift <= 30;
+      // The hit path walks by shift and mask, a level at a time (at least one level of two entries or more).
+      const hitPath = levelShift.length > 0 && bits >= 1 && tve.pageShift >= 12 && tve.pageShift <= 30;
       this.geometry[index] = {
         tableAddr: tve.tableAddr,
         levels: tve.levels,
@@ -158,6 +161,7 @@ export class Phb {
         numeric: span * 2 ** tve.pageShift <= 2 ** 53,
         levelDiv,
         levelShift,
+        levelBits: levelShift.length ? bits : -1,
       };
     } else this.geometry[index] = null;
     this.log.emit({ layer: 'hw', kind: 'tve-write', phb: this.index, tve: index });
@@ -343,8 +347,21 @@ export class Phb {
    * translateAt() caches it once the permission passed), else -1.
    */
   private walkHit(tveIdx: number, g: TveGeometry, key: number, write: boolean): number {
-    const tce = this.walk(g, key);
-    if (tce < 0 || (write ? tce & TCE_PCI_WRITE : tce & TCE_PCI_READ) === 0) return -1;
+    // walk() by shift and mask (a hit-path geometry has them): a read outside RAM or an indirect
+    // entry without permission is a fault, for the whole path to report.
+    const bits = g.levelBits;
+    let base = g.tableAddr;
+    let tce = 0;
+    for (let sh = (g.levels - 1) * bits; ; sh -= bits) {
+      const ea = base + (sh < 32 ? (key >>> sh) & (g.entries - 1) : 0) * 8;
+      if (ea >= this.mem.ramBytes) return -1;
+      tce = this.mem.peekU64BE(ea);
+      if (sh === 0) break;
+      if (tcePerm(tce) === 0) return -1;
+      // The next level's address: the TCE's low 12 bits cleared (`>>> 0` keeps them exactly).
+      base = tce - ((tce >>> 0) & 0xfff);
+    }
+    if ((write ? tce & TCE_PCI_WRITE : tce & TCE_PCI_READ) === 0) return -1;
     if (this.tceCacheEnabled) this.cacheFill(tveIdx, g, key, tce);
     return tce;
   }
