@@ -151,9 +151,17 @@ test('readSmall and peekU64BE read what readInto and readU64BE read, and fail wh
         for (const [pa, len] of reads) {
           const fast = new Uint8Array(len).fill(7);
           const slow = new Uint8Array(len).fill(7);
-          assert.deepEqual(run(() => mem.readSmall(pa, fast)), run(() => mem.readInto(pa, slow)), `read of ${len} at ${pa}`);
+          assert.deepEqual(
+            run(() => mem.readSmall(pa, fast)),
+            run(() => mem.readInto(pa, slow)),
+            `read of ${len} at ${pa}`,
+          );
           assert.deepEqual(fast, slow, `read of ${len} at ${pa}`);
-          assert.deepEqual(run(() => mem.peekU64BE(pa)), run(() => mem.readU64BE(pa)), `u64 at ${pa}`);
+          assert.deepEqual(
+            run(() => mem.peekU64BE(pa)),
+            run(() => mem.readU64BE(pa)),
+            `u64 at ${pa}`,
+          );
         }
       },
     ),
