@@ -335,7 +335,10 @@ export class PhysMemory {
     }
   }
 
-  /** readU64BE() below 2^32 (a TCE table walk's reads), by the stored page's two indices, without the recent-page slots. */
+  /**
+   * readU64BE() of an address below 2^32 (a TCE table walk's reads) by the stored page's two
+   * indices, without the recent-page slots; any other address through readU64BE() itself.
+   */
   peekU64BE(pa: number): number {
     const pfn = pa >>> this.pageShift;
     if (pa !== pa >>> 0 || pfn >= this.totalPages) return this.readU64BE(pa);
