@@ -5,22 +5,27 @@
  * the permission check and the copy out of the sparse page store into the device's buffer. With
  * the cache on, a hit does not walk (the model walks on a hit only for an event listener, to flag
  * stale use; the benchmark has none) and the cache is the model's: chunks of 4096 pages, made on
- * first use, of TCEs and the generation each was cached in. Argument 3: 1 = cache on.
+ * first use, of the generation each page was cached in and its TCE side by side. Argument 3: 1 =
+ * cache on.
  */
 #include "phb.h"
 
 /*
  * The TCE cache of one TVE as the model keeps it for decoded page indices below 2^28: by chunk
- * of 4096 pages (made on first use) the TCE and the generation it was cached in (a kill moves
- * to a new generation). The model keeps indices past the chunks in a Map; this TVE has none.
+ * of 4096 pages (made on first use) the generation each page was cached in (a kill moves to a
+ * new generation) and its TCE, side by side. The model keeps indices past the chunks in a Map;
+ * this TVE has none.
  */
 #define CHUNK_SHIFT 12
 #define CHUNK_MASK ((1u << CHUNK_SHIFT) - 1)
 
+struct cache_slot {
+	uint64_t gen, tce;
+};
+
 struct cache {
-	uint64_t **tces;
-	uint32_t **gens;
-	uint32_t gen;
+	struct cache_slot **chunks;
+	uint64_t gen;
 	uint64_t limit;
 };
 
@@ -28,22 +33,19 @@ static inline int cache_get(struct cache *c, uint64_t idx, uint64_t *val)
 {
 	if (idx >= c->limit)
 		return 0;
-	const uint32_t *g = c->gens[idx >> CHUNK_SHIFT];
-	if (!g || g[idx & CHUNK_MASK] != c->gen)
+	const struct cache_slot *k = c->chunks[idx >> CHUNK_SHIFT];
+	if (!k || k[idx & CHUNK_MASK].gen != c->gen)
 		return 0;
-	*val = c->tces[idx >> CHUNK_SHIFT][idx & CHUNK_MASK];
+	*val = k[idx & CHUNK_MASK].tce;
 	return 1;
 }
 
 static inline void cache_set(struct cache *c, uint64_t idx, uint64_t val)
 {
-	uint64_t k = idx >> CHUNK_SHIFT;
-	if (!c->gens[k]) {
-		c->gens[k] = calloc(CHUNK_MASK + 1, 4);
-		c->tces[k] = calloc(CHUNK_MASK + 1, 8);
-	}
-	c->gens[k][idx & CHUNK_MASK] = c->gen;
-	c->tces[k][idx & CHUNK_MASK] = val;
+	struct cache_slot **k = &c->chunks[idx >> CHUNK_SHIFT];
+	if (!*k)
+		*k = calloc(CHUNK_MASK + 1, sizeof(struct cache_slot));
+	(*k)[idx & CHUNK_MASK] = (struct cache_slot){ c->gen, val };
 }
 
 struct ctx {
@@ -120,7 +122,6 @@ int main(int argc, char **argv)
 	uint64_t span = 1ull << (c.t.level_bits * (c.t.levels + 1));
 	c.cache.limit = span < (1ull << 28) ? span : 1ull << 28;
 	c.cache.gen = 1;
-	c.cache.tces = calloc(c.cache.limit >> CHUNK_SHIFT, sizeof(uint64_t *));
-	c.cache.gens = calloc(c.cache.limit >> CHUNK_SHIFT, sizeof(uint32_t *));
+	c.cache.chunks = calloc(c.cache.limit >> CHUNK_SHIFT, sizeof(struct cache_slot *));
 	return serve(run, &c);
 }

@@ -318,6 +318,34 @@ export class PhysMemory {
     }
   }
 
+  /**
+   * readInto() of at most 16 bytes within one page below 2^32 (what a device's small DMA reads
+   * are), else readInto() itself: the stored page by its two indices, without the recent-page
+   * slots (random reads mostly miss them, and a miss writes them).
+   */
+  readSmall(pa: number, out: Uint8Array): void {
+    const off = pa & this.pageMask;
+    const len = out.length;
+    const pfn = pa >>> this.pageShift;
+    if (pa !== pa >>> 0 || len > 16 || off + len > this.pageSize || pfn >= this.totalPages) this.readInto(pa, out);
+    else {
+      const p = this.stored(pfn);
+      if (p === undefined) for (let i = 0; i < len; i++) out[i] = 0;
+      else for (let i = 0; i < len; i++) out[i] = p[off + i]!;
+    }
+  }
+
+  /**
+   * readU64BE() of an address below 2^32 (a TCE table walk's reads) by the stored page's two
+   * indices, without the recent-page slots; any other address through readU64BE() itself.
+   */
+  peekU64BE(pa: number): number {
+    const pfn = pa >>> this.pageShift;
+    if (pa !== pa >>> 0 || pfn >= this.totalPages) return this.readU64BE(pa);
+    const p = this.stored(pfn);
+    return p === undefined ? 0 : getU64BE(p, pa & this.pageMask);
+  }
+
   write(pa: number, bytes: Uint8Array): void {
     let done = 0;
     while (done < bytes.length) {

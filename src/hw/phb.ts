@@ -59,6 +59,8 @@ interface TveGeometry {
   levelDiv: number[];
   /** log2(entries^level) per level when entries is a power of two up to 2^30 (slots by shift), else empty. */
   levelShift: number[];
+  /** log2(entries) when levelShift has the shifts, else -1. */
+  levelBits: number;
 }
 
 /** walk() results that are no TCE (a TCE is ≥ 0). */
@@ -145,7 +147,8 @@ export class Phb {
       // Slots by shift and mask need a power of two that `&` can mask (below 2^31).
       const levelShift = Number.isInteger(bits) && bits <= 30 ? levelDiv.map((_, lev) => lev * bits) : [];
       const pageSize = 2 ** tve.pageShift;
-      const hitPath = Number.isInteger(Math.log2(span)) && tve.pageShift >= 12 && tve.pageShift <= 30;
+      // The hit path walks by shift and mask, a level at a time (at least one level of two entries or more).
+      const hitPath = levelShift.length > 0 && bits >= 1 && tve.pageShift >= 12 && tve.pageShift <= 30;
       this.geometry[index] = {
         tableAddr: tve.tableAddr,
         levels: tve.levels,
@@ -158,6 +161,7 @@ export class Phb {
         numeric: span * 2 ** tve.pageShift <= 2 ** 53,
         levelDiv,
         levelShift,
+        levelBits: levelShift.length ? bits : -1,
       };
     } else this.geometry[index] = null;
     this.log.emit({ layer: 'hw', kind: 'tve-write', phb: this.index, tve: index });
@@ -313,31 +317,53 @@ export class Phb {
   }
 
   /**
-   * The hit path of a DMA: a bus address below 2^32 through a translated TVE whose geometry has
-   * a keyMask, the TCE cached or walked, the access permitted, the page in RAM. Returns the real
-   * address and sets xRemain, or -1 for anything else (a fault, a bypass TVE, another geometry)
-   * having changed nothing that translateAt() would not change for the same address: the
-   * caller then goes the whole way. Does not check cached TCEs for staleness (nobody listens).
+   * The hit path of a DMA of `len` bytes from RID `rid`: a bus address below 2^32 into one IOMMU
+   * page of TVE#0 of a PE that is not frozen, a translated TVE whose geometry has a keyMask, the
+   * TCE cached or walked, the access permitted, the page in RAM. Returns the real address, or -1
+   * for anything else (no PE, a fault, a bypass TVE, another geometry, several pages) having
+   * changed nothing that translateAt() would not change for the same address: the caller then
+   * goes the whole way. Does not check cached TCEs for staleness (nobody listens).
    */
-  private translateHit(tveIdx: number, bus: number, write: boolean): number {
-    const g = this.geometry[tveIdx];
+  private translateHit(rid: number, bus: number, len: number, write: boolean): number {
+    const pe = this.rtt.peOf(rid);
+    if (pe < 0 || bus !== bus >>> 0 || len === 0 || this.peState[pe]!.dmaFrozen) return -1;
+    const g = this.geometry[pe * 2];
     if (g == null || g.keyMask < 0) return -1;
-    const pageNo = bus >>> g.pageShift;
-    const key = pageNo & g.keyMask;
     const offset = bus & (g.pageSize - 1);
-    const cache = this.tceCacheEnabled ? this.tceCache[tveIdx] : undefined;
+    if (offset + len > g.pageSize) return -1;
+    const key = (bus >>> g.pageShift) & g.keyMask;
+    const cache = this.tceCacheEnabled ? this.tceCache[pe * 2] : undefined;
     let tce = cache === undefined ? -1 : cache.get(key);
-    if (tce < 0) {
-      tce = this.walk(g, key);
-      if (tce < 0 || (write ? tce & TCE_PCI_WRITE : tce & TCE_PCI_READ) === 0) return -1;
-      if (this.tceCacheEnabled) this.cacheFill(tveIdx, g, key, tce);
-    } else if ((write ? tce & TCE_PCI_WRITE : tce & TCE_PCI_READ) === 0) return -1;
+    if (tce < 0) tce = this.walkHit(pe * 2, g, key, write);
+    else if ((write ? tce & TCE_PCI_WRITE : tce & TCE_PCI_READ) === 0) return -1;
+    if (tce < 0) return -1;
     // The TCE's page: its low bits (below 2^32, so `>>> 0` keeps them) cleared.
     const pa = tce - ((tce >>> 0) & (g.pageSize - 1)) + offset;
-    if (!this.mem.isRam(pa)) return -1;
-    this.xRemain = g.pageSize - offset;
-    this.xStale = false;
-    return pa;
+    return pa < this.mem.ramBytes ? pa : -1;
+  }
+
+  /**
+   * translateHit() on a cache miss: the walked TCE when it permits the access (cached, as
+   * translateAt() caches it once the permission passed), else -1.
+   */
+  private walkHit(tveIdx: number, g: TveGeometry, key: number, write: boolean): number {
+    // walk() by shift and mask (a hit-path geometry has them): a read outside RAM or an indirect
+    // entry without permission is a fault, for the whole path to report.
+    const bits = g.levelBits;
+    let base = g.tableAddr;
+    let tce = 0;
+    for (let sh = (g.levels - 1) * bits; ; sh -= bits) {
+      const ea = base + (sh < 32 ? (key >>> sh) & (g.entries - 1) : 0) * 8;
+      if (ea >= this.mem.ramBytes) return -1;
+      tce = this.mem.peekU64BE(ea);
+      if (sh === 0) break;
+      if (tcePerm(tce) === 0) return -1;
+      // The next level's address: the TCE's low 12 bits cleared (`>>> 0` keeps them exactly).
+      base = tce - ((tce >>> 0) & 0xfff);
+    }
+    if ((write ? tce & TCE_PCI_WRITE : tce & TCE_PCI_READ) === 0) return -1;
+    if (this.tceCacheEnabled) this.cacheFill(tveIdx, g, key, tce);
+    return tce;
   }
 
   /** Cache a walked TCE (the TVE's cache made on first use). */
@@ -371,7 +397,7 @@ export class Phb {
       }
       const ea = base + slot * 8;
       if (!this.mem.isRam(ea)) return WALK_OUTSIDE_RAM;
-      const tce = this.mem.readU64BE(ea);
+      const tce = this.mem.peekU64BE(ea);
       if (lev === 0) return tce;
       if (tcePerm(tce) === 0) return WALK_INVALID_INDIRECT;
       // The next level's address: the TCE's low 12 bits cleared (`>>> 0` keeps them exactly).
@@ -402,12 +428,11 @@ export class Phb {
   transfer(device: string, rid: number, bus: bigint | number, buf: Uint8Array, write: boolean): string | undefined {
     // The common case apart, small enough for V8 to inline: a number address below 2^32 into
     // one IOMMU page of a PE that is not frozen, translated, nobody listening.
-    const pe = this.rtt.peOf(rid);
-    if (typeof bus === 'number' && bus >>> 0 === bus && pe >= 0 && buf.length !== 0 && !this.log.listening && !this.peState[pe]!.dmaFrozen) {
-      const pa = this.translateHit(pe * 2, bus, write);
-      if (pa >= 0 && this.xRemain >= buf.length) {
+    if (typeof bus === 'number' && !this.log.listening) {
+      const pa = this.translateHit(rid, bus, buf.length, write);
+      if (pa >= 0) {
         if (write) this.mem.write(pa, buf);
-        else this.mem.readInto(pa, buf);
+        else this.mem.readSmall(pa, buf);
         this.dmaEvents.n++;
         return undefined;
       }

@@ -1,13 +1,14 @@
 /**
  * The PHB's cached leaf TCEs of one TVE: decoded page index → TCE. Indices below DENSE_LIMIT
- * (and below the TVE's span) live in chunks of 2^CHUNK_SHIFT pages made on first use (the lists
- * of chunks grow up to the highest one used): a TCE array and the generation each slot was
- * written in, so a hit is three array reads and a kill
- * forgets every entry by moving to a new generation. Indices past the chunks (a TVE of a larger
- * span, or one rewritten to a larger table: the PHB does not flush its cache then) use a Map.
+ * (and below the TVE's span) live in chunks of 2^CHUNK_SHIFT pages made on first use (the list
+ * of chunks grows up to the highest one used): per page two slots, the generation it was written
+ * in and the TCE, side by side, so a hit is two array reads (the chunk, then the page's slots in
+ * one cache line) and a kill forgets every entry by moving to a new generation. Indices past the
+ * chunks (a TVE of a larger span, or one rewritten to a larger table: the PHB does not flush its
+ * cache then) use a Map.
  */
 
-/** Pages per chunk: chunk = index >>> CHUNK_SHIFT, slot = index & CHUNK_MASK. */
+/** Pages per chunk: chunk = index >>> CHUNK_SHIFT, slots = 2 * (index & CHUNK_MASK) and the next. */
 const CHUNK_SHIFT = 12;
 const CHUNK_MASK = (1 << CHUNK_SHIFT) - 1;
 /** Indices below this go to chunks (a list of at most 2^16 chunks per TVE). */
@@ -16,10 +17,11 @@ export const DENSE_LIMIT = 2 ** 28;
 export class TveCache {
   /** Indices below `limit` go to the chunks, others to `map`. */
   private readonly limit: number;
-  /** TCEs by chunk; a slot is only meaningful when its generation is the current one. */
-  private readonly tces: (Float64Array | undefined)[] = [];
-  /** The generation each slot of a chunk was written in (0: never, or deleted). */
-  private readonly gens: (Uint32Array | undefined)[] = [];
+  /**
+   * By chunk: for each page its generation (0: never written, or deleted) and its TCE. A TCE is
+   * only meaningful when its generation is the current one.
+   */
+  private readonly chunks: (Float64Array | undefined)[] = [];
   private map: Map<number, number> | null = null;
   private gen = 1;
   size = 0;
@@ -28,13 +30,20 @@ export class TveCache {
     this.limit = Math.ceil(Math.min(span, DENSE_LIMIT) / (CHUNK_MASK + 1)) * (CHUNK_MASK + 1);
   }
 
-  /** The cached TCE, or -1 (TCEs are ≥ 0; a number either way keeps the hit path unboxed). */
+  /**
+   * The cached TCE, or -1 (TCEs are ≥ 0; a number either way keeps the hit path unboxed). Small
+   * enough for V8 to inline into the DMA hit path; indices past the chunks go to farGet().
+   */
   get(index: number): number {
-    if (index >= this.limit) return this.map?.get(index) ?? -1;
-    const c = index >>> CHUNK_SHIFT;
-    const g = c < this.gens.length ? this.gens[c] : undefined;
-    const slot = index & CHUNK_MASK;
-    return g !== undefined && g[slot] === this.gen ? this.tces[c]![slot]! : -1;
+    if (index >= this.limit) return this.farGet(index);
+    const c = this.chunks[index >>> CHUNK_SHIFT];
+    const slot = (index & CHUNK_MASK) << 1;
+    return c !== undefined && c[slot] === this.gen ? c[slot + 1]! : -1;
+  }
+
+  /** get() of an index past the chunks. */
+  private farGet(index: number): number {
+    return this.map?.get(index) ?? -1;
   }
 
   set(index: number, tce: number): void {
@@ -44,21 +53,17 @@ export class TveCache {
       this.map.set(index, tce);
       return;
     }
-    const c = index >>> CHUNK_SHIFT;
-    while (this.gens.length <= c) {
-      this.gens.push(undefined);
-      this.tces.push(undefined);
+    const k = index >>> CHUNK_SHIFT;
+    while (this.chunks.length <= k) this.chunks.push(undefined);
+    let c = this.chunks[k];
+    if (c === undefined) {
+      c = new Float64Array(2 * (CHUNK_MASK + 1));
+      this.chunks[k] = c;
     }
-    let g = this.gens[c];
-    if (g === undefined) {
-      g = new Uint32Array(CHUNK_MASK + 1);
-      this.gens[c] = g;
-      this.tces[c] = new Float64Array(CHUNK_MASK + 1);
-    }
-    const slot = index & CHUNK_MASK;
-    if (g[slot] !== this.gen) this.size++;
-    g[slot] = this.gen;
-    this.tces[c]![slot] = tce;
+    const slot = (index & CHUNK_MASK) << 1;
+    if (c[slot] !== this.gen) this.size++;
+    c[slot] = this.gen;
+    c[slot + 1] = tce;
   }
 
   delete(index: number): void {
@@ -66,11 +71,10 @@ export class TveCache {
       if (this.map?.delete(index)) this.size--;
       return;
     }
-    const c = index >>> CHUNK_SHIFT;
-    const g = c < this.gens.length ? this.gens[c] : undefined;
-    const slot = index & CHUNK_MASK;
-    if (g !== undefined && g[slot] === this.gen) {
-      g[slot] = 0;
+    const c = this.chunks[index >>> CHUNK_SHIFT];
+    const slot = (index & CHUNK_MASK) << 1;
+    if (c !== undefined && c[slot] === this.gen) {
+      c[slot] = 0;
       this.size--;
     }
   }
@@ -79,7 +83,7 @@ export class TveCache {
   clear(): void {
     // Generations wrap after 2^32 - 1 kills: then the slots are emptied for real.
     if (this.gen === 0xffff_ffff) {
-      for (const g of this.gens) g?.fill(0);
+      for (const c of this.chunks) c?.fill(0);
       this.gen = 0;
     }
     this.gen++;
@@ -90,10 +94,10 @@ export class TveCache {
   /** The entries as a Map (for reports: built on each call). */
   entries(): ReadonlyMap<number, number> {
     const out = new Map<number, number>();
-    for (let c = 0; c < this.gens.length; c++) {
-      const g = this.gens[c];
-      if (g === undefined) continue;
-      for (let slot = 0; slot <= CHUNK_MASK; slot++) if (g[slot] === this.gen) out.set(c * (CHUNK_MASK + 1) + slot, this.tces[c]![slot]!);
+    for (let k = 0; k < this.chunks.length; k++) {
+      const c = this.chunks[k];
+      if (c === undefined) continue;
+      for (let i = 0; i <= CHUNK_MASK; i++) if (c[2 * i] === this.gen) out.set(k * (CHUNK_MASK + 1) + i, c[2 * i + 1]!);
     }
     for (const [index, tce] of this.map ?? []) out.set(index, tce);
     return out;

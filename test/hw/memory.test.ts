@@ -124,3 +124,47 @@ test('pages allocated again read as zeros, whatever storage they reuse', () => {
     }),
   );
 });
+
+test('readSmall and peekU64BE read what readInto and readU64BE read, and fail where they fail', () => {
+  // 4K pages up to 2^33 bytes: addresses past 2^32, past RAM, across a page's end.
+  const ram = 2 ** 33;
+  const addr = fc.oneof(
+    fc.integer({ min: 0, max: 3 * 4096 }),
+    fc.integer({ min: 2 ** 32 - 4096, max: 2 ** 32 + 4096 }),
+    fc.integer({ min: ram - 4096, max: ram + 4096 }),
+    fc.constantFrom(-8, -1, 0.5, 2 ** 32 - 4),
+  );
+  const run = (f: () => unknown) => {
+    try {
+      return f();
+    } catch (e) {
+      return e instanceof RangeError ? 'RangeError' : e;
+    }
+  };
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(addr, fc.integer({ min: 0, max: 2 ** 53 - 1 })), { maxLength: 20 }),
+      fc.array(fc.tuple(addr, fc.integer({ min: 0, max: 40 })), { maxLength: 40 }),
+      (writes, reads) => {
+        const mem = new PhysMemory({ ramBytes: ram, pageShift: 12, maxPageOrder: 4 });
+        for (const [pa, v] of writes) run(() => mem.writeU64BE(Math.floor(pa / 8) * 8, v));
+        for (const [pa, len] of reads) {
+          const fast = new Uint8Array(len).fill(7);
+          const slow = new Uint8Array(len).fill(7);
+          assert.deepEqual(
+            run(() => mem.readSmall(pa, fast)),
+            run(() => mem.readInto(pa, slow)),
+            `read of ${len} at ${pa}`,
+          );
+          assert.deepEqual(fast, slow, `read of ${len} at ${pa}`);
+          assert.deepEqual(
+            run(() => mem.peekU64BE(pa)),
+            run(() => mem.readU64BE(pa)),
+            `u64 at ${pa}`,
+          );
+        }
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
