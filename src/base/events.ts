@@ -20,6 +20,7 @@ export type EventBody =
   | { layer: 'kernel'; kind: 'table-base'; device: string; table: number | null }
   | { layer: 'kernel'; kind: 'locked-vm'; pid: number; pages: number; delta: number }
   | { layer: 'kernel'; kind: 'oops'; pid: number; fn: string; address: number; signal: number }
+  | { layer: 'kernel'; kind: 'soft-lockup'; pid: number; fn: string }
   | { layer: 'firmware'; kind: 'opal'; call: string; args: (number | bigint)[]; rc: number }
   | { layer: 'firmware'; kind: 'hcall'; call: string; args: (number | bigint)[]; rc: number }
   | { layer: 'firmware'; kind: 'rtas'; call: string; args: (number | bigint)[]; rc: number }

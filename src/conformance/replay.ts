@@ -314,7 +314,7 @@ export class OracleReplay {
       hugetlb_buffer: huge > 0,
       hugetlb_errno: huge > 0 ? '' : 'ENOENT',
       hugepagesize: huge > 0 ? 2 ** huge : 0,
-      AnonHugePages_kB_after_touching_thpbuf: huge > 0 ? 32768 : 0,
+      AnonHugePages_kB_after_touching_thpbuf: m.thpShift > 0 ? 32768 : 0,
       sizeof_tce_info: V.structs.vfio_iommu_spapr_tce_info.size,
       sizeof_tce_create: V.structs.vfio_iommu_spapr_tce_create.size,
       sizeof_tce_remove: V.structs.vfio_iommu_spapr_tce_remove.size,

@@ -100,9 +100,11 @@ export class Process {
   exited = false;
   /** A kernel oops killed the task in the middle of a system call (the signal it dies of). */
   oops: { fn: string; signal: number } | null = null;
+  /** The kernel function the task loops in without end (a soft lockup): the call never returns. */
+  lockup: string | null = null;
   /**
-   * Why the task hangs in uninterruptible sleep (D state), forever: a lock an oopsed task still
-   * holds. A stuck task makes no more system calls and is never reaped.
+   * Why the task hangs forever: in uninterruptible sleep (D state) on a lock an oopsed task still
+   * holds, or looping in the kernel (a soft lockup). A stuck task makes no more system calls and is never reaped.
    */
   stuck: string | null = null;
 

@@ -145,6 +145,7 @@ export class Machine {
       staleTablePointer: this.quirks['stale-table-pointer'],
       busDevices: (pe) => this.busDevices(pe),
       newTableId: () => this.nextTableId++,
+      current: () => this.current,
     });
     if (preset.platform === 'pseries') {
       const name = opts.hypervisor ?? 'qemu-7.2';
@@ -171,7 +172,7 @@ export class Machine {
       klog: this.klog,
       log: this.log,
       quirks: this.quirks,
-      mmIommu: { mem: this.mem, log: this.log, thpShift: this.hugePageShift, quirks: this.quirks },
+      mmIommu: { mem: this.mem, log: this.log, thpShift: this.thpShift, quirks: this.quirks },
       eeh: this.eeh.enabled ? vfioEehOps(this.eeh) : noEehOps,
       current: () => this.current!,
     });
@@ -248,6 +249,18 @@ export class Machine {
     if (this.opts.hugePageShift !== undefined) return this.opts.hugePageShift;
     if (this.mmu === 'hash') return 24;
     return this.pseries ? 21 : 0;
+  }
+
+  /**
+   * The transparent huge page size (0: none). has_transparent_hugepage() wants a huge page size
+   * that is exactly one PMD's span: 16M under hash with 64K pages (PMD_SHIFT 24), 2M under radix
+   * (PMD_SHIFT 21) where the MMU offers 2M. Hash with 4K pages has 2M PMDs and only 16M huge
+   * pages, so no THP.
+   */
+  get thpShift(): number {
+    if (this.opts.hugePageShift !== undefined) return this.opts.hugePageShift;
+    const pmdShift = this.mmu === 'hash' && this.mem.pageShift === 16 ? 24 : 21;
+    return this.hugePageShift === pmdShift ? pmdShift : 0;
   }
 
   private busDevices(pe: Pe): KPciDev[] {

@@ -26,9 +26,9 @@ function meminfo(m: Machine): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** AnonHugePages: the THP-advised mappings' whole, aligned huge pages (none without a huge page size). */
+/** AnonHugePages: the THP-advised mappings' whole, aligned huge pages (none without THP). */
 function smapsRollup(m: Machine, pid: number): string {
-  const shift = BigInt(m.hugePageShift);
+  const shift = BigInt(m.thpShift);
   let bytes = 0n;
   const p = m.sys.processes.get(pid);
   if (shift && p) {

@@ -37,8 +37,8 @@ export interface SysResult {
   ret: number;
   errno: number;
   /**
-   * The call never returns: the task now sleeps forever (D state) on a lock that a dead task
-   * holds; this says which. ret is -1 and errno 0: no errno describes a call that never ends.
+   * The call never returns: the task now sleeps forever (D state) on a lock that a dead or looping
+   * task holds, or loops in the kernel itself (a soft lockup); this says which. ret is -1 and errno 0: no errno describes a call that never ends.
    */
   blocked?: string;
   /** A kernel oops killed the task inside the call (the signal it died of). */
@@ -121,7 +121,7 @@ export class Syscalls {
     return p?.stuck ? { ret: -1, errno: 0, blocked: p.stuck } : err(errno.ESRCH);
   }
 
-  /** The task sleeps forever on a lock a dead task holds. */
+  /** The task never returns: asleep on a lock a dead or looping task holds, or looping itself. */
   private block(p: Process, why: string): SysResult {
     p.stuck = why;
     return { ret: -1, errno: 0, blocked: why };
@@ -269,6 +269,7 @@ export class Syscalls {
     const wait = f.f.kind === 'container' ? f.f.container.ioctlWait(request) : f.f.kind === 'group' ? f.f.group.lockWait() : null;
     let r = wait ? this.block(p, wait) : this.dispatch(p, f, request, arg);
     if (p.oops) r = this.die(p, f);
+    else if (p.lockup) r = this.spin(p, f);
     const log = this.k.log;
     // The event (and the request's name) only for a listener; counted either way.
     if (!log.listening) {
@@ -287,6 +288,16 @@ export class Syscalls {
     if (f.f.kind === 'container') f.f.container.deadReader ??= `${Syscalls.who(p)}, dead in ${p.oops!.fn}`;
     this.exit(p.pid);
     return { ret: -1, errno: 0, signal: p.oops!.signal };
+  }
+
+  /**
+   * The task loops inside an ioctl without end (a soft lockup): the call never returns and keeps
+   * what it holds (a container ioctl reads the container's group_lock).
+   */
+  private spin(p: Process, f: OpenFile): SysResult {
+    const why = `${Syscalls.who(p)}, looping in ${p.lockup} (soft lockup)`;
+    if (f.f.kind === 'container') f.f.container.deadReader ??= why;
+    return this.block(p, why);
   }
 
   private dispatch(p: Process, f: OpenFile, request: number, arg: IoctlArg): SysResult {

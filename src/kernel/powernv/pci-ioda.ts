@@ -12,6 +12,8 @@ import { iommuInitTable } from '../iommu.js';
 import { IommuTable, type IommuTableOps, iommuTceTableGet, iommuTceTablePut } from '../iommu-table.js';
 import type { KPciDev } from '../pci.js';
 import type { KernelLog } from '../printk.js';
+import type { Process } from '../process.js';
+import { softLockup } from '../softlockup.js';
 import type { TableGroup, TableGroupOps } from '../table-group.js';
 import type { Pe } from './pe.js';
 import {
@@ -46,6 +48,30 @@ export interface PnvIodaContext {
   busDevices(pe: Pe): KPciDev[];
   /** The machine's next iommu_table id. */
   newTableId?: () => number;
+  /** The task in the kernel (null at boot). */
+  current?: () => Process | null;
+}
+
+const U64_MAX = (1n << 64n) - 1n;
+/** PHB3 TCE kill register: invalidate one TCE (PPC_BIT(2)), of the PE in the low byte. */
+const PHB3_TCE_KILL_INVAL_ONE = 1n << 61n;
+
+/**
+ * The kill-register writes pnv_pci_phb3_tce_invalidate() makes, one per TCE from the first page's
+ * value to the last's, both unsigned 64-bit; null when the loop never ends. The last page is
+ * index + npages - 1, so a kill of no pages at index 0 names page -1: every address bit of the end
+ * value is set, the running value wraps past 2^64 before it exceeds the end, and the CPU stays in
+ * the loop.
+ */
+export function phb3KillWrites(pe: number, shift: number, index: number, npages: number): bigint | null {
+  const base = PHB3_TCE_KILL_INVAL_ONE | BigInt(pe & 0xff);
+  const s = BigInt(shift);
+  const start = base | ((BigInt(index) << s) & U64_MAX);
+  const end = base | ((BigInt.asUintN(64, BigInt(index) + BigInt(npages) - 1n) << s) & U64_MAX);
+  const inc = 1n << s;
+  if (start > end) return 0n;
+  if (end + inc > U64_MAX) return null;
+  return (end - start) / inc + 1n;
 }
 
 export class PnvIoda2 implements TableGroupOps {
@@ -90,8 +116,14 @@ export class PnvIoda2 implements TableGroupOps {
     for (let i = 0; i < groups.length; i++) {
       const pe = groups[i] as Pe;
       const hw = pe.phb.hw;
-      if (!hw.gen.killViaOpal) hw.killPages(pe.peNumber, shift, shlToBig(index, shift), npages);
-      else
+      if (!hw.gen.killViaOpal) {
+        const task = this.ctx.current?.() ?? null;
+        if (task && phb3KillWrites(pe.peNumber, shift, index, npages) === null) {
+          softLockup(this.ctx.klog, this.ctx.log, task, 'pnv_pci_phb3_tce_invalidate');
+          return;
+        }
+        hw.killPages(pe.peNumber, shift, shlToBig(index, shift), npages);
+      } else
         this.ctx.opal.pciTceKill(
           pe.phb.opalId,
           OPAL_PCI_TCE_KILL_PAGES,
