@@ -22,6 +22,8 @@ export function machineOptionsFor(r: OracleRecord): MachineOptions {
   const cmdline = r.kernel_cmdline ?? '';
   const opts: MachineOptions = { preset, pageSize, topology: 'qemu' };
   if (/\bdisable_radix\b/.test(cmdline)) opts.mmu = 'hash';
+  // iommu=opt,opt,…: the PowerNV platform reads nobypass among them.
+  if (/(?:^|\s)iommu=(?:[^\s]*,)?nobypass\b/.test(cmdline)) opts.iommuNoBypass = true;
   // The IOMMUFD RFC kit's kernels (6.12.95-rfc-<container>-<pagesize>): powernv_defconfig with
   // IOMMUFD and the VFIO device cdev, and E1000E=y, so the e1000e probes at boot.
   if (/-rfc-/.test(r.kernel)) {

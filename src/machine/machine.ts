@@ -52,6 +52,8 @@ export interface MachineOptions {
   hypervisor?: string;
   /** pseries: dynamic DMA windows offered by the hypervisor (spapr-pci-host-bridge.ddw). */
   ddw?: boolean;
+  /** powernv: the boot option iommu=nobypass (no 64-bit bypass window for the kernel's own DMA). */
+  iommuNoBypass?: boolean;
   /** pseries: the top of hot-pluggable memory (QEMU -m …,maxmem=); none by default. */
   maxmemBytes?: number;
   /**
@@ -126,6 +128,8 @@ export class Machine {
     this.quirks = { ...defaultQuirks(), ...opts.quirks };
     this.mem = new PhysMemory({ ramBytes: opts.ramBytes ?? 2 * GiB, pageShift, maxPageOrder: MAX_PAGE_ORDER[opts.pageSize] }, this.log);
     this.klog = new KernelLog(this.log);
+    // iommu_setup(), an early parameter of the PowerNV platform.
+    if (opts.iommuNoBypass && preset.platform === 'powernv') this.klog.printk('PowerNV: IOMMU bypass window disabled.');
     const topo = opts.topology ?? 'qemu';
     const recorded = preset.platform === 'pseries' ? pseriesTopology() : qemuTopology(preset.phbs);
     this.topology = topo === 'qemu' ? recorded : topo === 'tour' ? tourTopology(preset.phbs) : topo;
@@ -141,7 +145,7 @@ export class Machine {
       log: this.log,
       memoryHotplugMax: ramTop,
       dramEnd: ramTop,
-      bypassDisabled: false,
+      bypassDisabled: opts.iommuNoBypass ?? false,
       staleTablePointer: this.quirks['stale-table-pointer'],
       busDevices: (pe) => this.busDevices(pe),
       newTableId: () => this.nextTableId++,
