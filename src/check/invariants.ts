@@ -25,6 +25,7 @@ export const INVARIANTS = {
   'hypervisor-accepted-tces':
     'every TCE a pSeries guest counts as mapped (a kernel table entry it allocated, a VFIO userspace-view slot it filled) is held by the hypervisor',
   'no-kernel-oops': 'the kernel never oopses (an oops kills the calling task and leaves the locks it held taken)',
+  'no-soft-lockup': 'no call loops in the kernel without end (the watchdog reports a soft lockup; the call never returns)',
   ...IOMMUFD_INVARIANTS,
 } as const;
 
@@ -69,6 +70,7 @@ export class Checker {
     }
     if (e.layer === 'kernel' && e.kind === 'oops')
       this.report('no-kernel-oops', `pid ${e.pid} oopsed in ${e.fn} (bad access at 0x${e.address.toString(16)})`, e.seq);
+    if (e.layer === 'kernel' && e.kind === 'soft-lockup') this.report('no-soft-lockup', `pid ${e.pid} loops in ${e.fn}`, e.seq);
     if (e.layer === 'kernel' && e.kind === 'dma-map') {
       const d = this.m.device(e.device);
       const g = d?.group == null ? undefined : this.m.groups[d.group];

@@ -93,6 +93,11 @@ export const QUIRKS = {
     source: 'pSeries spapr_tce_create_table() ignores the -ENOMEM of pseries_tce_iommu_userspace_view_alloc()',
     what: 'a TCE_CREATE whose userspace view vzalloc() fails returns 0; the next MAP_DMA into it oopses in tce_iommu_ioctl (fixed: -ENOMEM)',
   },
+  'phb3-kill-no-pages-loops': {
+    default: true,
+    source: 'pnv_pci_phb3_tce_invalidate() writes the kill register up to page index + npages - 1, unsigned',
+    what: 'on PHB3 (POWER8) a TCE kill of no pages at bus address 0 (a v2 MAP_DMA that fails on its first page there) loops without end: a soft lockup, the call never returns (fixed: no pages, no writes)',
+  },
   'missing-tce-kill': {
     default: false,
     source: 'not in 6.12: a kernel whose VFIO unmap path drops the iommu_tce_kill() after exchanging TCEs out',

@@ -147,6 +147,7 @@ export class Machine {
       dramEnd: ramTop,
       bypassDisabled: opts.iommuNoBypass ?? false,
       staleTablePointer: this.quirks['stale-table-pointer'],
+      phb3KillNoPagesLoops: this.quirks['phb3-kill-no-pages-loops'],
       busDevices: (pe) => this.busDevices(pe),
       newTableId: () => this.nextTableId++,
       current: () => this.current,

@@ -22,6 +22,7 @@ const REENACTMENTS: [string, QuirkName, string][] = [
   ['stale-table-pointer.yaml', 'stale-table-pointer', 'device-table-pointer-current'],
   ['missing-tce-kill.yaml', 'missing-tce-kill', 'no-stale-tce-cache-dma'],
   ['create-locked-vm-leak.yaml', 'create-locked-vm-leak', 'locked-vm-accounted'],
+  ['phb3-kill-lockup.yaml', 'phb3-kill-no-pages-loops', 'no-soft-lockup'],
 ];
 
 for (const [file, quirk, invariant] of REENACTMENTS) {

@@ -44,6 +44,8 @@ export interface PnvIodaContext {
   bypassDisabled: boolean;
   /** Quirk: the pre-2017 kernel left devices of a bus PE with their boot-time table pointer. */
   staleTablePointer: boolean;
+  /** Quirk: PHB3's per-TCE kill of no pages at index 0 loops without end. */
+  phb3KillNoPagesLoops?: boolean;
   /** Devices on a bus (and below it for bus-all PEs), for pnv_ioda_setup_bus_dma(). */
   busDevices(pe: Pe): KPciDev[];
   /** The machine's next iommu_table id. */
@@ -117,8 +119,11 @@ export class PnvIoda2 implements TableGroupOps {
       const pe = groups[i] as Pe;
       const hw = pe.phb.hw;
       if (!hw.gen.killViaOpal) {
+        // The register writes of pnv_pci_phb3_tce_invalidate(); fixed, no pages make none.
+        const writes = npages || this.ctx.phb3KillNoPagesLoops ? phb3KillWrites(pe.peNumber, shift, index, npages) : 0n;
+        if (writes === 0n) continue;
         const task = this.ctx.current?.() ?? null;
-        if (task && phb3KillWrites(pe.peNumber, shift, index, npages) === null) {
+        if (writes === null && task) {
           softLockup(this.ctx.klog, this.ctx.log, task, 'pnv_pci_phb3_tce_invalidate');
           return;
         }
