@@ -24,6 +24,7 @@ export function machineOptionsFor(r: OracleRecord): MachineOptions {
   if (/\bdisable_radix\b/.test(cmdline)) opts.mmu = 'hash';
   // iommu=opt,opt,…: the PowerNV platform reads nobypass among them.
   if (/(?:^|\s)iommu=(?:[^\s]*,)?nobypass\b/.test(cmdline)) opts.iommuNoBypass = true;
+  if (/(?:^|\s)disable_ddw(?:\s|=|$)/.test(cmdline)) opts.disableDdw = true;
   // The IOMMUFD RFC kit's kernels (6.12.95-rfc-<container>-<pagesize>): powernv_defconfig with
   // IOMMUFD and the VFIO device cdev, and E1000E=y, so the e1000e probes at boot.
   if (/-rfc-/.test(r.kernel)) {

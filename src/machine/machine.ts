@@ -54,6 +54,8 @@ export interface MachineOptions {
   ddw?: boolean;
   /** powernv: the boot option iommu=nobypass (no 64-bit bypass window for the kernel's own DMA). */
   iommuNoBypass?: boolean;
+  /** pseries: the guest kernel's option disable_ddw (its drivers ask for no dynamic DMA window). */
+  disableDdw?: boolean;
   /** pseries: the top of hot-pluggable memory (QEMU -m …,maxmem=); none by default. */
   maxmemBytes?: number;
   /**
@@ -128,8 +130,9 @@ export class Machine {
     this.quirks = { ...defaultQuirks(), ...opts.quirks };
     this.mem = new PhysMemory({ ramBytes: opts.ramBytes ?? 2 * GiB, pageShift, maxPageOrder: MAX_PAGE_ORDER[opts.pageSize] }, this.log);
     this.klog = new KernelLog(this.log);
-    // iommu_setup(), an early parameter of the PowerNV platform.
+    // iommu_setup() and disable_ddw_setup(), early parameters of the PowerNV and pSeries platforms.
     if (opts.iommuNoBypass && preset.platform === 'powernv') this.klog.printk('PowerNV: IOMMU bypass window disabled.');
+    if (opts.disableDdw && preset.platform === 'pseries') this.klog.printk('ppc iommu: disabling ddw.');
     const topo = opts.topology ?? 'qemu';
     const recorded = preset.platform === 'pseries' ? pseriesTopology() : qemuTopology(preset.phbs);
     this.topology = topo === 'qemu' ? recorded : topo === 'tour' ? tourTopology(preset.phbs) : topo;
@@ -165,6 +168,7 @@ export class Machine {
         log: this.log,
         quirks: this.quirks,
         memoryHotplugMax: BigInt(opts.maxmemBytes ?? 0),
+        disableDdw: opts.disableDdw ?? false,
         current: () => this.current!,
         newTableId: () => this.nextTableId++,
       });

@@ -36,6 +36,8 @@ export interface PseriesIommuContext {
   current(): { pid: number; uid: number; comm: string };
   /** The machine's next iommu_table id. */
   newTableId?: () => number;
+  /** The guest kernel's disable_ddw option: drivers get no DDW (iommu_bypass_supported unset). */
+  disableDdw?: boolean;
 }
 
 /** order_base_2(): 0 for 0 and 1. */
@@ -110,6 +112,8 @@ export class PseriesIommu implements TableGroupOps {
    * one. Any failure puts the PE on the failed list for the rest of the boot.
    */
   enableDdw(pe: PseriesPe, dev: KPciDev, driver: string, dmaMaskBits: number): boolean {
+    // disable_ddw leaves pseries_pci_controller_ops.iommu_bypass_supported unset: no caller.
+    if (this.ctx.disableDdw) return false;
     if (pe.ddw) return pe.ddw.name === DIRECT64;
     if (this.failedDdw.has(pe)) return false;
     const fail = () => {
