@@ -4,7 +4,7 @@
  * with OPAL's own return codes; a rejected call changes nothing.
  */
 import type { EventLog } from '../base/events.js';
-import type { Phb } from '../hw/phb.js';
+import type { Phb, PhbGeneration } from '../hw/phb.js';
 
 export const OPAL_SUCCESS = 0;
 export const OPAL_PARAMETER = -1;
@@ -108,7 +108,7 @@ export class Opal {
     if (!phb.gen.killViaOpal) return OPAL_UNSUPPORTED;
     switch (killType) {
       case OPAL_PCI_TCE_KILL_PAGES: {
-        if (!tceSizeOk(phb, tceSize) || !killAddrOk(dmaAddr, tceSize)) return OPAL_PARAMETER;
+        if (!this.killSizeOk(phb, tceSize) || !killAddrOk(dmaAddr, tceSize)) return OPAL_PARAMETER;
         if (pe < 0 || pe >= phb.numPes) return OPAL_PARAMETER;
         phb.killPe(pe);
         return OPAL_SUCCESS;
@@ -123,6 +123,19 @@ export class Opal {
       default:
         return OPAL_PARAMETER;
     }
+  }
+
+  /** The PHB generation and TCE size the last page kill was accepted for: a table's kills all ask the same. */
+  private okGen: PhbGeneration | null = null;
+  private okTceSize = 0;
+
+  /** tceSizeOk(), answered without the search for the size accepted last. */
+  private killSizeOk(phb: Phb, tceSize: number): boolean {
+    if (phb.gen === this.okGen && tceSize === this.okTceSize) return true;
+    if (!tceSizeOk(phb, tceSize)) return false;
+    this.okGen = phb.gen;
+    this.okTceSize = tceSize;
+    return true;
   }
 
   /** OPAL_PCI_EEH_FREEZE_STATUS (23): the PE's freeze state. */

@@ -13,7 +13,7 @@
 import { hex, ilog2n, shlToBig, shrToNum } from '../base/bits.js';
 import { neg } from '../base/errno.js';
 import type { EventLog } from '../base/events.js';
-import { numToU64, u64ToNum } from '../base/u64.js';
+import { u64ToNum } from '../base/u64.js';
 import { DMA_BIDIRECTIONAL, DMA_NONE, type DmaDirection } from '../hw/tce.js';
 import { iommuAlloc, iommuAllocEntry, iommuFree, iommuFreeEntry, iommuPageSize, iommuRangeAlloc, offsetIn } from './iommu.js';
 import type { IommuTable } from './iommu-table.js';
@@ -203,10 +203,11 @@ export function dmaMapPage(dev: DmaDevice, pa: number, size: number, dir: DmaDir
     allocFailed(log, dev, tbl, pa, npages);
     return null;
   }
-  // The entry's bus address | pa's offset in its IOMMU page, made a bigint once.
+  // The entry's bus address | pa's offset in its IOMMU page, made a bigint once (BigInt() of an
+  // integer below 2^53 is exact, and optimized code makes it without a runtime call).
   const busPage = entry * pageSize;
   const off = offsetIn(pa, pageSize);
-  const dma = busPage + pageSize <= 2 ** 53 ? numToU64(busPage + off) : shlToBig(entry, tbl.itPageShift) | BigInt(off);
+  const dma = busPage + pageSize <= 2 ** 53 ? BigInt(busPage + off) : shlToBig(entry, tbl.itPageShift) | BigInt(off);
   emitMap(log, dev, dma, npages);
   return dma;
 }

@@ -188,31 +188,25 @@ function leafRun(tbl: IommuTable, idx: number, n: number): number {
 }
 
 /**
- * pnvTce() and writeTces() in one for the common case of pnv_tce_build/free: two levels, an
- * index below 2^32, the leaf present and the `n` entries in one leaf and one memory page (the DMA
- * API's maps of a few pages). Anything else returns false having changed nothing, and the
- * caller walks entry range by entry range.
+ * pnvTce() for the common case of pnv_tce_build/free: two levels, an index below 2^32, the leaf
+ * present and the `n` entries in one leaf and one memory page of RAM (the DMA API's maps of a
+ * few pages). Returns the first entry's slot, or -1 for anything else: then the caller walks
+ * entry range by entry range. The build and the free each store through the slot's page
+ * themselves, so that each is one small function V8 inlines whole.
  */
-function leafHit(ctx: TceMemory, tbl: IommuTable, idx: number, n: number, first: number, step: number): boolean {
+function leafSlot(ctx: TceMemory, tbl: IommuTable, idx: number, n: number): number {
   const levelSize = tbl.itLevelSize;
-  if (tbl.itIndirectLevels !== 1 || n <= 0 || idx < 0 || idx > 0xffff_ffff || levelSize > 0x4000_0000) return false;
+  if (tbl.itIndirectLevels !== 1 || n <= 0 || idx < 0 || idx > 0xffff_ffff || levelSize > 0x4000_0000) return -1;
   const inLeaf = idx & (levelSize - 1);
-  if (inLeaf + n > levelSize) return false;
+  if (inLeaf + n > levelSize) return -1;
   const mem = ctx.mem;
   const mask = mem.pageSize - 1;
   const at = tbl.itBase + ((idx >>> (31 - Math.clz32(levelSize))) & (levelSize - 1)) * 8;
   const top = mem.pageView(at, false);
   const tce = top === null ? 0 : viewU64BE(top, at & mask);
-  if (!tce) return false;
+  if (!tce) return -1;
   const slot = tceAddr(tce) + inLeaf * 8;
-  const off = slot & mask;
-  if (off + n * 8 > mask + 1 || !mem.isRam(slot)) return false;
-  const zeros = first === 0 && step === 0;
-  const dv = mem.pageView(slot, !zeros);
-  if (dv === null) return true;
-  if (zeros) zeroTces(dv, off, n);
-  else setTces(dv, off, n, first, step);
-  return true;
+  return (slot & mask) + n * 8 > mask + 1 || !mem.isRam(slot) ? -1 : slot;
 }
 
 /** pnv_tce_build(): writes npages TCEs; READ is added whenever WRITE is set. */
@@ -222,7 +216,11 @@ export function pnvTceBuild(ctx: TceMemory, tbl: IommuTable, index: number, npag
   const pageSize = tbl.pageSize;
   // rpn * pageSize (rpn = pa >> it_page_shift): by mask for an integer below 2^32.
   const base = pa >>> 0 === pa && pageSize <= 0x4000_0000 ? pa - (pa & (pageSize - 1)) : Math.floor(pa / pageSize) * pageSize;
-  if (leafHit(ctx, tbl, index - tbl.itOffset, npages, base + perm, pageSize)) return 0;
+  const leaf = leafSlot(ctx, tbl, index - tbl.itOffset, npages);
+  if (leaf >= 0) {
+    setTces(ctx.mem.pageView(leaf, true)!, leaf & (ctx.mem.pageSize - 1), npages, base + perm, pageSize);
+    return 0;
+  }
   // One walk per leaf level: consecutive entries of a leaf are consecutive slots.
   for (let i = 0; i < npages; ) {
     const idx = index - tbl.itOffset + i;
@@ -346,7 +344,13 @@ export function pnvTceUseraddrptr(ctx: TceMemory, tbl: IommuTable, index: number
 
 /** pnv_tce_free(): zero TCEs, skipping the rest of an absent leaf level. */
 export function pnvTceFree(ctx: TceMemory, tbl: IommuTable, index: number, npages: number): void {
-  if (leafHit(ctx, tbl, index - tbl.itOffset, npages, 0, 0)) return;
+  const leaf = leafSlot(ctx, tbl, index - tbl.itOffset, npages);
+  if (leaf >= 0) {
+    // A page never written reads as zeros already.
+    const dv = ctx.mem.pageView(leaf, false);
+    if (dv !== null) zeroTces(dv, leaf & (ctx.mem.pageSize - 1), npages);
+    return;
+  }
   for (let i = 0; i < npages; i++) {
     const idx = index - tbl.itOffset + i;
     const slot = pnvTce(ctx, tbl, false, idx, false);
