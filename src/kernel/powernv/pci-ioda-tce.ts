@@ -311,7 +311,8 @@ export function pnvTceXchgRun(ctx: TceMemory, tbl: IommuTable, index: number, co
 function xchgClear(dv: DataView, off: number, old: Float64Array, k: number, n: number): void {
   for (let j = k; j < k + n; j++, off += 8) {
     old[j] = viewU64BE(dv, off);
-    viewSetU64BE(dv, off, 0);
+    // +0.0 is eight zero bytes: one store.
+    dv.setFloat64(off, 0);
   }
 }
 
