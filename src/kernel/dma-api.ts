@@ -42,6 +42,12 @@ export interface DmaDevice {
   maxSegSize: number;
   /** dma_get_seg_boundary(dev); PCI_DMA_SEG_BOUNDARY for a PCI device. */
   segBoundaryMask: bigint;
+  /**
+   * dmaMask >> shift and dma_get_seg_boundary_nr_pages(dev, shift), from a device that keeps
+   * them until its masks change (KPciDev): then a map shifts and compares no bigints.
+   */
+  maskPages?(shift: number): number;
+  boundaryPages?(shift: number): number;
 }
 
 /** One scatterlist element as the driver fills it: sg_phys(sg) and sg->length. */
@@ -97,12 +103,12 @@ export function getOrder(size: number, shift: number): number {
 
 /** dma_get_seg_boundary_nr_pages(dev, page_shift): the segment boundary in IOMMU pages. */
 export function dmaGetSegBoundaryNrPages(dev: DmaDevice, pageShift: number): number {
-  return boundaryPages.of(dev.segBoundaryMask, pageShift) + 1;
+  return dev.boundaryPages ? dev.boundaryPages(pageShift) : boundaryPages.of(dev.segBoundaryMask, pageShift) + 1;
 }
 
 /** The DMA mask in absolute entries (`mask >> it_page_shift`), exact for page shifts ≥ 12. */
 function maskEntries(dev: DmaDevice, tbl: IommuTable): number {
-  return maskPages.of(dev.dmaMask, tbl.itPageShift);
+  return dev.maskPages ? dev.maskPages(tbl.itPageShift) : maskPages.of(dev.dmaMask, tbl.itPageShift);
 }
 
 /** Number(mask >> shift) for the last mask and shift asked: every map asks for the same ones. */
