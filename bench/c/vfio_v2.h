@@ -122,7 +122,8 @@ static inline void tce_iommu_clear(struct mm *mm, struct tce_table *t, uint64_t 
 /*
  * tce_iommu_build_v2(), a run of one leaf at a time: the checks of every page of the run, one
  * exchange of the pages that passed them, then per entry the mapped count, the old entry's
- * release and the userspace view. Returns 0 or -errno.
+ * release and the userspace view (a run that replaces no valid entry and did not fail: each
+ * region's count once per span, then the view's slots). Returns 0 or -errno.
  */
 static inline int tce_iommu_build_v2(struct mm *mm, struct tce_table *t, uint64_t entry, uint64_t ua, uint64_t pages, int dir,
 				     int pe)
@@ -156,9 +157,26 @@ static inline int tce_iommu_build_v2(struct mm *mm, struct tce_table *t, uint64_
 		int xret = 0;
 		uint64_t done = m ? pnv_tce_xchg_run(t, e, m, run_hpa, dir, run_old, &xret) : 0;
 		uint64_t failed = done && xret ? 1 : 0;
+		uint64_t valid = 0;
+		for (uint64_t k = 0; k < done; k++)
+			valid |= run_old[k] & 3;
+		if (!failed && pua && !valid) {
+			/* A fresh run: each region's count once by its entries, then the view's slots. */
+			for (uint64_t k = 0; k < done;) {
+				uint64_t u = ua + ((i + k) << t->page_shift);
+				struct region *r = mm_iommu_lookup(mm, u, size);
+				uint64_t span = region_span(mm, r, u, size);
+				uint64_t c = done - k < span ? done - k : span;
+				if (r->mapped)
+					r->mapped += c;
+				k += c;
+			}
+			for (uint64_t k = 0; k < done; k++)
+				pmem_wr64(t->mem, pua + k * 8, ua + ((i + k) << t->page_shift));
+		}
 		struct region *r = NULL;
 		uint64_t left = 0;
-		for (uint64_t k = 0; k < done; k++) {
+		for (uint64_t k = 0; k < done && (failed || !pua || valid); k++) {
 			uint64_t u = ua + ((i + k) << t->page_shift);
 			if (!left) {
 				r = mm_iommu_lookup(mm, u, size);
