@@ -94,12 +94,15 @@ export class Opal {
   /** OPAL_PCI_TCE_KILL (126). PHB3 has no OPAL kill; PHB4/5 turn page kills into PE kills (HW560152). */
   pciTceKill(phbId: number, killType: number, pe: number, tceSize: number, dmaAddr: bigint | number, npages: number): number {
     const rc = this.tceKill(phbId, killType, pe, tceSize, dmaAddr);
-    // One call per map and unmap: its arguments are built only for a listener (the address as
-    // the u64 it is, whichever way the caller passed it).
-    if (this.log.listening) {
-      this.log.emit({ layer: 'firmware', kind: 'opal', call: 'pci_tce_kill', args: [phbId, killType, pe, tceSize, BigInt(dmaAddr), npages], rc });
-    } else this.opalEvents.n++;
+    // One call per map and unmap: its arguments are built only for a listener.
+    if (this.log.listening) this.killDone(phbId, killType, pe, tceSize, dmaAddr, npages, rc);
+    else this.opalEvents.n++;
     return rc;
+  }
+
+  /** The kill's event: the address as the u64 it is, whichever way the caller passed it. */
+  private killDone(phbId: number, killType: number, pe: number, tceSize: number, dmaAddr: bigint | number, npages: number, rc: number): void {
+    this.log.emit({ layer: 'firmware', kind: 'opal', call: 'pci_tce_kill', args: [phbId, killType, pe, tceSize, BigInt(dmaAddr), npages], rc });
   }
 
   private tceKill(phbId: number, killType: number, pe: number, tceSize: number, dmaAddr: bigint | number): number {

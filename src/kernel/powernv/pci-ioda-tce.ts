@@ -219,17 +219,24 @@ export function pnvTceBuild(ctx: TceMemory, tbl: IommuTable, index: number, npag
   const leaf = leafSlot(ctx, tbl, index - tbl.itOffset, npages);
   if (leaf >= 0) {
     setTces(ctx.mem.pageView(leaf, true)!, leaf & (ctx.mem.pageSize - 1), npages, base + perm, pageSize);
-    return 0;
-  }
-  // One walk per leaf level: consecutive entries of a leaf are consecutive slots.
+  } else buildWalk(ctx, tbl, index, npages, base + perm);
+  return 0;
+}
+
+/**
+ * pnv_tce_build() entry range by entry range, one walk per leaf level (consecutive entries of a
+ * leaf are consecutive slots), levels allocated on demand. Out of line: the common case above
+ * stays small enough for V8 to inline into its callers.
+ */
+function buildWalk(ctx: TceMemory, tbl: IommuTable, index: number, npages: number, first: number): void {
+  const pageSize = tbl.pageSize;
   for (let i = 0; i < npages; ) {
     const idx = index - tbl.itOffset + i;
     const slot = pnvTce(ctx, tbl, false, idx, true);
     const run = leafRun(tbl, idx, npages - i);
-    if (slot !== null) writeTces(ctx, slot, run, base + i * pageSize + perm, pageSize);
+    if (slot !== null) writeTces(ctx, slot, run, first + i * pageSize, pageSize);
     i += run;
   }
-  return 0;
 }
 
 /** pnv_tce_xchg(): exchange one TCE, returning the old address and direction. */
@@ -350,8 +357,11 @@ export function pnvTceFree(ctx: TceMemory, tbl: IommuTable, index: number, npage
     // A page never written reads as zeros already.
     const dv = ctx.mem.pageView(leaf, false);
     if (dv !== null) zeroTces(dv, leaf & (ctx.mem.pageSize - 1), npages);
-    return;
-  }
+  } else freeWalk(ctx, tbl, index, npages);
+}
+
+/** pnv_tce_free() entry range by entry range, skipping the rest of an absent leaf (out of line, as buildWalk). */
+function freeWalk(ctx: TceMemory, tbl: IommuTable, index: number, npages: number): void {
   for (let i = 0; i < npages; i++) {
     const idx = index - tbl.itOffset + i;
     const slot = pnvTce(ctx, tbl, false, idx, false);
