@@ -152,7 +152,11 @@ function allocFailed(log: EventLog, dev: DmaDevice, tbl: IommuTable, pa: number,
 
 /** iommu_free(): __iommu_free plus the lines iommu_free_check() prints for a range outside the window. */
 function iommuFreeLogged(log: EventLog, tbl: IommuTable, dma: bigint, npages: number, entry = shrToNum(dma, tbl.itPageShift)): boolean {
-  if (iommuFreeEntry(tbl, entry, npages)) return true;
+  return iommuFreeEntry(tbl, entry, npages) || invalidFree(log, tbl, dma);
+}
+
+/** iommu_free_check()'s lines for a range outside the window (out of line: the free stays small). */
+function invalidFree(log: EventLog, tbl: IommuTable, dma: bigint): false {
   printk(log, 'iommu_free: invalid entry');
   printk(log, `\tentry     = 0x${hex(dma >> BigInt(tbl.itPageShift))}`);
   printk(log, `\tdma_addr  = 0x${hex(dma)}`);
@@ -230,13 +234,15 @@ export function dmaUnmapPage(dev: DmaDevice, dma: bigint, size: number, dir: Dma
   const pageSize = iommuPageSize(tbl);
   // One conversion of the bus address, when it is in [0, 2^53).
   const n = u64ToNum(dma);
-  if (n < 0) {
-    const npages = iommuNumPages(dma, size, pageSize);
-    if (iommuFreeLogged(log, tbl, dma, npages)) emitUnmap(log, dev, dma, npages);
-    return;
-  }
+  if (n < 0) return unmapWide(dev, tbl, dma, size, log);
   const npages = iommuNumPages(n, size, pageSize);
   if (iommuFreeLogged(log, tbl, dma, npages, Math.floor(n / pageSize))) emitUnmap(log, dev, dma, npages);
+}
+
+/** dmaUnmapPage() of a bus address at or past 2^53 (out of line: DMA API windows sit lower). */
+function unmapWide(dev: DmaDevice, tbl: IommuTable, dma: bigint, size: number, log: EventLog): void {
+  const npages = iommuNumPages(dma, size, iommuPageSize(tbl));
+  if (iommuFreeLogged(log, tbl, dma, npages)) emitUnmap(log, dev, dma, npages);
 }
 
 /**
