@@ -234,7 +234,10 @@ export function dmaUnmapPage(dev: DmaDevice, dma: bigint, size: number, dir: Dma
   const pageSize = iommuPageSize(tbl);
   // One conversion of the bus address, when it is in [0, 2^53).
   const n = u64ToNum(dma);
-  if (n < 0) return unmapWide(dev, tbl, dma, size, log);
+  if (n < 0) {
+    unmapWide(dev, tbl, dma, size, log);
+    return;
+  }
   const npages = iommuNumPages(n, size, pageSize);
   if (iommuFreeLogged(log, tbl, dma, npages, Math.floor(n / pageSize))) emitUnmap(log, dev, dma, npages);
 }
