@@ -304,11 +304,15 @@ export function pnvTceXchgRun(ctx: TceMemory, tbl: IommuTable, index: number, co
   for (let k = 0; k < count; ) {
     const at = slot + k * 8;
     const n = Math.min(count - k, (mem.pageSize - (at & mask)) / 8);
-    // A slot outside RAM reads as 0 and takes no write; a page never written reads as zeros,
-    // and zeros into it leave it unwritten.
-    const b = mem.isRam(at) ? mem.pageView(at, dir !== DMA_NONE) : null;
-    if (b === null) old.fill(0, k, k + n);
-    else if (dir === DMA_NONE) xchgClear(b, at & mask, old, k, n);
+    // A slot outside RAM reads as 0 and takes no write; a page never written reads as zeros
+    // (nothing to read back: a fresh leaf's entries are only written), and zeros into it leave
+    // it unwritten.
+    const ram = mem.isRam(at);
+    const b = ram ? mem.pageView(at, false) : null;
+    if (b === null) {
+      old.fill(0, k, k + n);
+      if (ram && dir !== DMA_NONE) setFresh(mem.pageView(at, true)!, at & mask, run.hpa, k, n, perm, tbl.pageSize);
+    } else if (dir === DMA_NONE) xchgClear(b, at & mask, old, k, n);
     else xchgSet(b, at & mask, old, run.hpa, k, n, perm, tbl.pageSize);
     k += n;
   }
@@ -329,6 +333,16 @@ function xchgSet(dv: DataView, off: number, old: Float64Array, hpas: Float64Arra
     const hpa = hpas[j]!;
     if (Math.floor(hpa * inv) * pageSize !== hpa) unalignedHpa(hpa);
     old[j] = viewU64BE(dv, off);
+    viewSetU64BE(dv, off, hpa + perm);
+  }
+}
+
+/** xchgSet() into a page never written: every old entry is 0, only the new ones are stored. */
+function setFresh(dv: DataView, off: number, hpas: Float64Array, k: number, n: number, perm: number, pageSize: number): void {
+  const inv = 1 / pageSize; // exact: a power of two
+  for (let j = k; j < k + n; j++, off += 8) {
+    const hpa = hpas[j]!;
+    if (Math.floor(hpa * inv) * pageSize !== hpa) unalignedHpa(hpa);
     viewSetU64BE(dv, off, hpa + perm);
   }
 }
