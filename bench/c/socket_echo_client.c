@@ -1,14 +1,16 @@
 /*
  * The floor under B6 through the shim: round trips of one frame the size of a MAP_DMA request
  * (u32 length + 48 bytes) against an echo server on a UNIX socket, one send each and the answer
- * polled for up to 50 us (recv with MSG_DONTWAIT) before a sleeping recv, as the shim does per
- * call. Speaks the bench line protocol; work = round trips.
+ * polled for up to 50 us (recv with MSG_DONTWAIT, the CPU yielded between tries) before a
+ * sleeping recv, as the shim waits for each answer (shim/conn.c). Speaks the bench line protocol;
+ * work = round trips.
  *
  *   socket_echo_client SOCKET_PATH ROUND_TRIPS
  */
 #include "common.h"
 #include <sys/socket.h>
 #include <errno.h>
+#include <sched.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,7 +29,8 @@ static long now_ns(void)
 	return t.tv_sec * 1000000000L + t.tv_nsec;
 }
 
-/* The shim's wait for an answer: poll, then sleep. */
+/* The shim's wait for an answer: poll, yielding the CPU between tries (to the server, when it
+ * waits for this CPU), then sleep. */
 static ssize_t recv_answer(uint8_t *p, size_t n)
 {
 	long end = now_ns() + POLL_NS;
@@ -35,6 +38,7 @@ static ssize_t recv_answer(uint8_t *p, size_t n)
 		ssize_t r = recv(sock, p, n, MSG_DONTWAIT);
 		if (r >= 0 || (errno != EAGAIN && errno != EINTR))
 			return r;
+		sched_yield();
 	} while (now_ns() < end);
 	return recv(sock, p, n, 0);
 }

@@ -138,9 +138,18 @@ static inline uint64_t pnv_tce_xchg_run(struct tce_table *t, uint64_t index, uin
 		uint64_t n = ((1ull << ps) - (at & pmask)) / 8;
 		if (n > count - k)
 			n = count - k;
-		uint8_t *b = dir == 3 ? t->mem->pages[at >> ps] : pmem_page_w(t->mem, at);
+		uint8_t *b = t->mem->pages[at >> ps];
 		if (!b) {
+			/* A page never written: every old entry is 0, only the new ones are stored. */
 			memset(old + k, 0, n * 8);
+			if (dir != 3) {
+				uint8_t *q = pmem_page_w(t->mem, at) + (at & pmask);
+				for (uint64_t j = k; j < k + n; j++, q += 8) {
+					if (hpa[j] & amask)
+						abort(); /* BUG: not IOMMU-page aligned */
+					wr_be64(q, hpa[j] | perm);
+				}
+			}
 		} else {
 			uint8_t *q = b + (at & pmask);
 			for (uint64_t j = k; j < k + n; j++, q += 8) {

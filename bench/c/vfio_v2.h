@@ -89,6 +89,42 @@ static inline void unuse_page_v2(struct mm *mm, struct tce_table *t, uint64_t pu
 
 static uint64_t run_hpa[TCE_RUN_MAX], run_old[TCE_RUN_MAX];
 
+/* `n` of mm_iommu_mapped_dec() on r, when its pages allow the IOMMU page size. */
+static inline void mapped_dec_by(struct region *r, uint64_t n, unsigned pageshift)
+{
+	if (r && n && pageshift <= r->pageshift && r->mapped > 1)
+		r->mapped = r->mapped - (int64_t)n > 1 ? r->mapped - (int64_t)n : 1;
+}
+
+/*
+ * unuse_page_v2() of the entries [0, ok) of a cleared run whose old TCE was valid, their view
+ * slots from `pua` on: the region found last is kept while the addresses stay in it and its
+ * decrements are made at once, as the model's run does.
+ */
+static inline void unuse_run_v2(struct mm *mm, struct tce_table *t, uint64_t pua, uint64_t ok)
+{
+	uint64_t size = 1ull << t->page_shift, lo = 1, hi = 0, n = 0;
+	struct region *r = NULL;
+	for (uint64_t k = 0; k < ok; k++) {
+		if (!(run_old[k] & 3))
+			continue;
+		uint64_t slot = pua + k * 8, ua = pmem_rd64(t->mem, slot);
+		pmem_wr64(t->mem, slot, 0);
+		if (r && ua >= lo && ua <= hi) {
+			n++;
+			continue;
+		}
+		mapped_dec_by(r, n, t->page_shift);
+		r = mm_iommu_lookup(mm, ua, size);
+		n = r ? 1 : 0;
+		if (r) {
+			lo = r->ua;
+			hi = r->ua + (r->entries << mm->kernel_page_shift) - size;
+		}
+	}
+	mapped_dec_by(r, n, t->page_shift);
+}
+
 static inline uint64_t min3(uint64_t a, uint64_t b, uint64_t c)
 {
 	return a < b ? (a < c ? a : c) : (b < c ? b : c);
@@ -111,9 +147,8 @@ static inline void tce_iommu_clear(struct mm *mm, struct tce_table *t, uint64_t 
 		uint64_t n = min3(last - entry, TCE_RUN_MAX, pnv_tce_run_length(t, entry));
 		uint64_t done = pnv_tce_xchg_run(t, entry, n, NULL, 3, run_old, &ret);
 		uint64_t ok = ret ? done - 1 : done;
-		for (uint64_t k = 0; k < ok; k++)
-			if (run_old[k] & 3)
-				unuse_page_v2(mm, t, pua ? pua + k * 8 : 0);
+		if (pua)
+			unuse_run_v2(mm, t, pua, ok);
 		entry += done;
 	}
 	tce_kill(t->page_shift, first << t->page_shift, pages, pe);
@@ -122,7 +157,8 @@ static inline void tce_iommu_clear(struct mm *mm, struct tce_table *t, uint64_t 
 /*
  * tce_iommu_build_v2(), a run of one leaf at a time: the checks of every page of the run, one
  * exchange of the pages that passed them, then per entry the mapped count, the old entry's
- * release and the userspace view. Returns 0 or -errno.
+ * release and the userspace view (a run that replaces no valid entry and did not fail: each
+ * region's count once per span, then the view's slots). Returns 0 or -errno.
  */
 static inline int tce_iommu_build_v2(struct mm *mm, struct tce_table *t, uint64_t entry, uint64_t ua, uint64_t pages, int dir,
 				     int pe)
@@ -156,9 +192,26 @@ static inline int tce_iommu_build_v2(struct mm *mm, struct tce_table *t, uint64_
 		int xret = 0;
 		uint64_t done = m ? pnv_tce_xchg_run(t, e, m, run_hpa, dir, run_old, &xret) : 0;
 		uint64_t failed = done && xret ? 1 : 0;
+		uint64_t valid = 0;
+		for (uint64_t k = 0; k < done; k++)
+			valid |= run_old[k] & 3;
+		if (!failed && pua && !valid) {
+			/* A fresh run: each region's count once by its entries, then the view's slots. */
+			for (uint64_t k = 0; k < done;) {
+				uint64_t u = ua + ((i + k) << t->page_shift);
+				struct region *r = mm_iommu_lookup(mm, u, size);
+				uint64_t span = region_span(mm, r, u, size);
+				uint64_t c = done - k < span ? done - k : span;
+				if (r->mapped)
+					r->mapped += c;
+				k += c;
+			}
+			for (uint64_t k = 0; k < done; k++)
+				pmem_wr64(t->mem, pua + k * 8, ua + ((i + k) << t->page_shift));
+		}
 		struct region *r = NULL;
 		uint64_t left = 0;
-		for (uint64_t k = 0; k < done; k++) {
+		for (uint64_t k = 0; k < done && (failed || !pua || valid); k++) {
 			uint64_t u = ua + ((i + k) << t->page_shift);
 			if (!left) {
 				r = mm_iommu_lookup(mm, u, size);

@@ -6,10 +6,15 @@ import { load, mod, rng } from './common.mjs';
 
 const { Machine } = await load('machine/machine.js');
 const { dmaMapPage, dmaUnmapPage } = await load('kernel/dma-api.js');
-const { u64ToNum } = await load('base/u64.js');
 
 const RING = 64;
 const PAGE = 65536;
+// A bus address's two 32-bit halves, as the C's (uint32_t)(dma >> 16) takes them: one store of
+// the u64, no range checks (a bus address is a u64).
+const u64 = new BigUint64Array(1);
+const u32 = new Uint32Array(u64.buffer);
+const LO = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1 ? 0 : 1;
+const HI = 1 - LO;
 
 export async function setup({ ops = 200000, seed = 12345 }) {
   const m = new Machine({ preset: 'powernv9', pageSize: '64k' });
@@ -30,8 +35,9 @@ export async function setup({ ops = 200000, seed = 12345 }) {
       const pa = mod(rnd(), ramPages - 16) * PAGE;
       const dma = dmaMapPage(dev, pa, size, 0, 16, i & 3, m.log);
       if (dma === null) throw new Error('B1: map failed');
-      // The bus page number, dma >> 16 (the address is below 2^53: u64ToNum is Number() then).
-      sum = (sum + Math.floor(u64ToNum(dma) / PAGE)) >>> 0;
+      // The bus page number, (uint32_t)(dma >> 16).
+      u64[0] = dma;
+      sum = (sum + ((u32[HI] << 16) | (u32[LO] >>> 16))) >>> 0;
       ringDma[slot] = dma;
       ringSize[slot] = size;
     }

@@ -4,7 +4,7 @@
  * with OPAL's own return codes; a rejected call changes nothing.
  */
 import type { EventLog } from '../base/events.js';
-import type { Phb } from '../hw/phb.js';
+import type { Phb, PhbGeneration } from '../hw/phb.js';
 
 export const OPAL_SUCCESS = 0;
 export const OPAL_PARAMETER = -1;
@@ -94,12 +94,15 @@ export class Opal {
   /** OPAL_PCI_TCE_KILL (126). PHB3 has no OPAL kill; PHB4/5 turn page kills into PE kills (HW560152). */
   pciTceKill(phbId: number, killType: number, pe: number, tceSize: number, dmaAddr: bigint | number, npages: number): number {
     const rc = this.tceKill(phbId, killType, pe, tceSize, dmaAddr);
-    // One call per map and unmap: its arguments are built only for a listener (the address as
-    // the u64 it is, whichever way the caller passed it).
-    if (this.log.listening) {
-      this.log.emit({ layer: 'firmware', kind: 'opal', call: 'pci_tce_kill', args: [phbId, killType, pe, tceSize, BigInt(dmaAddr), npages], rc });
-    } else this.opalEvents.n++;
+    // One call per map and unmap: its arguments are built only for a listener.
+    if (this.log.listening) this.killDone(phbId, killType, pe, tceSize, dmaAddr, npages, rc);
+    else this.opalEvents.n++;
     return rc;
+  }
+
+  /** The kill's event: the address as the u64 it is, whichever way the caller passed it. */
+  private killDone(phbId: number, killType: number, pe: number, tceSize: number, dmaAddr: bigint | number, npages: number, rc: number): void {
+    this.log.emit({ layer: 'firmware', kind: 'opal', call: 'pci_tce_kill', args: [phbId, killType, pe, tceSize, BigInt(dmaAddr), npages], rc });
   }
 
   private tceKill(phbId: number, killType: number, pe: number, tceSize: number, dmaAddr: bigint | number): number {
@@ -108,7 +111,7 @@ export class Opal {
     if (!phb.gen.killViaOpal) return OPAL_UNSUPPORTED;
     switch (killType) {
       case OPAL_PCI_TCE_KILL_PAGES: {
-        if (!tceSizeOk(phb, tceSize) || !killAddrOk(dmaAddr, tceSize)) return OPAL_PARAMETER;
+        if (!this.killSizeOk(phb, tceSize) || !killAddrOk(dmaAddr, tceSize)) return OPAL_PARAMETER;
         if (pe < 0 || pe >= phb.numPes) return OPAL_PARAMETER;
         phb.killPe(pe);
         return OPAL_SUCCESS;
@@ -123,6 +126,19 @@ export class Opal {
       default:
         return OPAL_PARAMETER;
     }
+  }
+
+  /** The PHB generation and TCE size the last page kill was accepted for: a table's kills all ask the same. */
+  private okGen: PhbGeneration | null = null;
+  private okTceSize = 0;
+
+  /** tceSizeOk(), answered without the search for the size accepted last. */
+  private killSizeOk(phb: Phb, tceSize: number): boolean {
+    if (phb.gen === this.okGen && tceSize === this.okTceSize) return true;
+    if (!tceSizeOk(phb, tceSize)) return false;
+    this.okGen = phb.gen;
+    this.okTceSize = tceSize;
+    return true;
   }
 
   /** OPAL_PCI_EEH_FREEZE_STATUS (23): the PE's freeze state. */

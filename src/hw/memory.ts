@@ -184,21 +184,26 @@ export class PhysMemory {
     return this.page(pa, true)!;
   }
 
-  /** DataViews of pages touched lately, by the same slots as the recent pages, and their pages. */
-  private readonly recentViewOf: (Uint8Array | null)[] = new Array(RECENT_PAGES).fill(null);
+  /**
+   * DataViews of pages touched lately, by page frame in the same slots as the recent pages (NaN:
+   * none). A page dropped loses its view with its contents (dropPage).
+   */
+  private readonly viewPfn = new Float64Array(RECENT_PAGES).fill(Number.NaN);
   private readonly recentView: (DataView | null)[] = new Array(RECENT_PAGES).fill(null);
 
   /**
    * pageData() (or pageDataForWrite() when `forWrite`) as a DataView, for runs of 8-byte entries
-   * (viewU64BE): a page touched lately keeps its view, which costs about 100 ns to make.
+   * (viewU64BE): a page touched lately keeps its view, which costs about 100 ns to make, and is
+   * found by its page frame alone (one compare, no page lookup).
    */
   pageView(pa: number, forWrite: boolean): DataView | null {
+    const pfn = pa >= 0 && pa <= 0xffff_ffff ? pa >>> this.pageShift : Math.floor(pa / this.pageSize);
+    const slot = pfn & (RECENT_PAGES - 1);
+    if (this.viewPfn[slot] === pfn) return this.recentView[slot]!;
     const p = this.page(pa, forWrite);
     if (!p) return null;
-    const slot = (pa >= 0 && pa <= 0xffff_ffff ? pa >>> this.pageShift : Math.floor(pa / this.pageSize)) & (RECENT_PAGES - 1);
-    if (this.recentViewOf[slot] === p) return this.recentView[slot]!;
     const v = new DataView(p.buffer, p.byteOffset, p.byteLength);
-    this.recentViewOf[slot] = p;
+    this.viewPfn[slot] = pfn;
     this.recentView[slot] = v;
     return v;
   }
@@ -235,6 +240,10 @@ export class PhysMemory {
     if (this.recentPfn[slot] === pfn) {
       this.recentPfn[slot] = Number.NaN;
       this.recentPage[slot] = null;
+    }
+    if (this.viewPfn[slot] === pfn) {
+      this.viewPfn[slot] = Number.NaN;
+      this.recentView[slot] = null;
     }
   }
 

@@ -13,7 +13,7 @@
 import { hex, ilog2n, shlToBig, shrToNum } from '../base/bits.js';
 import { neg } from '../base/errno.js';
 import type { EventLog } from '../base/events.js';
-import { numToU64, u64ToNum } from '../base/u64.js';
+import { u64ToNum } from '../base/u64.js';
 import { DMA_BIDIRECTIONAL, DMA_NONE, type DmaDirection } from '../hw/tce.js';
 import { iommuAlloc, iommuAllocEntry, iommuFree, iommuFreeEntry, iommuPageSize, iommuRangeAlloc, offsetIn } from './iommu.js';
 import type { IommuTable } from './iommu-table.js';
@@ -42,6 +42,12 @@ export interface DmaDevice {
   maxSegSize: number;
   /** dma_get_seg_boundary(dev); PCI_DMA_SEG_BOUNDARY for a PCI device. */
   segBoundaryMask: bigint;
+  /**
+   * dmaMask >> shift and dma_get_seg_boundary_nr_pages(dev, shift), from a device that keeps
+   * them until its masks change (KPciDev): then a map shifts and compares no bigints.
+   */
+  maskPages?(shift: number): number;
+  boundaryPages?(shift: number): number;
 }
 
 /** One scatterlist element as the driver fills it: sg_phys(sg) and sg->length. */
@@ -97,12 +103,12 @@ export function getOrder(size: number, shift: number): number {
 
 /** dma_get_seg_boundary_nr_pages(dev, page_shift): the segment boundary in IOMMU pages. */
 export function dmaGetSegBoundaryNrPages(dev: DmaDevice, pageShift: number): number {
-  return boundaryPages.of(dev.segBoundaryMask, pageShift) + 1;
+  return dev.boundaryPages ? dev.boundaryPages(pageShift) : boundaryPages.of(dev.segBoundaryMask, pageShift) + 1;
 }
 
 /** The DMA mask in absolute entries (`mask >> it_page_shift`), exact for page shifts ≥ 12. */
 function maskEntries(dev: DmaDevice, tbl: IommuTable): number {
-  return maskPages.of(dev.dmaMask, tbl.itPageShift);
+  return dev.maskPages ? dev.maskPages(tbl.itPageShift) : maskPages.of(dev.dmaMask, tbl.itPageShift);
 }
 
 /** Number(mask >> shift) for the last mask and shift asked: every map asks for the same ones. */
@@ -146,7 +152,11 @@ function allocFailed(log: EventLog, dev: DmaDevice, tbl: IommuTable, pa: number,
 
 /** iommu_free(): __iommu_free plus the lines iommu_free_check() prints for a range outside the window. */
 function iommuFreeLogged(log: EventLog, tbl: IommuTable, dma: bigint, npages: number, entry = shrToNum(dma, tbl.itPageShift)): boolean {
-  if (iommuFreeEntry(tbl, entry, npages)) return true;
+  return iommuFreeEntry(tbl, entry, npages) || invalidFree(log, tbl, dma);
+}
+
+/** iommu_free_check()'s lines for a range outside the window (out of line: the free stays small). */
+function invalidFree(log: EventLog, tbl: IommuTable, dma: bigint): false {
   printk(log, 'iommu_free: invalid entry');
   printk(log, `\tentry     = 0x${hex(dma >> BigInt(tbl.itPageShift))}`);
   printk(log, `\tdma_addr  = 0x${hex(dma)}`);
@@ -203,10 +213,11 @@ export function dmaMapPage(dev: DmaDevice, pa: number, size: number, dir: DmaDir
     allocFailed(log, dev, tbl, pa, npages);
     return null;
   }
-  // The entry's bus address | pa's offset in its IOMMU page, made a bigint once.
+  // The entry's bus address | pa's offset in its IOMMU page, made a bigint once (BigInt() of an
+  // integer below 2^53 is exact, and optimized code makes it without a runtime call).
   const busPage = entry * pageSize;
   const off = offsetIn(pa, pageSize);
-  const dma = busPage + pageSize <= 2 ** 53 ? numToU64(busPage + off) : shlToBig(entry, tbl.itPageShift) | BigInt(off);
+  const dma = busPage + pageSize <= 2 ** 53 ? BigInt(busPage + off) : shlToBig(entry, tbl.itPageShift) | BigInt(off);
   emitMap(log, dev, dma, npages);
   return dma;
 }
@@ -224,12 +235,17 @@ export function dmaUnmapPage(dev: DmaDevice, dma: bigint, size: number, dir: Dma
   // One conversion of the bus address, when it is in [0, 2^53).
   const n = u64ToNum(dma);
   if (n < 0) {
-    const npages = iommuNumPages(dma, size, pageSize);
-    if (iommuFreeLogged(log, tbl, dma, npages)) emitUnmap(log, dev, dma, npages);
+    unmapWide(dev, tbl, dma, size, log);
     return;
   }
   const npages = iommuNumPages(n, size, pageSize);
   if (iommuFreeLogged(log, tbl, dma, npages, Math.floor(n / pageSize))) emitUnmap(log, dev, dma, npages);
+}
+
+/** dmaUnmapPage() of a bus address at or past 2^53 (out of line: DMA API windows sit lower). */
+function unmapWide(dev: DmaDevice, tbl: IommuTable, dma: bigint, size: number, log: EventLog): void {
+  const npages = iommuNumPages(dma, size, iommuPageSize(tbl));
+  if (iommuFreeLogged(log, tbl, dma, npages)) emitUnmap(log, dev, dma, npages);
 }
 
 /**

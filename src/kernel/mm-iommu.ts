@@ -180,6 +180,11 @@ export function mmIommuMappedInc(mem: MmIommuRegion): number {
   return 0;
 }
 
+/** `n` of mmIommuMappedDec() on a region whose pages allow the IOMMU page size. */
+function mappedDecBy(r: MmIommuRegion, n: number, pageshift: number): void {
+  if (n > 0 && pageshift <= r.pageshift && r.mapped > 1) r.mapped = Math.max(1, r.mapped - n);
+}
+
 /** mm_iommu_mapped_dec(). */
 export function mmIommuMappedDec(mem: MmIommuRegion): void {
   if (mem.mapped > 1) mem.mapped--;
@@ -307,21 +312,33 @@ export class MmIommuRun {
    * mappedDec() of the user addresses (offsets from ua0) in the big-endian 8-byte slots of `view`
    * at off, off + 8, … for the j < count whose old[from + j] has a bit of `valid`, each slot
    * zeroed after its count: tce_iommu_unuse_page_v2() of the cleared entries that held a TCE,
-   * their userspace-view slots in one memory page.
+   * their userspace-view slots in one memory page. The decrements of the region found last are
+   * counted and made when another region is looked up or at the end: n of mm_iommu_mapped_dec()
+   * leave a count above 1 at max(1, mapped - n) and any other count as it was.
    */
   mappedDecSlots(view: DataView, off: number, old: Float64Array, from: number, count: number, valid: number, pageshift: number): void {
+    let r = this.r;
+    let at = this.at;
+    let bytes = this.bytes;
+    const size = this.size;
+    let n = 0;
     for (let j = 0; j < count; j++, off += 8) {
       if (!(old[from + j]! & valid)) continue;
       const d = view.getUint32(off) * 0x1_0000_0000 + view.getUint32(off + 4);
-      // region(d) and mmIommuMappedDec() for the region found last, written out.
-      const r = this.r;
-      const o = this.at + d;
-      if (r !== null && o >= 0 && o + this.size <= this.bytes) {
-        if (pageshift <= r.pageshift && r.mapped > 1) r.mapped--;
-      } else this.mappedDec(d, pageshift);
-      view.setUint32(off, 0);
-      view.setUint32(off + 4, 0);
+      const o = at + d;
+      // +0.0 is eight zero bytes: the slot zeroed by one store.
+      view.setFloat64(off, 0);
+      if (r !== null && o >= 0 && o + size <= bytes) {
+        n++;
+        continue;
+      }
+      if (r !== null) mappedDecBy(r, n, pageshift);
+      r = this.region(d);
+      at = this.at;
+      bytes = this.bytes;
+      n = r === null ? 0 : 1;
     }
+    if (r !== null) mappedDecBy(r, n, pageshift);
   }
 
   /**

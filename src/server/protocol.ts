@@ -66,70 +66,81 @@ export type Request =
 
 export class ProtocolError extends Error {}
 
-/** Reads fields off a frame; every shortfall names the field. */
+/**
+ * Reads fields off a frame in place: `bytes[start, end)` holds the frame after its length, `view`
+ * is a DataView over all of `bytes` (the connection keeps one per buffer, so a frame costs no
+ * view of its own). Offsets in messages count from after the op byte. Every shortfall names the
+ * field.
+ */
 class FieldReader {
-  private off = 0;
+  private off: number;
+  private readonly base: number;
   constructor(
-    private readonly b: Buffer,
+    private readonly bytes: Uint8Array,
+    private readonly view: DataView,
+    start: number,
+    private readonly limit: number,
     private readonly what: string,
-  ) {}
+  ) {
+    this.base = start + 1;
+    this.off = this.base;
+  }
 
   private need(n: number, field: string): void {
-    if (this.off + n > this.b.length) {
-      throw new ProtocolError(`${this.what}: field ${field} needs ${n} bytes at offset ${this.off}, the frame has ${this.b.length}`);
+    if (this.off + n > this.limit) {
+      throw new ProtocolError(`${this.what}: field ${field} needs ${n} bytes at offset ${this.off - this.base}, the frame has ${this.limit - this.base}`);
     }
   }
   u8(field: string): number {
     this.need(1, field);
-    return this.b.readUInt8(this.off++);
+    return this.bytes[this.off++]!;
   }
   u32(field: string): number {
     this.need(4, field);
-    const v = this.b.readUInt32LE(this.off);
+    const v = this.view.getUint32(this.off, true);
     this.off += 4;
     return v;
   }
   i32(field: string): number {
     this.need(4, field);
-    const v = this.b.readInt32LE(this.off);
+    const v = this.view.getInt32(this.off, true);
     this.off += 4;
     return v;
   }
   u64(field: string): bigint {
     this.need(8, field);
-    const v = this.b.readBigUInt64LE(this.off);
+    const v = this.view.getBigUint64(this.off, true);
     this.off += 8;
     return v;
   }
   i64(field: string): bigint {
     this.need(8, field);
-    const v = this.b.readBigInt64LE(this.off);
+    const v = this.view.getBigInt64(this.off, true);
     this.off += 8;
     return v;
   }
-  bytes(field: string, n: number): Buffer {
+  /** A copy of the next `n` bytes: the frame's buffer is reused for the next read. */
+  copy(field: string, n: number): Uint8Array {
     this.need(n, field);
-    const v = this.b.subarray(this.off, this.off + n);
+    const v = Uint8Array.prototype.slice.call(this.bytes, this.off, this.off + n);
     this.off += n;
     return v;
   }
-  /** The rest of the frame, at most `max` bytes. */
-  rest(field: string, max: number): Buffer {
-    const n = this.b.length - this.off;
+  /** A copy of the rest of the frame, at most `max` bytes. */
+  copyRest(field: string, max: number): Uint8Array {
+    const n = this.limit - this.off;
     if (n > max) throw new ProtocolError(`${this.what}: field ${field} is ${n} bytes, the limit is ${max}`);
-    const v = this.b.subarray(this.off);
-    this.off = this.b.length;
-    return v;
+    return this.copy(field, n);
+  }
+  /** The rest of the frame as text, at most `max` bytes. */
+  text(field: string, max: number): string {
+    const s = Buffer.from(this.copyRest(field, max)).toString('utf8');
+    if (s.includes('\0')) throw new ProtocolError(`${this.what}: ${field}: contains a NUL byte`);
+    return s;
   }
   end(): void {
-    if (this.off !== this.b.length) throw new ProtocolError(`${this.what}: ${this.b.length - this.off} bytes after the last field`);
+    if (this.off !== this.limit) throw new ProtocolError(`${this.what}: ${this.limit - this.off} bytes after the last field`);
   }
-}
-
-function text(b: Buffer, what: string): string {
-  const s = b.toString('utf8');
-  if (s.includes('\0')) throw new ProtocolError(`${what}: contains a NUL byte`);
-  return s;
 }
 
 function decodeSegments(r: FieldReader, start: bigint, end: bigint): Segment[] {
@@ -154,19 +165,31 @@ function decodeSegments(r: FieldReader, start: bigint, end: bigint): Segment[] {
   return segs;
 }
 
-export function decodeRequest(frame: Buffer): Request {
-  if (frame.length === 0) throw new ProtocolError('empty frame: expected an op byte');
-  const op = frame.readUInt8(0);
+/** Decodes one request frame (the bytes after its length). */
+export function decodeRequest(frame: Uint8Array): Request {
+  const bytes = new Uint8Array(frame.buffer, frame.byteOffset, frame.byteLength);
+  return decodeFrame(bytes, new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), 0, bytes.length);
+}
+
+/**
+ * Decodes the request frame at `bytes[start, end)` in place; `view` is a DataView over all of
+ * `bytes`. What the request keeps (ioctl arguments, user memory, text) is copied out, as plain
+ * Uint8Arrays when `bytes` is one (the model's copy_from_user slices them: a Buffer's slice is
+ * a view).
+ */
+export function decodeFrame(bytes: Uint8Array, view: DataView, start: number, end: number): Request {
+  if (start === end) throw new ProtocolError('empty frame: expected an op byte');
+  const op = bytes[start]!;
   const name = OP_NAMES[op];
   if (!name) throw new ProtocolError(`unknown op ${op} (expected 1 to ${Object.keys(Op).length})`);
-  const r = new FieldReader(frame.subarray(1), name);
+  const r = new FieldReader(bytes, view, start, end, name);
   let req: Request;
   switch (op) {
     case Op.HELLO:
-      req = { op: 'hello', realPid: r.u32('real_pid'), attach: r.i32('attach_pid'), comm: text(r.rest('comm', 256), 'HELLO: comm') };
+      req = { op: 'hello', realPid: r.u32('real_pid'), attach: r.i32('attach_pid'), comm: r.text('comm', 256) };
       break;
     case Op.OPEN:
-      req = { op: 'open', path: text(r.rest('path', 4096), 'OPEN: path') };
+      req = { op: 'open', path: r.text('path', 4096) };
       break;
     case Op.CLOSE:
     case Op.DUP:
@@ -180,12 +203,12 @@ export function decodeRequest(frame: Buffer): Request {
       if (kind === 2) {
         const n = r.u32('arg_len');
         if (n > MAX_BYTES_FIELD) throw new ProtocolError(`IOCTL: field arg_len is ${n}, the limit is ${MAX_BYTES_FIELD}`);
-        const arg = new Uint8Array(r.bytes('arg_bytes', n));
+        const arg = r.copy('arg_bytes', n);
         const addr = r.u64('user_addr');
-        req = { op: 'ioctl', fd, request, arg, user: { addr, bytes: new Uint8Array(r.rest('user_bytes', MAX_BYTES_FIELD)) } };
+        req = { op: 'ioctl', fd, request, arg, user: { addr, bytes: r.copyRest('user_bytes', MAX_BYTES_FIELD) } };
         break;
       }
-      const arg: IoctlArg = kind === 0 ? r.u64('arg_value') : new Uint8Array(r.rest('arg_bytes', MAX_BYTES_FIELD));
+      const arg: IoctlArg = kind === 0 ? r.u64('arg_value') : r.copyRest('arg_bytes', MAX_BYTES_FIELD);
       req = { op: 'ioctl', fd, request, arg };
       break;
     }
@@ -231,12 +254,45 @@ export function decodeRequest(frame: Buffer): Request {
   return req;
 }
 
-/** An answer frame: length, ret, errno, body. */
-export function encodeAnswer(ret: number, errno: number, body: Uint8Array = new Uint8Array(0)): Buffer {
-  const b = Buffer.allocUnsafe(12 + body.length);
-  b.writeUInt32LE(8 + body.length, 0);
-  b.writeInt32LE(ret, 4);
-  b.writeInt32LE(errno, 8);
-  b.set(body, 12);
-  return b;
+/** Capacity an answer buffer keeps between writes; a larger answer's buffer is dropped after it. */
+const KEPT_ANSWER_BYTES = 64 * 1024;
+
+/**
+ * Answer frames (length, ret, errno, body) laid out one after another in one buffer the
+ * connection keeps, written out together and cleared.
+ */
+export class AnswerWriter {
+  bytes = new Uint8Array(4096);
+  private view = new DataView(this.bytes.buffer);
+  /** Bytes of answers waiting to be written. */
+  length = 0;
+
+  put(ret: number, errno: number, body?: Uint8Array): void {
+    const n = body ? body.length : 0;
+    this.reserve(12 + n);
+    const at = this.length;
+    this.view.setUint32(at, 8 + n, true);
+    this.view.setInt32(at + 4, ret, true);
+    this.view.setInt32(at + 8, errno, true);
+    if (body) this.bytes.set(body, at + 12);
+    this.length = at + 12 + n;
+  }
+
+  /** The answers were written: start again, and give back the room a large answer took. */
+  clear(): void {
+    this.length = 0;
+    if (this.bytes.length > KEPT_ANSWER_BYTES) this.resize(KEPT_ANSWER_BYTES);
+  }
+
+  private reserve(n: number): void {
+    const need = this.length + n;
+    if (need > this.bytes.length) this.resize(Math.max(need, 2 * this.bytes.length));
+  }
+
+  private resize(cap: number): void {
+    const b = new Uint8Array(cap);
+    b.set(this.bytes.subarray(0, this.length));
+    this.bytes = b;
+    this.view = new DataView(b.buffer);
+  }
 }

@@ -3,16 +3,17 @@
  * socket. Each connection is one process (see session.ts). A malformed frame is answered with an
  * error and logged; a frame length over the limit cannot be resynchronised, so that connection is
  * answered, logged and closed, and its process released. Nothing a client sends stops the server.
- * After an answer the server polls for the next request for a while before it sleeps
- * (poll-window.ts).
+ * Requests are read and answered without Node's stream layer (direct-conn.ts); after an answer
+ * the server polls for the next request for a while before it sleeps (poll-window.ts).
  */
 import { existsSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { MachineOptions } from '../machine/machine.js';
+import { DirectConn } from './direct-conn.js';
 import { FrameReader } from './framing.js';
 import { ModelHost } from './host.js';
 import { AnswerPoller } from './poll-window.js';
-import { encodeAnswer, EPROTO } from './protocol.js';
+import { AnswerWriter, EPROTO } from './protocol.js';
 import { Session } from './session.js';
 
 export type LogLine = (line: string) => void;
@@ -30,27 +31,32 @@ export class ModelServer {
     private readonly log: LogLine = (l) => process.stderr.write(`tcelab serve: ${l}\n`),
   ) {
     this.host = new ModelHost(opts);
-    this.server = createServer((s) => this.connection(s));
+    this.server = createServer({ pauseOnConnect: true }, (s) => this.connection(s));
   }
 
-  private connection(sock: Socket): void {
+  private connection(accepted: Socket): void {
     const id = this.nextConn++;
     const session = new Session(this.host, (l) => this.log(`connection ${id}${session.pid === null ? '' : ` (model pid ${session.pid})`}: ${l}`));
-    const frames = new FrameReader();
-    this.sockets.add(sock);
-    sock.on('data', (chunk) => {
+    const out = new AnswerWriter();
+    const frames = new FrameReader((bytes, view, start, end) => session.answer(bytes, view, start, end, out));
+    const conn = new DirectConn(accepted, (bytes, view, n) => {
       this.poll.arrived();
       // Frames that came together are answered together, in one write.
-      const answers = frames.push(chunk).map((f) => session.answer(f));
-      if (answers.length) {
-        sock.write(answers.length === 1 ? answers[0] : Buffer.concat(answers));
+      frames.push(bytes, view, n);
+      if (out.length) {
+        conn.send(out.bytes, out.length);
+        out.clear();
         this.poll.answered();
       }
-      if (frames.broken && !sock.writableEnded) {
+      if (frames.broken && !conn.socket.writableEnded) {
         this.log(`connection ${id}: ${frames.broken}; closing it`);
-        sock.end(encodeAnswer(-1, EPROTO, Buffer.from(frames.broken)));
+        out.put(-1, EPROTO, Buffer.from(frames.broken));
+        conn.end(out.bytes.subarray(0, out.length));
+        out.clear();
       }
     });
+    const sock = conn.socket;
+    this.sockets.add(sock);
     // A client that dies mid-call resets the connection; 'close' releases it like any exit.
     sock.on('error', (e: NodeJS.ErrnoException) => {
       if (e.code !== 'EPIPE' && e.code !== 'ECONNRESET') this.log(`connection ${id}: ${e.message}`);

@@ -7,7 +7,7 @@ import { errno } from '../base/errno.js';
 import { syncMappings } from './mm-sync.js';
 import type { ModelHost } from './host.js';
 import { procText } from './proc-text.js';
-import { type Request, decodeRequest, encodeAnswer, EPROTO, ProtocolError } from './protocol.js';
+import { type AnswerWriter, decodeFrame, EPROTO, ProtocolError, type Request } from './protocol.js';
 
 interface Answer {
   ret: number;
@@ -27,20 +27,24 @@ export class Session {
     private readonly log: (line: string) => void,
   ) {}
 
-  /** One request frame in, one answer frame out; a bad frame is answered with EPROTO and logged. */
-  answer(frame: Buffer): Buffer {
+  /**
+   * One request frame in (`bytes[start, end)`, `view` over the same bytes), its answer frame
+   * appended to `out`; a bad frame is answered with EPROTO and logged.
+   */
+  answer(bytes: Uint8Array, view: DataView, start: number, end: number, out: AnswerWriter): void {
     try {
-      const a = this.handle(decodeRequest(frame));
-      return encodeAnswer(a.ret, a.signal ? -a.signal : a.errno, a.body);
+      const a = this.handle(decodeFrame(bytes, view, start, end));
+      out.put(a.ret, a.signal ? -a.signal : a.errno, a.body);
     } catch (e) {
       if (e instanceof ProtocolError) {
         this.log(`bad request: ${e.message}`);
-        return encodeAnswer(-1, EPROTO, Buffer.from(e.message));
+        out.put(-1, EPROTO, Buffer.from(e.message));
+        return;
       }
       // A bug in the model: say so loudly, answer EIO and keep serving the other clients.
       const msg = `internal error: ${(e as Error).stack ?? e}`;
       this.log(msg);
-      return encodeAnswer(-1, errno.EIO, Buffer.from(msg));
+      out.put(-1, errno.EIO, Buffer.from(msg));
     }
   }
 

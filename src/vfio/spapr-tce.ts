@@ -467,12 +467,47 @@ export class SpaprTceDriver {
   }
 
   /**
+   * storeRunV2() for the common run: every entry exchanged, none replacing a valid one, the user
+   * addresses exact as numbers and the view's slots in RAM. Then nothing but the mapped counts
+   * and the view changes, so each region's count goes up once by its entries (still not from 0:
+   * mm_iommu_mapped_inc() refuses a region being released) and the view's slots take the user
+   * addresses a memory page at a time. Returns false having changed nothing otherwise.
+   */
+  private storeFreshRunV2(tbl: IommuTable, pua: number, i: number, done: number): boolean {
+    const mem = this.ctx.mem;
+    const old = this.run.old;
+    if (!mem.isRam(pua) || !mem.isRam(pua + done * 8 - 1)) return false;
+    for (let k = 0; k < done; k++) if (old[k]! & TCE_PERM_MASK) return false;
+    const regions = this.pass.regions!;
+    const step = tbl.pageSize;
+    for (let k = 0; k < done; ) {
+      const d = (i + k) * step;
+      const r = regions.region(d)!;
+      const n = Math.min(done - k, regions.span(d, step));
+      if (r.mapped !== 0) r.mapped += n;
+      k += n;
+    }
+    const mask = mem.pageSize - 1;
+    let ua = this.pass.tceNum + i * step;
+    for (let k = 0; k < done; ) {
+      const at = pua + k * 8;
+      const b = mem.pageView(at, true)!;
+      const off = at & mask;
+      const n = Math.min(done - k, (mem.pageSize - off) / 8);
+      for (let o = off, end = off + n * 8; o < end; o += 8, ua += step) viewSetU64BE(b, o, ua);
+      k += n;
+    }
+    return true;
+  }
+
+  /**
    * The exchanged entries [0, done) of the run from page i, entry by entry in the kernel's order:
    * the mapped count, the old entry's release, the user address into the userspace view from
    * `pua` on (the view's slots a memory page at a time); the last entry only released when its
    * exchange failed.
    */
   private storeRunV2(c: TceContainer, tbl: IommuTable, tce: bigint, pua: number, i: number, done: number, failed: number): void {
+    if (!failed && this.pass.exact && this.storeFreshRunV2(tbl, pua, i, done)) return;
     const mem = this.ctx.mem;
     const mask = mem.pageSize - 1;
     const run = this.run;

@@ -1,6 +1,7 @@
 /** The powerpc DMA API over an iommu_table: map_page, map_sg, alloc_coherent, bypass, no table. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import fc from 'fast-check';
 import { U64_MAX } from '../../src/base/bits.js';
 import { neg } from '../../src/base/errno.js';
 import { type EventBody, EventLog } from '../../src/base/events.js';
@@ -69,6 +70,19 @@ function fakePages(pageShift: number): CoherentPages & { allocs: number[]; frees
     },
   };
 }
+
+test('iommu_num_pages: (addr % size + len) / size rounded up, for any address, length and page size', () => {
+  const addr = fc.oneof(fc.nat(2 ** 31), fc.maxSafeNat(), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }));
+  const len = fc.oneof(fc.nat(2 ** 31), fc.integer({ min: 2 ** 31 - 2 ** 20, max: 2 ** 33 }));
+  fc.assert(
+    fc.property(addr, len, fc.integer({ min: 0, max: 34 }), (a, l, shift) => {
+      const size = 2 ** shift;
+      const want = ((BigInt(a) % BigInt(size)) + BigInt(l) + BigInt(size) - 1n) / BigInt(size);
+      assert.equal(iommuNumPages(a, l, size), Number(want));
+    }),
+    { numRuns: 3000 },
+  );
+});
 
 test('helpers: iommu_num_pages, get_order, dma_get_seg_boundary_nr_pages', () => {
   const numPages: [number | bigint, number, number, number][] = [

@@ -108,7 +108,7 @@ test('mappedDecSlots() counts down and zeroes the slots of valid entries as mapp
       const kpage = 2 ** s.kernelShift;
       const a = build(s);
       const b = build(s);
-      for (const [i, r] of a.regions.entries()) r.mapped = b.regions[i]!.mapped = 1 + (i % 2) * 40;
+      for (const [i, r] of a.regions.entries()) r.mapped = b.regions[i]!.mapped = [1, 41, 3][i % 3]!;
       const view = new DataView(new ArrayBuffer(8 * slots.length + 16));
       const old = new Float64Array(slots.length + 2);
       slots.forEach(([page, valid], j) => {

@@ -106,3 +106,36 @@ test('truncated and oversized frames: logged, the connection released, the serve
   assert.ok(view.processes.filter((p) => p.comm === 'truncated').every((p) => p.exited));
   await wellFormed();
 });
+
+test('a request sent a byte at a time, and one larger than a read, are answered', async () => {
+  const c = await RawClient.connect(sock);
+  const hello = Buffer.alloc(4 + 9 + 5);
+  hello.writeUInt32LE(9 + 5, 0);
+  hello.writeUInt8(Op.HELLO, 4);
+  hello.writeUInt32LE(process.pid, 5);
+  hello.writeInt32LE(-1, 9);
+  hello.write('bytes', 13);
+  const answered = new Promise<number>((resolve) => c.sock.once('data', (d: Buffer) => resolve(d.readInt32LE(4))));
+  for (const b of hello) {
+    c.sendRaw(Buffer.from([b]));
+    await new Promise((r) => setTimeout(r, 1)); // each byte a read of its own
+  }
+  assert.ok((await answered) >= 100, 'HELLO answered with a model pid');
+
+  // MEMORY with 10000 segments: 180 kB, more than one read of the connection.
+  const count = 10000;
+  const base = 0x1000_0000n;
+  const m = Buffer.alloc(1 + 20 + 18 * count);
+  m.writeUInt8(Op.MEMORY, 0);
+  m.writeBigUInt64LE(base, 1);
+  m.writeBigUInt64LE(base + BigInt(count) * 0x10000n, 9);
+  m.writeUInt32LE(count, 17);
+  for (let i = 0; i < count; i++) {
+    m.writeBigUInt64LE(base + BigInt(i) * 0x10000n, 21 + 18 * i);
+    m.writeBigUInt64LE(base + BigInt(i + 1) * 0x10000n - 0x1000n, 29 + 18 * i);
+  }
+  assert.deepEqual(await c.request(m), { ret: 0, errno: 0, body: Buffer.alloc(0) });
+  const status = await c.request(Buffer.from([Op.PROC_TEXT, 3]));
+  assert.match(status.body.toString(), /^Name:\tbytes$/m);
+  await c.close();
+});

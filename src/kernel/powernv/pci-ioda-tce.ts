@@ -188,31 +188,25 @@ function leafRun(tbl: IommuTable, idx: number, n: number): number {
 }
 
 /**
- * pnvTce() and writeTces() in one for the common case of pnv_tce_build/free: two levels, an
- * index below 2^32, the leaf present and the `n` entries in one leaf and one memory page (the DMA
- * API's maps of a few pages). Anything else returns false having changed nothing, and the
- * caller walks entry range by entry range.
+ * pnvTce() for the common case of pnv_tce_build/free: two levels, an index below 2^32, the leaf
+ * present and the `n` entries in one leaf and one memory page of RAM (the DMA API's maps of a
+ * few pages). Returns the first entry's slot, or -1 for anything else: then the caller walks
+ * entry range by entry range. The build and the free each store through the slot's page
+ * themselves, so that each is one small function V8 inlines whole.
  */
-function leafHit(ctx: TceMemory, tbl: IommuTable, idx: number, n: number, first: number, step: number): boolean {
+function leafSlot(ctx: TceMemory, tbl: IommuTable, idx: number, n: number): number {
   const levelSize = tbl.itLevelSize;
-  if (tbl.itIndirectLevels !== 1 || n <= 0 || idx < 0 || idx > 0xffff_ffff || levelSize > 0x4000_0000) return false;
+  if (tbl.itIndirectLevels !== 1 || n <= 0 || idx < 0 || idx > 0xffff_ffff || levelSize > 0x4000_0000) return -1;
   const inLeaf = idx & (levelSize - 1);
-  if (inLeaf + n > levelSize) return false;
+  if (inLeaf + n > levelSize) return -1;
   const mem = ctx.mem;
   const mask = mem.pageSize - 1;
   const at = tbl.itBase + ((idx >>> (31 - Math.clz32(levelSize))) & (levelSize - 1)) * 8;
   const top = mem.pageView(at, false);
   const tce = top === null ? 0 : viewU64BE(top, at & mask);
-  if (!tce) return false;
+  if (!tce) return -1;
   const slot = tceAddr(tce) + inLeaf * 8;
-  const off = slot & mask;
-  if (off + n * 8 > mask + 1 || !mem.isRam(slot)) return false;
-  const zeros = first === 0 && step === 0;
-  const dv = mem.pageView(slot, !zeros);
-  if (dv === null) return true;
-  if (zeros) zeroTces(dv, off, n);
-  else setTces(dv, off, n, first, step);
-  return true;
+  return (slot & mask) + n * 8 > mask + 1 || !mem.isRam(slot) ? -1 : slot;
 }
 
 /** pnv_tce_build(): writes npages TCEs; READ is added whenever WRITE is set. */
@@ -222,16 +216,27 @@ export function pnvTceBuild(ctx: TceMemory, tbl: IommuTable, index: number, npag
   const pageSize = tbl.pageSize;
   // rpn * pageSize (rpn = pa >> it_page_shift): by mask for an integer below 2^32.
   const base = pa >>> 0 === pa && pageSize <= 0x4000_0000 ? pa - (pa & (pageSize - 1)) : Math.floor(pa / pageSize) * pageSize;
-  if (leafHit(ctx, tbl, index - tbl.itOffset, npages, base + perm, pageSize)) return 0;
-  // One walk per leaf level: consecutive entries of a leaf are consecutive slots.
+  const leaf = leafSlot(ctx, tbl, index - tbl.itOffset, npages);
+  if (leaf >= 0) {
+    setTces(ctx.mem.pageView(leaf, true)!, leaf & (ctx.mem.pageSize - 1), npages, base + perm, pageSize);
+  } else buildWalk(ctx, tbl, index, npages, base + perm);
+  return 0;
+}
+
+/**
+ * pnv_tce_build() entry range by entry range, one walk per leaf level (consecutive entries of a
+ * leaf are consecutive slots), levels allocated on demand. Out of line: the common case above
+ * stays small enough for V8 to inline into its callers.
+ */
+function buildWalk(ctx: TceMemory, tbl: IommuTable, index: number, npages: number, first: number): void {
+  const pageSize = tbl.pageSize;
   for (let i = 0; i < npages; ) {
     const idx = index - tbl.itOffset + i;
     const slot = pnvTce(ctx, tbl, false, idx, true);
     const run = leafRun(tbl, idx, npages - i);
-    if (slot !== null) writeTces(ctx, slot, run, base + i * pageSize + perm, pageSize);
+    if (slot !== null) writeTces(ctx, slot, run, first + i * pageSize, pageSize);
     i += run;
   }
-  return 0;
 }
 
 /** pnv_tce_xchg(): exchange one TCE, returning the old address and direction. */
@@ -299,11 +304,15 @@ export function pnvTceXchgRun(ctx: TceMemory, tbl: IommuTable, index: number, co
   for (let k = 0; k < count; ) {
     const at = slot + k * 8;
     const n = Math.min(count - k, (mem.pageSize - (at & mask)) / 8);
-    // A slot outside RAM reads as 0 and takes no write; a page never written reads as zeros,
-    // and zeros into it leave it unwritten.
-    const b = mem.isRam(at) ? mem.pageView(at, dir !== DMA_NONE) : null;
-    if (b === null) old.fill(0, k, k + n);
-    else if (dir === DMA_NONE) xchgClear(b, at & mask, old, k, n);
+    // A slot outside RAM reads as 0 and takes no write; a page never written reads as zeros
+    // (nothing to read back: a fresh leaf's entries are only written), and zeros into it leave
+    // it unwritten.
+    const ram = mem.isRam(at);
+    const b = ram ? mem.pageView(at, false) : null;
+    if (b === null) {
+      old.fill(0, k, k + n);
+      if (ram && dir !== DMA_NONE) setFresh(mem.pageView(at, true)!, at & mask, run.hpa, k, n, perm, tbl.pageSize);
+    } else if (dir === DMA_NONE) xchgClear(b, at & mask, old, k, n);
     else xchgSet(b, at & mask, old, run.hpa, k, n, perm, tbl.pageSize);
     k += n;
   }
@@ -313,7 +322,8 @@ export function pnvTceXchgRun(ctx: TceMemory, tbl: IommuTable, index: number, co
 function xchgClear(dv: DataView, off: number, old: Float64Array, k: number, n: number): void {
   for (let j = k; j < k + n; j++, off += 8) {
     old[j] = viewU64BE(dv, off);
-    viewSetU64BE(dv, off, 0);
+    // +0.0 is eight zero bytes: one store.
+    dv.setFloat64(off, 0);
   }
 }
 
@@ -323,6 +333,16 @@ function xchgSet(dv: DataView, off: number, old: Float64Array, hpas: Float64Arra
     const hpa = hpas[j]!;
     if (Math.floor(hpa * inv) * pageSize !== hpa) unalignedHpa(hpa);
     old[j] = viewU64BE(dv, off);
+    viewSetU64BE(dv, off, hpa + perm);
+  }
+}
+
+/** xchgSet() into a page never written: every old entry is 0, only the new ones are stored. */
+function setFresh(dv: DataView, off: number, hpas: Float64Array, k: number, n: number, perm: number, pageSize: number): void {
+  const inv = 1 / pageSize; // exact: a power of two
+  for (let j = k; j < k + n; j++, off += 8) {
+    const hpa = hpas[j]!;
+    if (Math.floor(hpa * inv) * pageSize !== hpa) unalignedHpa(hpa);
     viewSetU64BE(dv, off, hpa + perm);
   }
 }
@@ -346,7 +366,16 @@ export function pnvTceUseraddrptr(ctx: TceMemory, tbl: IommuTable, index: number
 
 /** pnv_tce_free(): zero TCEs, skipping the rest of an absent leaf level. */
 export function pnvTceFree(ctx: TceMemory, tbl: IommuTable, index: number, npages: number): void {
-  if (leafHit(ctx, tbl, index - tbl.itOffset, npages, 0, 0)) return;
+  const leaf = leafSlot(ctx, tbl, index - tbl.itOffset, npages);
+  if (leaf >= 0) {
+    // A page never written reads as zeros already.
+    const dv = ctx.mem.pageView(leaf, false);
+    if (dv !== null) zeroTces(dv, leaf & (ctx.mem.pageSize - 1), npages);
+  } else freeWalk(ctx, tbl, index, npages);
+}
+
+/** pnv_tce_free() entry range by entry range, skipping the rest of an absent leaf (out of line, as buildWalk). */
+function freeWalk(ctx: TceMemory, tbl: IommuTable, index: number, npages: number): void {
   for (let i = 0; i < npages; i++) {
     const idx = index - tbl.itOffset + i;
     const slot = pnvTce(ctx, tbl, false, idx, false);
