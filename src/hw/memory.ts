@@ -49,6 +49,9 @@ export class PhysMemory {
   private readonly chunks: ((Uint8Array | undefined)[] | undefined)[];
   readonly ramBytes: number;
   private freePageCount = 0;
+  /** The log's counts of page-alloc and page-free, for allocations with no listener. */
+  private readonly allocEvents: { n: number } | undefined;
+  private readonly freeEvents: { n: number } | undefined;
 
   constructor(
     cfg: MemoryConfig,
@@ -66,6 +69,8 @@ export class PhysMemory {
     this.ramBytes = this.totalPages * this.pageSize;
     this.chunks = new Array(Math.ceil(this.totalPages / 2 ** CHUNK_SHIFT)).fill(undefined);
     this.numaNodes = cfg.numaNodes ?? 1;
+    this.allocEvents = log?.counter('hw', 'page-alloc');
+    this.freeEvents = log?.counter('hw', 'page-free');
     for (let o = 0; o <= this.maxPageOrder; o++) this.freeArea.push(new FreeArea(Math.ceil(this.totalPages / 2 ** o)));
     // Seed the free lists with the largest aligned blocks that fit.
     let pfn = 0;
@@ -99,7 +104,7 @@ export class PhysMemory {
     // Lowest address first keeps allocation deterministic.
     let index = this.freeArea[o]!.lowest();
     this.freeArea[o]!.delete(index);
-    const pfn = index * 2 ** o;
+    const pfn = index * (1 << o);
     // Split: the upper half of each level down to `order` goes on the free list below.
     while (o > order) {
       o--;
@@ -115,7 +120,7 @@ export class PhysMemory {
       else this.dropPage(p++);
     }
     if (this.log?.listening) this.log.emit({ layer: 'hw', kind: 'page-alloc', pfn, order, owner: owner.label });
-    else this.log?.tally('hw', 'page-alloc');
+    else if (this.allocEvents) this.allocEvents.n++;
     return pfn;
   }
 
@@ -126,9 +131,9 @@ export class PhysMemory {
     this.allocated.delete(pfn);
     this.freePageCount += 1 << order;
     if (this.log?.listening) this.log.emit({ layer: 'hw', kind: 'page-free', pfn, order, owner: b.owner.label });
-    else this.log?.tally('hw', 'page-free');
+    else if (this.freeEvents) this.freeEvents.n++;
     // Block indices stay below 2^32: the buddy is index ^ 1, the merged block index >>> 1.
-    let index = pfn / 2 ** order;
+    let index = pfn / (1 << order);
     let o = order;
     while (o < this.maxPageOrder) {
       const buddy = (index ^ 1) >>> 0;
