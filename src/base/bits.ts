@@ -11,6 +11,8 @@ export function isPowerOf2(n: bigint): boolean {
 /** floor(log2(n)) for n > 0, like the kernel's ilog2(). */
 export function ilog2(n: bigint): number {
   if (n <= 0n) throw new RangeError(`ilog2 of ${n}`);
+  // Below 2^32 the number is exact and clz32 counts its leading zeros; above, the binary digits.
+  if (n <= 0xffff_ffffn) return 31 - Math.clz32(Number(n));
   return n.toString(2).length - 1;
 }
 
