@@ -11,6 +11,9 @@ export function isPowerOf2(n: bigint): boolean {
 /** floor(log2(n)) for n > 0, like the kernel's ilog2(). */
 export function ilog2(n: bigint): number {
   if (n <= 0n) throw new RangeError(`ilog2 of ${n}`);
+  // Below 2^64 clz32 of the (exact) high or low half; above, the binary digits.
+  if (n <= 0xffff_ffffn) return 31 - Math.clz32(Number(n));
+  if (n <= 0xffff_ffff_ffff_ffffn) return 63 - Math.clz32(Number(n >> 32n));
   return n.toString(2).length - 1;
 }
 

@@ -5,6 +5,7 @@
  * Page contents are allocated lazily: a page never written reads as zeros.
  */
 import type { EventLog } from '../base/events.js';
+import { FreeArea } from './free-area.js';
 
 export interface PageOwner {
   /** What holds the block: a kernel TCE table level, a user page, ... */
@@ -41,12 +42,16 @@ export class PhysMemory {
   readonly maxPageOrder: number;
   readonly totalPages: number;
   readonly numaNodes: number;
-  private readonly freeLists: Set<number>[] = [];
+  /** The free lists by order, over block indices pfn / 2^order. */
+  private readonly freeArea: FreeArea[] = [];
   private readonly allocated = new Map<number, Block>();
   /** Written pages' bytes, by page frame: chunks of 2^CHUNK_SHIFT frames, made on first write. */
   private readonly chunks: ((Uint8Array | undefined)[] | undefined)[];
   readonly ramBytes: number;
   private freePageCount = 0;
+  /** The log's counts of page-alloc and page-free, for allocations with no listener. */
+  private readonly allocEvents: { n: number } | undefined;
+  private readonly freeEvents: { n: number } | undefined;
 
   constructor(
     cfg: MemoryConfig,
@@ -64,13 +69,15 @@ export class PhysMemory {
     this.ramBytes = this.totalPages * this.pageSize;
     this.chunks = new Array(Math.ceil(this.totalPages / 2 ** CHUNK_SHIFT)).fill(undefined);
     this.numaNodes = cfg.numaNodes ?? 1;
-    for (let o = 0; o <= this.maxPageOrder; o++) this.freeLists.push(new Set());
+    this.allocEvents = log?.counter('hw', 'page-alloc');
+    this.freeEvents = log?.counter('hw', 'page-free');
+    for (let o = 0; o <= this.maxPageOrder; o++) this.freeArea.push(new FreeArea(Math.ceil(this.totalPages / 2 ** o)));
     // Seed the free lists with the largest aligned blocks that fit.
     let pfn = 0;
     while (pfn < this.totalPages) {
       let o = this.maxPageOrder;
       while (o > 0 && (pfn % 2 ** o !== 0 || pfn + 2 ** o > this.totalPages)) o--;
-      this.freeLists[o]!.add(pfn);
+      this.freeArea[o]!.add(pfn / 2 ** o);
       pfn += 2 ** o;
     }
     this.freePageCount = this.totalPages;
@@ -92,20 +99,28 @@ export class PhysMemory {
   allocPages(order: number, owner: PageOwner): number | null {
     if (order < 0 || order > this.maxPageOrder) return null;
     let o = order;
-    while (o <= this.maxPageOrder && this.freeLists[o]!.size === 0) o++;
+    while (o <= this.maxPageOrder && this.freeArea[o]!.nrFree === 0) o++;
     if (o > this.maxPageOrder) return null;
     // Lowest address first keeps allocation deterministic.
-    const pfn = minOf(this.freeLists[o]!);
-    this.freeLists[o]!.delete(pfn);
+    let index = this.freeArea[o]!.lowest();
+    this.freeArea[o]!.delete(index);
+    const pfn = index * (1 << o);
+    // Split: the upper half of each level down to `order` goes on the free list below.
     while (o > order) {
       o--;
-      this.freeLists[o]!.add(pfn + (1 << o));
+      index *= 2;
+      this.freeArea[o]!.add(index + 1);
     }
     this.allocated.set(pfn, { pfn, order, owner });
     this.freePageCount -= 1 << order;
-    for (let i = 0; i < 1 << order; i++) this.dropPage(pfn + i);
+    // Zeroed: written pages read as zeros again; chunks of the store never written are skipped.
+    const end = pfn + (1 << order);
+    for (let p = pfn; p < end; ) {
+      if (this.chunks[p >>> CHUNK_SHIFT] === undefined) p = ((p >>> CHUNK_SHIFT) + 1) * (CHUNK_MASK + 1);
+      else this.dropPage(p++);
+    }
     if (this.log?.listening) this.log.emit({ layer: 'hw', kind: 'page-alloc', pfn, order, owner: owner.label });
-    else this.log?.tally('hw', 'page-alloc');
+    else if (this.allocEvents) this.allocEvents.n++;
     return pfn;
   }
 
@@ -116,19 +131,18 @@ export class PhysMemory {
     this.allocated.delete(pfn);
     this.freePageCount += 1 << order;
     if (this.log?.listening) this.log.emit({ layer: 'hw', kind: 'page-free', pfn, order, owner: b.owner.label });
-    else this.log?.tally('hw', 'page-free');
-    let p = pfn;
+    else if (this.freeEvents) this.freeEvents.n++;
+    // Block indices stay below 2^32: the buddy is index ^ 1, the merged block index >>> 1.
+    let index = pfn / (1 << order);
     let o = order;
     while (o < this.maxPageOrder) {
-      // pfn ^ (1 << o), exact past 2^31: the buddy is the block on the other side of bit o.
-      const size = 1 << o;
-      const buddy = Math.floor(p / size) % 2 ? p - size : p + size;
-      if (!this.freeLists[o]!.has(buddy)) break;
-      this.freeLists[o]!.delete(buddy);
-      p = Math.min(p, buddy);
+      const buddy = (index ^ 1) >>> 0;
+      if (!this.freeArea[o]!.has(buddy)) break;
+      this.freeArea[o]!.delete(buddy);
+      index >>>= 1;
       o++;
     }
-    this.freeLists[o]!.add(p);
+    this.freeArea[o]!.add(index);
   }
 
   /** The allocated block that contains a page frame, or null if the page is free. */
@@ -414,10 +428,4 @@ export function viewU64BE(dv: DataView, off: number): number {
 export function viewSetU64BE(dv: DataView, off: number, value: number): void {
   dv.setUint32(off, Math.floor(value * (1 / 0x100000000)));
   dv.setUint32(off + 4, value >>> 0);
-}
-
-function minOf(s: Set<number>): number {
-  let m = Number.POSITIVE_INFINITY;
-  for (const v of s) if (v < m) m = v;
-  return m;
 }

@@ -111,9 +111,10 @@ export class Phb {
   tceCacheEnabled = true;
   /** How many PE/page kills the PHB has processed (for reports). */
   kills = 0;
-  /** The log's counts of DMAs and TCE kills, for the paths that count without a listener. */
+  /** The log's counts of DMAs, TCE kills and TVE writes, for the paths that count without a listener. */
   private readonly dmaEvents: { n: number };
   private readonly killEvents: { n: number };
+  private readonly tveEvents: { n: number };
 
   constructor(
     readonly index: number,
@@ -129,6 +130,7 @@ export class Phb {
     this.tceCache = new Array(this.numPes * 2).fill(undefined);
     this.dmaEvents = log.counter('hw', 'dma');
     this.killEvents = log.counter('hw', 'tce-kill');
+    this.tveEvents = log.counter('hw', 'tve-write');
     this.peState = Array.from({ length: this.numPes }, () => ({ dmaFrozen: false, mmioFrozen: false }));
   }
 
@@ -142,10 +144,15 @@ export class Phb {
     if (tve?.kind === 'xlate') {
       const entries = tve.levelBytes / 8;
       const span = entries ** tve.levels;
-      const levelDiv = Array.from({ length: tve.levels }, (_, lev) => entries ** lev);
       const bits = Math.log2(entries);
       // Slots by shift and mask need a power of two that `&` can mask (below 2^31).
-      const levelShift = Number.isInteger(bits) && bits <= 30 ? levelDiv.map((_, lev) => lev * bits) : [];
+      const shifts = Number.isInteger(bits) && bits <= 30;
+      const levelDiv: number[] = [];
+      const levelShift: number[] = [];
+      for (let lev = 0; lev < tve.levels; lev++) {
+        levelDiv.push(entries ** lev);
+        if (shifts) levelShift.push(lev * bits);
+      }
       const pageSize = 2 ** tve.pageShift;
       // The hit path walks by shift and mask, a level at a time (at least one level of two entries or more).
       const hitPath = levelShift.length > 0 && bits >= 1 && tve.pageShift >= 12 && tve.pageShift <= 30;
@@ -164,7 +171,8 @@ export class Phb {
         levelBits: levelShift.length ? bits : -1,
       };
     } else this.geometry[index] = null;
-    this.log.emit({ layer: 'hw', kind: 'tve-write', phb: this.index, tve: index });
+    if (this.log.listening) this.log.emit({ layer: 'hw', kind: 'tve-write', phb: this.index, tve: index });
+    else this.tveEvents.n++;
   }
 
   killAll(): void {

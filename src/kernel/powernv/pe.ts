@@ -80,8 +80,12 @@ export class Pe extends TableGroupBase {
     return `${h(this.phb.globalNumber, 4)}:${h(this.pbus ?? 0, 2)}     `;
   }
 
+  /** `pci <pfix>: [PE# nn] `, made on the first message (what it is made of never changes). */
+  private prefix: string | undefined;
+
   /** pe_info(): `pci <pfix>: [PE# nn] <msg>`. */
   message(msg: string): string {
-    return `pci ${this.pfix}: [PE# ${this.peNumber.toString(16).padStart(2, '0')}] ${msg}`;
+    this.prefix ??= `pci ${this.pfix}: [PE# ${this.peNumber.toString(16).padStart(2, '0')}] `;
+    return this.prefix + msg;
   }
 }
