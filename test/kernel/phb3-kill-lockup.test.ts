@@ -15,6 +15,7 @@ import { OracleReplay } from '../../src/conformance/replay.js';
 import { phb3KillWrites } from '../../src/kernel/powernv/pci-ioda.js';
 import * as V from '../../src/kernel/include/uapi/linux/vfio.js';
 import { Machine, type MachineOptions } from '../../src/machine/machine.js';
+import { openV2Container } from '../vfio/v2-container.js';
 
 const MEM = 0x10000000n;
 
@@ -23,12 +24,7 @@ function setup(opts: MachineOptions) {
   for (const d of m.devices) m.bindVfioPci(d.name);
   const p = m.sys.spawn('vfio_spapr_oracle');
   p.mm.mappings.push({ start: MEM, end: MEM + 0x1000000n, kind: 'anon' });
-  const c = m.sys.open(p.pid, '/dev/vfio/vfio').ret;
-  const g = m.sys.open(p.pid, '/dev/vfio/0').ret;
-  const fd = new Uint8Array(4);
-  new DataView(fd.buffer).setInt32(0, c, true);
-  assert.equal(m.sys.ioctl(p.pid, g, V.VFIO_GROUP_SET_CONTAINER, fd).ret, 0);
-  assert.equal(m.sys.ioctl(p.pid, c, V.VFIO_SET_IOMMU, BigInt(V.VFIO_SPAPR_TCE_v2_IOMMU)).ret, 0);
+  const c = openV2Container(m, p.pid);
   const reg = V.encode('vfio_iommu_spapr_register_memory', { argsz: 24, vaddr: MEM, size: 0x100000n });
   assert.equal(m.sys.ioctl(p.pid, c, V.VFIO_IOMMU_SPAPR_REGISTER_MEMORY, reg).ret, 0);
   const remove = V.encode('vfio_iommu_spapr_tce_remove', { argsz: 16, start_addr: 0n });

@@ -11,6 +11,7 @@ import type { PseriesPe } from '../../src/kernel/pseries/pe.js';
 import { Machine, type MachineOptions } from '../../src/machine/machine.js';
 import * as V from '../../src/kernel/include/uapi/linux/vfio.js';
 import { totalramPages } from '../../src/kernel/vmalloc.js';
+import { openV2Container } from '../vfio/v2-container.js';
 
 const MEM = 0x10000000n;
 const DDW = 1n << 59n;
@@ -20,12 +21,7 @@ function setup(opts: Partial<MachineOptions> = {}) {
   for (const d of m.devices) m.bindVfioPci(d.name);
   const p = m.sys.spawn('user');
   p.mm.mappings.push({ start: MEM, end: MEM + 0x1000000n, kind: 'anon' });
-  const c = m.sys.open(p.pid, '/dev/vfio/vfio').ret;
-  const g = m.sys.open(p.pid, '/dev/vfio/0').ret;
-  const fd = new Uint8Array(4);
-  new DataView(fd.buffer).setInt32(0, c, true);
-  assert.equal(m.sys.ioctl(p.pid, g, V.VFIO_GROUP_SET_CONTAINER, fd).ret, 0);
-  assert.equal(m.sys.ioctl(p.pid, c, V.VFIO_SET_IOMMU, BigInt(V.VFIO_SPAPR_TCE_v2_IOMMU)).ret, 0);
+  const c = openV2Container(m, p.pid);
   const reg = V.encode('vfio_iommu_spapr_register_memory', { argsz: 24, vaddr: MEM, size: 0x100000n });
   assert.equal(m.sys.ioctl(p.pid, c, V.VFIO_IOMMU_SPAPR_REGISTER_MEMORY, reg).ret, 0);
   const create = (pid: number, pageShift: number, windowSize: bigint) =>
@@ -39,7 +35,7 @@ function setup(opts: Partial<MachineOptions> = {}) {
     m.sys.ioctl(pid, c, V.VFIO_IOMMU_MAP_DMA, V.encode('vfio_iommu_type1_dma_map', { argsz: 32, flags: 3, vaddr: MEM, iova, size: 0x10000n }));
   const info = (pid: number) =>
     m.sys.ioctl(pid, c, V.VFIO_IOMMU_SPAPR_TCE_GET_INFO, V.encode('vfio_iommu_spapr_tce_info', { argsz: V.structs.vfio_iommu_spapr_tce_info.size }));
-  return { m, p, c, g, create, map, info };
+  return { m, p, c, create, map, info };
 }
 
 test('totalram_pages: RAM less its memmap, so a view as large as RAM exceeds it', () => {

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import type { PseriesPe } from '../../src/kernel/pseries/pe.js';
 import { Machine, type MachineOptions } from '../../src/machine/machine.js';
 import * as V from '../../src/kernel/include/uapi/linux/vfio.js';
+import { openV2Container } from '../vfio/v2-container.js';
 
 const GiB = 2 ** 30;
 
@@ -22,12 +23,7 @@ function pe(m: Machine, group: number): PseriesPe {
 function v2Container(m: Machine) {
   for (const d of m.devices) m.bindVfioPci(d.name);
   const p = m.sys.spawn('user');
-  const c = m.sys.open(p.pid, '/dev/vfio/vfio').ret;
-  const g = m.sys.open(p.pid, '/dev/vfio/0').ret;
-  const fd = new Uint8Array(4);
-  new DataView(fd.buffer).setInt32(0, c, true);
-  assert.equal(m.sys.ioctl(p.pid, g, V.VFIO_GROUP_SET_CONTAINER, fd).ret, 0);
-  assert.equal(m.sys.ioctl(p.pid, c, V.VFIO_SET_IOMMU, BigInt(V.VFIO_SPAPR_TCE_v2_IOMMU)).ret, 0);
+  const c = openV2Container(m, p.pid);
   return { p, c };
 }
 

@@ -10,6 +10,7 @@ import type { MappingKind, Process } from '../../src/kernel/process.js';
 import type { QuirkName } from '../../src/kernel/quirks.js';
 import { Machine } from '../../src/machine/machine.js';
 import * as V from '../../src/kernel/include/uapi/linux/vfio.js';
+import { openV2Container } from './v2-container.js';
 
 const MiB = 1n << 20n;
 /** 16 MiB: the hash MMU's hugetlb and THP size, and one segment of the test's regions. */
@@ -31,13 +32,8 @@ function v2Container(setup: (p: Process) => void = () => {}, quirks: Partial<Rec
   const parent = m.sys.spawn('t');
   setup(parent);
   const p = m.sys.processes.get(m.sys.fork(parent.pid).ret)!;
-  const c = m.sys.open(p.pid, '/dev/vfio/vfio').ret;
-  const g = m.sys.open(p.pid, '/dev/vfio/0').ret;
-  const fd = new Uint8Array(4);
-  new DataView(fd.buffer).setInt32(0, c, true);
-  assert.equal(m.sys.ioctl(p.pid, g, V.VFIO_GROUP_SET_CONTAINER, fd).ret, 0);
+  const c = openV2Container(m, p.pid);
   const io = (req: number, arg: bigint | Uint8Array) => m.sys.ioctl(p.pid, c, req, arg);
-  assert.equal(io(V.VFIO_SET_IOMMU, BigInt(V.VFIO_SPAPR_TCE_v2_IOMMU)).ret, 0);
   return { m, p, io };
 }
 

@@ -15,6 +15,7 @@ import * as V from '../../src/kernel/include/uapi/linux/vfio.js';
 import type { IommuTable } from '../../src/kernel/iommu-table.js';
 import type { MmIommuRegion } from '../../src/kernel/mm-iommu.js';
 import { Machine } from '../../src/machine/machine.js';
+import { openV2Container } from './v2-container.js';
 
 const BUF = 0x10000000n;
 const M = 2n ** 20n;
@@ -53,13 +54,8 @@ function setup(s: Shape) {
   m.bindVfioPci('0000:01:00.0');
   const p = m.sys.spawn('t');
   p.mm.mappings.push({ start: BUF, end: BUF + BigInt(SPAN_MIB) * M, kind: 'anon' });
-  const c = m.sys.open(p.pid, '/dev/vfio/vfio').ret;
-  const g = m.sys.open(p.pid, '/dev/vfio/0').ret;
-  const fd = new Uint8Array(4);
-  new DataView(fd.buffer).setInt32(0, c, true);
-  assert.equal(m.sys.ioctl(p.pid, g, V.VFIO_GROUP_SET_CONTAINER, fd).ret, 0);
+  const c = openV2Container(m, p.pid);
   const io = (req: number, arg: bigint | Uint8Array) => m.sys.ioctl(p.pid, c, req, arg);
-  assert.equal(io(V.VFIO_SET_IOMMU, 7n).ret, 0);
   for (const [a, b] of REGIONS) {
     const reg = V.encode('vfio_iommu_spapr_register_memory', { argsz: 24, vaddr: BUF + BigInt(a) * M, size: BigInt(b - a) * M });
     assert.equal(io(V.VFIO_IOMMU_SPAPR_REGISTER_MEMORY, reg).ret, 0);
