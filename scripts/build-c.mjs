@@ -23,7 +23,9 @@ function cc(args, what) {
   }
 }
 
-const shim = readdirSync(join(ROOT, 'shim')).filter((f) => f.endsWith('.c')).map((f) => join('shim', f));
+const shim = readdirSync(join(ROOT, 'shim'))
+  .filter((f) => f.endsWith('.c'))
+  .map((f) => join('shim', f));
 mkdirSync(join(ROOT, 'dist/shim'), { recursive: true });
 cc(['-shared', '-fPIC', '-O2', '-Wall', '-Wextra', '-o', 'dist/shim/libtcelab.so', ...shim, '-ldl'], 'the shim');
 
