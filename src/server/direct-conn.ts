@@ -9,7 +9,8 @@
  * net.Server hands accepted sockets over in stream mode only, so the server listens with
  * `pauseOnConnect` (nothing read yet) and the accepted socket's handle is moved into a socket
  * made with `onread`. That uses the handle behind the accepted socket (`_handle`, and its `fd`),
- * which Node does not document: the constructor checks what it needs and names what is missing.
+ * which Node does not document: where it is not there (another Node), the connection keeps the
+ * accepted socket and its stream, with the same reads and answers, only slower.
  */
 import { writeSync } from 'node:fs';
 import { Socket } from 'node:net';
@@ -26,23 +27,39 @@ interface StreamHandle {
   useUserBuffer(buf: Uint8Array): void;
 }
 
+/** The handle behind an accepted socket when it has what a direct connection needs, else null. */
+export function directHandle(accepted: Socket): StreamHandle | null {
+  const handle = (accepted as unknown as { _handle: StreamHandle | null })._handle;
+  return handle && typeof handle.fd === 'number' && handle.fd >= 0 && typeof handle.useUserBuffer === 'function' ? handle : null;
+}
+
 export class DirectConn {
   /** The socket that now owns the connection: its 'error', 'end' and 'close' events are the connection's. */
   readonly socket: Socket;
+  /** The descriptor answers are written to directly; -1 when the stream carries everything. */
   private readonly fd: number;
   private readonly bytes = new Uint8Array(READ_BYTES);
   private readonly view = new DataView(this.bytes.buffer);
 
-  /** `accepted` comes from a server made with `pauseOnConnect: true`. */
-  constructor(accepted: Socket, onBytes: BytesHandler) {
-    const holder = accepted as unknown as { _handle: StreamHandle | null };
-    const handle = holder._handle;
-    if (!handle || typeof handle.fd !== 'number' || handle.fd < 0 || typeof handle.useUserBuffer !== 'function') {
-      throw new Error(`DirectConn: the accepted socket has no stream handle with a descriptor (Node ${process.version})`);
+  /** `accepted` comes from a server made with `pauseOnConnect: true`; `handle` null keeps its stream. */
+  constructor(accepted: Socket, onBytes: BytesHandler, handle = directHandle(accepted)) {
+    if (!handle) {
+      // The stream's chunks are copied into the connection's buffer, so a handler sees the same thing either way.
+      this.fd = -1;
+      this.socket = accepted;
+      accepted.on('data', (chunk: Buffer) => {
+        for (let off = 0; off < chunk.length; off += READ_BYTES) {
+          const n = Math.min(READ_BYTES, chunk.length - off);
+          this.bytes.set(chunk.subarray(off, off + n));
+          onBytes(this.bytes, this.view, n);
+        }
+      });
+      accepted.resume();
+      return;
     }
     this.fd = handle.fd;
     // The accepted socket gives up its handle and is destroyed empty (the server stops counting it).
-    holder._handle = null;
+    (accepted as unknown as { _handle: StreamHandle | null })._handle = null;
     accepted.destroy();
     const opts = {
       handle,
@@ -64,7 +81,7 @@ export class DirectConn {
     const s = this.socket;
     if (s.destroyed || s.writableEnded) return;
     let done = 0;
-    if (s.writableLength === 0) {
+    if (this.fd >= 0 && s.writableLength === 0) {
       try {
         done = writeSync(this.fd, bytes, 0, n);
       } catch (e) {

@@ -17,14 +17,18 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
 
 /** A server of direct connections and one client connected to it. */
-async function pair(onBytes: (conn: DirectConn, bytes: Uint8Array, n: number) => void): Promise<{ server: Server; conn: DirectConn; client: Socket }> {
+async function pair(
+  onBytes: (conn: DirectConn, bytes: Uint8Array, n: number) => void,
+  direct = true,
+): Promise<{ server: Server; conn: DirectConn; client: Socket }> {
   const path = join(dir, `${n++}.sock`);
   let accepted!: (c: DirectConn) => void;
   const connP = new Promise<DirectConn>((r) => {
     accepted = r;
   });
   const server = createServer({ pauseOnConnect: true }, (s) => {
-    const conn: DirectConn = new DirectConn(s, (bytes, _view, len) => onBytes(conn, bytes, len));
+    const onRead = (bytes: Uint8Array, _view: DataView, len: number) => onBytes(conn, bytes, len);
+    const conn: DirectConn = direct ? new DirectConn(s, onRead) : new DirectConn(s, onRead, null);
     accepted(conn);
   });
   await new Promise<void>((r) => server.listen(path, r));
@@ -90,5 +94,33 @@ test('sending to a peer that hung up does not throw', async () => {
   conn.send(new Uint8Array(8), 8);
   await new Promise((r) => (conn.socket.destroyed ? r(null) : conn.socket.once('close', r)));
   conn.send(new Uint8Array(8), 8);
+  await closeServer(server);
+});
+
+test('without the handle a direct connection needs, the stream carries the same reads and answers', async () => {
+  const seen: number[] = [];
+  const { server, conn, client } = await pair((c, bytes, len) => {
+    assert.equal(bytes.length, READ_BYTES, 'reads still come in the connection buffer');
+    seen.push(len);
+    c.send(bytes, len);
+  }, false);
+  const big = Buffer.alloc(3 * READ_BYTES + 5, 0);
+  for (let i = 0; i < big.length; i++) big[i] = i & 0xff;
+  client.write(big);
+  const got: Buffer[] = [];
+  let total = 0;
+  client.on('data', (d: Buffer) => {
+    got.push(d);
+    total += d.length;
+  });
+  while (total < big.length) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(Buffer.concat(got).equals(big), 'every byte back, in order');
+  assert.ok(Math.max(...seen) <= READ_BYTES);
+  assert.equal(
+    seen.reduce((a, b) => a + b, 0),
+    big.length,
+  );
+  client.destroy();
+  await new Promise((r) => conn.socket.once('close', r));
   await closeServer(server);
 });
